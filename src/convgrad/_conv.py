@@ -1,0 +1,531 @@
+"""Convolution and its exact gradients: three contractions over one window map.
+
+Notation (see the README's glossary): ``x (N, C, *S)``, ``w (O, C/G, *K)``,
+``y (N, O, *Q)``, ``g`` the upstream gradient shaped like ``y``; ``U`` the
+windows of the padded input, ``U[n, c, q, k] = pad(x)[n, c, q·s + k·δ]``.
+Within group ``γ`` write ``j = (c, k)`` for a (channel, kernel offset) pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _config
+from ._padding import pad, pad_adjoint
+from ._validate import (
+    Geometry,
+    IntOrTuple,
+    PaddingArg,
+    check_array,
+    check_bias,
+    check_grad_output_shape,
+    compute_dtype,
+    conv_geometry,
+    normalize_shape,
+    prod,
+    result_dtype,
+)
+from ._windows import fold, unfold
+
+ArrayLike = npt.ArrayLike
+Array = npt.NDArray[Any]
+
+
+class Grads(NamedTuple):
+    """The three gradients of a convolution.
+
+    Attributes
+    ----------
+    input : numpy.ndarray
+        Gradient with respect to the input, shaped like ``x``.
+    weight : numpy.ndarray
+        Gradient with respect to the weight, shaped like ``w``.
+    bias : numpy.ndarray
+        Gradient with respect to the bias, shape ``(out_channels,)``.
+    """
+
+    input: Array
+    weight: Array
+    bias: Array
+
+
+# ----------------------------------------------------------------------------- batching and chunks
+
+
+def as_batched(a: Array, geom: Geometry) -> Array:
+    """``(C, *S)`` -> ``(1, C, *S)`` for unbatched geometries."""
+    return a if geom.batched else a[np.newaxis]
+
+
+def finish(a: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
+    """Cast to the result dtype and drop the batch axis of unbatched calls."""
+    a = a.astype(dtype, copy=False)
+    return a if geom.batched else a[0]
+
+
+def batch_chunks(n: int, per_sample_bytes: int) -> Iterator[tuple[int, int]]:
+    """``[n0, n1)`` ranges whose workspace stays within the budget (>= 1 sample)."""
+    step = max(1, _config.get_workspace_budget() // max(1, per_sample_bytes))
+    for n0 in range(0, n, step):
+        yield n0, min(n, n0 + step)
+
+
+def _cols_shape(geom: Geometry, nb: int) -> tuple[int, ...]:
+    return (nb, geom.c_in) + geom.kernel + geom.out_size
+
+
+def _per_sample_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
+    return geom.c_in * prod(geom.kernel) * prod(geom.out_size) * dtype.itemsize
+
+
+def _as_group_matrices(a: Array, geom: Geometry, rows: int) -> Array:
+    """``(nb, channels, ...)`` -> ``(nb, G, rows, Q)`` without a copy."""
+    return a.reshape(a.shape[0], geom.groups, rows, prod(geom.out_size))
+
+
+def _im2col(xp: Array, geom: Geometry, workspace: Array) -> Array:
+    """Copy the windows of ``xp`` into ``workspace``, laid out ``(nb, G, (C/G)·K, Q)``."""
+    d = geom.d
+    windows = unfold(xp, geom)  # (nb, C, *Q, *K), a view
+    windows = windows.transpose((0, 1) + tuple(range(2 + d, 2 + 2 * d)) + tuple(range(2, 2 + d)))
+    cols = workspace[: xp.shape[0]]
+    np.copyto(cols, windows)
+    return _as_group_matrices(cols, geom, (geom.c_in // geom.groups) * prod(geom.kernel))
+
+
+def _weight_matrices(w: Array, geom: Geometry) -> Array:
+    """``w (O, C/G, *K)`` -> ``(G, O/G, (C/G)·K)``."""
+    return w.reshape(geom.groups, geom.c_out // geom.groups, -1)
+
+
+# ----------------------------------------------------------------------------- the three contractions
+
+
+def forward_batched(x: Array, w: Array, geom: Geometry) -> Array:
+    """``y = conv(x, w)`` for batched ``x`` already in the compute dtype."""
+    n = x.shape[0]
+    y = np.empty((n, geom.c_out) + geom.out_size, dtype=np.result_type(x, w))
+    wmat = _weight_matrices(w, geom)
+    per_sample = _per_sample_bytes(geom, y.dtype)
+    workspace: Optional[Array] = None
+    for n0, n1 in batch_chunks(n, per_sample):
+        if workspace is None:
+            workspace = np.empty(_cols_shape(geom, n1 - n0), dtype=y.dtype)
+        cols = _im2col(pad(x[n0:n1], geom), geom, workspace)
+        # y[n, γ, o, q] = Σ_j w[γ, o, j] · U[n, γ, j, q]
+        # (G, O/G, j) @ (nb, G, j, Q) -> (nb, G, O/G, Q)
+        np.matmul(wmat, cols, out=_as_group_matrices(y[n0:n1], geom, geom.c_out // geom.groups))
+    return y
+
+
+def weight_grad_batched(g: Array, x: Array, geom: Geometry) -> Array:
+    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` (no conjugation)."""
+    n = x.shape[0]
+    dtype = np.result_type(g, x)
+    og = geom.c_out // geom.groups
+    gw = np.zeros((geom.groups, og, (geom.c_in // geom.groups) * prod(geom.kernel)), dtype=dtype)
+    workspace: Optional[Array] = None
+    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
+        if workspace is None:
+            workspace = np.empty(_cols_shape(geom, n1 - n0), dtype=dtype)
+        cols = _im2col(pad(x[n0:n1], geom), geom, workspace)
+        # gw[γ, o, j] = Σ_n Σ_q g[n, γ, o, q] · U[n, γ, j, q]
+        # (nb, G, O/G, Q) @ (nb, G, Q, j) -> (nb, G, O/G, j), summed over nb
+        gw += np.matmul(_as_group_matrices(g[n0:n1], geom, og), cols.swapaxes(-1, -2)).sum(axis=0)
+    return gw.reshape(geom.weight_shape)
+
+
+def input_grad_batched(g: Array, w: Array, geom: Geometry) -> Array:
+    """``gx = pad_adjoint(fold(Z))``, ``Z[n, c, k, q] = Σ_o g[n, o, q] · w[o, c, k]`` (no conjugation)."""
+    n = g.shape[0]
+    dtype = np.result_type(g, w)
+    gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
+    og = geom.c_out // geom.groups
+    wmat_t = _weight_matrices(w, geom).swapaxes(-1, -2)
+    workspace: Optional[Array] = None
+    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
+        if workspace is None:
+            workspace = np.empty(_cols_shape(geom, n1 - n0), dtype=dtype)
+        z = workspace[: n1 - n0]
+        # Z[n, γ, j, q] = Σ_o w[γ, o, j] · g[n, γ, o, q]
+        # (G, j, O/G) @ (nb, G, O/G, Q) -> (nb, G, j, Q)
+        np.matmul(wmat_t, _as_group_matrices(g[n0:n1], geom, og), out=_as_group_matrices(z, geom, -1))
+        gx[n0:n1] = pad_adjoint(fold(z, geom), geom)
+    return gx
+
+
+def bias_grad_batched(g: Array) -> Array:
+    """``gb[o] = Σ_{n,q} g[n, o, q]``."""
+    return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+
+
+def _conj(a: Array) -> Array:
+    return np.conj(a) if a.dtype.kind == "c" else a
+
+
+# ----------------------------------------------------------------------------- the public API
+
+
+def conv_output_shape(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    *,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+) -> tuple[int, ...]:
+    """Shape of ``conv(x, w)`` for ``x.shape == input_shape``, ``w.shape == weight_shape``.
+
+    Per spatial dimension ``Q = floor((S + l + h − δ·(K − 1) − 1) / s) + 1``
+    (Dumoulin & Visin, arXiv:1603.07285, relationship 15). The number of
+    groups is ``input_shape[1] / weight_shape[1]``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(N, C, *S)``, or ``(C, *S)`` unbatched.
+    weight_shape : tuple of int
+        ``(O, C / groups, *K)``.
+    stride, padding, dilation
+        As for :func:`conv`.
+
+    Returns
+    -------
+    tuple of int
+        ``(N, O, *Q)``, or ``(O, *Q)`` unbatched.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes or an output size below 1.
+
+    Examples
+    --------
+    >>> import convgrad as cg
+    >>> cg.conv_output_shape((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    (8, 64, 112, 112)
+    >>> cg.conv_output_shape((1, 6, 5), (4, 2, 3), padding=((2, 0),))  # groups = 6 / 2
+    (1, 4, 5)
+    """
+    input_shape = normalize_shape(input_shape, "input_shape")
+    weight_shape = normalize_shape(weight_shape, "weight_shape")
+    groups = 1
+    if len(weight_shape) >= 3 and len(input_shape) in (len(weight_shape), len(weight_shape) - 1):
+        c_in = input_shape[-len(weight_shape) + 1]
+        if weight_shape[1] > 0 and c_in % weight_shape[1] == 0 and c_in // weight_shape[1] > 0:
+            groups = c_in // weight_shape[1]
+    geom = conv_geometry(
+        input_shape,
+        weight_shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        x_name="input_shape",
+        w_name="weight_shape",
+    )
+    return geom.output_shape
+
+
+def conv(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    /,
+    *,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Array:
+    """N-dimensional convolution (cross-correlation), as ``torch.nn.functional.conv*d``.
+
+    ``y[n, o, q] = b[o] + Σ_{c, k} pad(x)[n, γ(o)·C/G + c, q·s + k·δ] · w[o, c, k]``
+    — a cross-correlation: the kernel is not flipped.
+
+    Parameters
+    ----------
+    x : array_like, shape=(N, C, *S) or (C, *S)
+        Input; the number of spatial dimensions ``d = w.ndim − 2`` is any ``d ≥ 1``.
+    w : array_like, shape=(O, C / groups, *K)
+        Weight.
+    b : array_like, shape=(O,), optional
+        Bias.
+    stride, dilation : int or tuple of d ints, each ≥ 1
+    padding : int, tuple of d ints, tuple of d (before, after) pairs, "valid" or "same"
+        ``"same"`` pads ``dilation·(K − 1)`` in total, the odd one after
+        (stride 1 only, as PyTorch).
+    groups : int
+        Must divide both ``C`` and ``O``.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        How the border is filled (``torch.nn.Conv*d`` semantics).
+
+    Returns
+    -------
+    numpy.ndarray, shape=(N, O, *Q) or (O, *Q)
+        A new array; ``Q`` is given by :func:`conv_output_shape`. The dtype is
+        NumPy's promotion of the inputs, with integers and bools promoted to
+        float64 and float16 computed in float32 and returned as float16.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For inconsistent shapes, bad geometry or non-numeric dtypes, before any work.
+
+    Notes
+    -----
+    Complex inputs are supported without conjugation in the forward pass, as
+    in PyTorch. The batch is processed in chunks so that the im2col workspace
+    stays within :func:`get_workspace_budget`.
+
+    Examples
+    --------
+    Seed 000's 1-D example:
+
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> x = np.arange(10.0, 15.0).reshape(1, 1, 5)
+    >>> w = np.array([[[1.0, 2.0, -1.0]]])
+    >>> cg.conv(x, w, padding=1)
+    array([[[ 9., 20., 22., 24., 41.]]])
+    """
+    x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
+    b_arr = None if b is None else check_array(b, "b")
+    geom = conv_geometry(
+        x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        padding_mode=padding_mode,
+    )
+    if b_arr is not None:
+        check_bias(b_arr, geom.c_out)
+    dtype = result_dtype(x_arr, w_arr, *([] if b_arr is None else [b_arr]))
+    work = compute_dtype(dtype)
+    y = forward_batched(as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom)
+    if b_arr is not None:
+        y += b_arr.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
+    return finish(y, geom, dtype)
+
+
+def conv_input_grad(
+    grad_output: ArrayLike,
+    w: ArrayLike,
+    /,
+    *,
+    input_shape: tuple[int, ...],
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Array:
+    """Gradient of :func:`conv` with respect to its input.
+
+    ``gx = pad_adjoint(fold(Z))`` with ``Z[n, c, q, k] = Σ_{o ∈ γ(c)} g[n, o, q] · conj(w[o, c, k])``:
+    every output gradient is spread back over the window it was computed
+    from. This is exactly :func:`conv_transpose` of ``grad_output`` with the
+    same ``w`` (for real data) and the ``output_padding`` that recovers
+    ``input_shape``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape=(N, O, *Q) or (O, *Q)
+        Upstream gradient; must have the forward output's shape.
+    w : array_like, shape=(O, C / groups, *K)
+        The weight of the forward convolution.
+    input_shape : tuple of int
+        Shape of the forward input ``x``. It is needed because, with stride
+        > 1, several input sizes give the same output size.
+    stride, padding, dilation, groups, padding_mode
+        As for :func:`conv`.
+
+    Returns
+    -------
+    numpy.ndarray, shape=input_shape
+
+    Examples
+    --------
+    Seed 003's 6×5 image under a 3×3 Sobel kernel, loss ``y.sum()``:
+
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> w = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]]).reshape(1, 1, 3, 3)
+    >>> cg.conv_input_grad(np.ones((1, 1, 4, 3)), w, input_shape=(1, 1, 6, 5))[0, 0]
+    array([[ 1.,  1.,  0., -1., -1.],
+           [ 3.,  3.,  0., -3., -3.],
+           [ 4.,  4.,  0., -4., -4.],
+           [ 4.,  4.,  0., -4., -4.],
+           [ 3.,  3.,  0., -3., -3.],
+           [ 1.,  1.,  0., -1., -1.]])
+    """
+    g_arr, w_arr = check_array(grad_output, "grad_output"), check_array(w, "w")
+    geom = conv_geometry(
+        normalize_shape(input_shape, "input_shape"), w_arr.shape, stride=stride, padding=padding,
+        dilation=dilation, groups=groups, padding_mode=padding_mode, x_name="input_shape",
+    )
+    check_grad_output_shape(g_arr, geom.output_shape, f"input_shape {geom.input_shape}, w.shape {w_arr.shape}")
+    dtype = result_dtype(g_arr, w_arr)
+    work = compute_dtype(dtype)
+    gx = input_grad_batched(as_batched(g_arr, geom).astype(work, copy=False), _conj(w_arr.astype(work, copy=False)), geom)
+    return finish(gx, geom, dtype)
+
+
+def conv_weight_grad(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    *,
+    weight_shape: tuple[int, ...],
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Array:
+    """Gradient of :func:`conv` with respect to its weight.
+
+    ``gw[o, c, k] = Σ_{n, q} g[n, o, q] · conj(U[n, γ(o)·C/G + c, q, k])``: each
+    weight sees every window it was multiplied with, weighted by the output
+    gradient there.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape=(N, O, *Q) or (O, *Q)
+        Upstream gradient; must have the forward output's shape.
+    x : array_like, shape=(N, C, *S) or (C, *S)
+        The forward input.
+    weight_shape : tuple of int
+        ``(O, C / groups, *K)``: the kernel size is not implied by the other shapes.
+    stride, padding, dilation, groups, padding_mode
+        As for :func:`conv`.
+
+    Returns
+    -------
+    numpy.ndarray, shape=weight_shape
+
+    Examples
+    --------
+    Seed 003's 6×5 image, loss ``y.sum()``:
+
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> x = np.array([[1, 1, 1, 2, 3], [1, 1, 1, 2, 3], [1, 1, 1, 2, 3],
+    ...               [2, 2, 2, 2, 3], [3, 3, 3, 3, 3], [4, 4, 4, 4, 4]]).reshape(1, 1, 6, 5)
+    >>> cg.conv_weight_grad(np.ones((1, 1, 4, 3)), x, weight_shape=(1, 1, 3, 3))[0, 0]
+    array([[15., 18., 25.],
+           [21., 23., 28.],
+           [30., 31., 34.]])
+    """
+    g_arr, x_arr = check_array(grad_output, "grad_output"), check_array(x, "x")
+    geom = conv_geometry(
+        x_arr.shape, normalize_shape(weight_shape, "weight_shape"), stride=stride, padding=padding,
+        dilation=dilation, groups=groups, padding_mode=padding_mode, w_name="weight_shape",
+    )
+    check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, weight_shape {geom.weight_shape}")
+    dtype = result_dtype(g_arr, x_arr)
+    work = compute_dtype(dtype)
+    gw = weight_grad_batched(
+        as_batched(g_arr, geom).astype(work, copy=False), _conj(as_batched(x_arr, geom).astype(work, copy=False)), geom
+    )
+    return gw.astype(dtype, copy=False)
+
+
+def conv_bias_grad(grad_output: ArrayLike, /, *, unbatched: bool = False) -> Array:
+    """Gradient of :func:`conv` with respect to its bias: ``gb[o] = Σ_{n, q} g[n, o, q]``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape=(N, O, *Q), or (O, *Q) with ``unbatched=True``
+    unbatched : bool
+        Whether ``grad_output`` has no batch axis.
+
+    Returns
+    -------
+    numpy.ndarray, shape=(O,)
+
+    Examples
+    --------
+    Seed 002: the bias gradient of ``y.sum()`` counts the output elements.
+
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> cg.conv_bias_grad(np.ones((1, 1, 2, 2)))
+    array([4.])
+    """
+    g_arr = check_array(grad_output, "grad_output")
+    minimum = 2 if unbatched else 3
+    if g_arr.ndim < minimum:
+        raise ValueError(
+            f"grad_output must have at least {minimum} dimensions "
+            f"({'(O, *Q)' if unbatched else '(N, O, *Q)'}); got shape {g_arr.shape}"
+        )
+    dtype = result_dtype(g_arr)
+    g_b = g_arr[np.newaxis] if unbatched else g_arr
+    return bias_grad_batched(g_b.astype(compute_dtype(dtype), copy=False)).astype(dtype, copy=False)
+
+
+def conv_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    w: ArrayLike,
+    /,
+    *,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Grads:
+    """All three gradients of :func:`conv`: ``Grads(input, weight, bias)``.
+
+    The same numbers as ``torch.autograd.grad(y, (x, w, b), grad_output)``
+    for ``y = torch.nn.functional.conv*d(x, w, b, ...)``. For complex data the
+    gradients follow PyTorch's convention (conjugate Wirtinger:
+    ``gx = conv_input_grad(g, conj(w))``).
+
+    Parameters
+    ----------
+    grad_output : array_like, shape=(N, O, *Q) or (O, *Q)
+        Upstream gradient ``∂L/∂y``.
+    x : array_like, shape=(N, C, *S) or (C, *S)
+    w : array_like, shape=(O, C / groups, *K)
+    stride, padding, dilation, groups, padding_mode
+        As for :func:`conv`.
+
+    Returns
+    -------
+    Grads
+        ``input`` shaped like ``x``, ``weight`` like ``w``, ``bias`` ``(O,)``
+        (computed whether or not the forward pass had a bias).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> w = np.array([[[[1.0, 0.0], [0.0, 1.0]]]])
+    >>> grads = cg.conv_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> grads.weight[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    >>> grads.bias
+    array([4.])
+    """
+    g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
+    geom = conv_geometry(
+        x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        padding_mode=padding_mode,
+    )
+    check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
+    dtype = result_dtype(g_arr, x_arr, w_arr)
+    work = compute_dtype(dtype)
+    g_b = as_batched(g_arr, geom).astype(work, copy=False)
+    x_b = as_batched(x_arr, geom).astype(work, copy=False)
+    w_c = w_arr.astype(work, copy=False)
+    gx = input_grad_batched(g_b, _conj(w_c), geom)
+    gw = weight_grad_batched(g_b, _conj(x_b), geom)
+    gb = bias_grad_batched(g_b)
+    return Grads(finish(gx, geom, dtype), gw.astype(dtype, copy=False), gb.astype(dtype, copy=False))

@@ -1,0 +1,212 @@
+"""Transposed convolution: the core's three contractions with the roles exchanged.
+
+PyTorch's transposed weight ``(C_in, C_out / G, *K)`` is exactly the weight of
+the forward convolution the transposed convolution is the adjoint of (that
+convolution maps ``C_out`` channels to ``C_in``). So, with ``A`` that forward
+convolution:
+
+* ``conv_transpose(x, w) = Aᵀ x``        — the core's input gradient;
+* its input gradient      ``= A g``      — the core's forward convolution;
+* its weight gradient                     — the core's weight gradient with
+  ``x`` as the upstream gradient and ``g`` as the input.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ._conv import (
+    Array,
+    ArrayLike,
+    Grads,
+    _conj,
+    as_batched,
+    bias_grad_batched,
+    finish,
+    forward_batched,
+    input_grad_batched,
+    weight_grad_batched,
+)
+from ._validate import (
+    IntOrTuple,
+    PaddingArg,
+    check_array,
+    check_bias,
+    check_grad_output_shape,
+    compute_dtype,
+    normalize_shape,
+    result_dtype,
+    transpose_geometry,
+)
+
+
+def conv_transpose_output_shape(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    *,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> tuple[int, ...]:
+    """Shape of ``conv_transpose(x, w)``.
+
+    Per spatial dimension ``(S − 1)·s − l − h + δ·(K − 1) + a + 1``, with
+    ``a`` the output padding (Dumoulin & Visin, arXiv:1603.07285,
+    relationship 14 and its dilated form).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(N, C_in, *S)`` or ``(C_in, *S)``.
+    weight_shape : tuple of int
+        ``(C_in, C_out / groups, *K)``.
+    stride, padding, output_padding, dilation, groups
+        As for :func:`conv_transpose`.
+
+    Returns
+    -------
+    tuple of int
+        ``(N, C_out, *out)`` or ``(C_out, *out)``.
+
+    Examples
+    --------
+    >>> import convgrad as cg
+    >>> cg.conv_transpose_output_shape((8, 128, 28, 28), (128, 64, 4, 4), stride=2, padding=1)
+    (8, 64, 56, 56)
+    """
+    geom = transpose_geometry(
+        normalize_shape(input_shape, "input_shape"), normalize_shape(weight_shape, "weight_shape"),
+        stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
+        x_name="input_shape", w_name="weight_shape",
+    )
+    return geom.input_shape
+
+
+def conv_transpose(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    /,
+    *,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    output_shape: Optional[tuple[int, ...]] = None,
+) -> Array:
+    """N-dimensional transposed convolution, as ``torch.nn.functional.conv_transpose*d``.
+
+    ``y = conv_input_grad(x, w, input_shape=y.shape, ...) + b`` for real data:
+    the transposed convolution *is* the input gradient of the forward
+    convolution with weight ``w`` (and no second kernel computes it). Each
+    input element scatters a copy of the kernel, scaled by its value, into
+    the output at ``q·s − l + k·δ``.
+
+    Parameters
+    ----------
+    x : array_like, shape=(N, C_in, *S) or (C_in, *S)
+    w : array_like, shape=(C_in, C_out / groups, *K)
+    b : array_like, shape=(C_out,), optional
+    stride, dilation : int or tuple of d ints, each ≥ 1
+    padding : int, tuple of d ints, or tuple of d (before, after) pairs
+        Removed from the output's borders.
+    output_padding : int or tuple of d ints
+        Added to the output's far end; each must be ``< max(stride, dilation)``.
+    groups : int
+    output_shape : tuple of int, optional
+        The wanted output size (spatial sizes or the full shape), as
+        ``ConvTranspose*d``'s ``output_size``; derives ``output_padding``.
+
+    Returns
+    -------
+    numpy.ndarray, shape=(N, C_out, *out) or (C_out, *out)
+        See :func:`conv_transpose_output_shape`.
+
+    Examples
+    --------
+    Seed 000: the gradient footprint of one input element.
+
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> delta = np.zeros((1, 1, 5)); delta[0, 0, 2] = 1.0
+    >>> cg.conv_transpose(delta, np.array([[[-1.0, 2.0, 1.0]]]), padding=1)
+    array([[[ 0., -1.,  2.,  1.,  0.]]])
+    """
+    x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
+    b_arr = None if b is None else check_array(b, "b")
+    geom = transpose_geometry(
+        x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
+        dilation=dilation, groups=groups, output_shape=output_shape,
+    )
+    if b_arr is not None:
+        check_bias(b_arr, geom.c_in)
+    dtype = result_dtype(x_arr, w_arr, *([] if b_arr is None else [b_arr]))
+    work = compute_dtype(dtype)
+    y = input_grad_batched(as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom)
+    if b_arr is not None:
+        y += b_arr.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
+    return finish(y, geom, dtype)
+
+
+def conv_transpose_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    w: ArrayLike,
+    /,
+    *,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    output_shape: Optional[tuple[int, ...]] = None,
+) -> Grads:
+    """All three gradients of :func:`conv_transpose`: ``Grads(input, weight, bias)``.
+
+    * input:  ``conv(grad_output, conj(w))`` with the same stride, padding,
+      dilation and groups — a forward convolution;
+    * weight: the core's weight gradient with the roles exchanged,
+      ``gw[i, o, k] = Σ_{n, q} conj(x[n, i, q]) · pad(g)[n, o, q·s + k·δ]``;
+    * bias:   ``grad_output`` summed over batch and space.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Shaped like ``conv_transpose(x, w, ...)``.
+    x, w, stride, padding, output_padding, dilation, groups, output_shape
+        As for :func:`conv_transpose`.
+
+    Returns
+    -------
+    Grads
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> x, w = np.ones((1, 1, 2)), np.array([[[1.0, 2.0]]])
+    >>> cg.conv_transpose(x, w, stride=2)
+    array([[[1., 2., 1., 2.]]])
+    >>> g = cg.conv_transpose_backward(np.array([[[1.0, 0.0, 0.0, 1.0]]]), x, w, stride=2)
+    >>> g.input, g.weight
+    (array([[[1., 2.]]]), array([[[1., 1.]]]))
+    """
+    g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
+    geom = transpose_geometry(
+        x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
+        dilation=dilation, groups=groups, output_shape=output_shape,
+    )
+    check_grad_output_shape(g_arr, geom.input_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
+    dtype = result_dtype(g_arr, x_arr, w_arr)
+    work = compute_dtype(dtype)
+    g_b = as_batched(g_arr, geom).astype(work, copy=False)
+    x_b = as_batched(x_arr, geom).astype(work, copy=False)
+    w_c = w_arr.astype(work, copy=False)
+    gx = forward_batched(g_b, _conj(w_c), geom)
+    gw = weight_grad_batched(_conj(x_b), g_b, geom)
+    gb = bias_grad_batched(g_b)
+    return Grads(finish(gx, geom, dtype), gw.astype(dtype, copy=False), gb.astype(dtype, copy=False))
+

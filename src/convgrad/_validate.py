@@ -1,0 +1,426 @@
+"""The one validation layer: arguments in, a checked :class:`Geometry` out.
+
+Every public function normalises its arguments here before doing any work.
+Each error names the argument, states the rule and shows the values.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+IntOrTuple = Union[int, Sequence[int]]
+PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+Shape = tuple[int, ...]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The checked geometry of one convolution ``y = conv(x, w)``.
+
+    All tuples have one entry per spatial dimension. For a transposed
+    convolution this is the geometry of the forward convolution it is the
+    adjoint of (its ``in_size`` is the transposed output size).
+    """
+
+    batched: bool
+    n: int
+    c_in: int
+    c_out: int
+    groups: int
+    in_size: Shape
+    kernel: Shape
+    out_size: Shape
+    stride: Shape
+    dilation: Shape
+    pad_lo: Shape
+    pad_hi: Shape
+    padding_mode: str
+
+    @property
+    def d(self) -> int:
+        """Number of spatial dimensions."""
+        return len(self.kernel)
+
+    @property
+    def padded_size(self) -> Shape:
+        """``P = S + l + h`` per dimension."""
+        return tuple(s + lo + hi for s, lo, hi in zip(self.in_size, self.pad_lo, self.pad_hi))
+
+    @property
+    def span(self) -> Shape:
+        """Dilated kernel size ``δ(K − 1) + 1`` per dimension."""
+        return tuple(dl * (k - 1) + 1 for k, dl in zip(self.kernel, self.dilation))
+
+    @property
+    def input_shape(self) -> Shape:
+        """Full shape of ``x`` (batched or not, as given)."""
+        lead = (self.n, self.c_in) if self.batched else (self.c_in,)
+        return lead + self.in_size
+
+    @property
+    def weight_shape(self) -> Shape:
+        """Shape of ``w``: ``(O, C / groups, *K)``."""
+        return (self.c_out, self.c_in // self.groups) + self.kernel
+
+    @property
+    def output_shape(self) -> Shape:
+        """Full shape of ``y`` (batched or not, as given)."""
+        lead = (self.n, self.c_out) if self.batched else (self.c_out,)
+        return lead + self.out_size
+
+    @property
+    def has_padding(self) -> bool:
+        """Whether any side of any dimension is padded."""
+        return any(self.pad_lo) or any(self.pad_hi)
+
+
+# ----------------------------------------------------------------------------- scalars and tuples
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value: object, name: str, minimum: int) -> int:
+    """Return ``value`` as an int, or raise naming ``name``."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
+    as_int = int(value)  # type: ignore[call-overload]
+    if as_int < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {as_int}")
+    return as_int
+
+
+def normalize_tuple(value: object, d: int, name: str, minimum: int) -> Shape:
+    """An int or a ``d``-sequence of ints ``>= minimum`` -> a ``d``-tuple."""
+    if _is_int(value):
+        return (check_int(value, name, minimum),) * d
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(
+            f"{name} must be an int or a tuple of {d} ints (one per spatial dimension); got {value!r}"
+        )
+    items = list(value)
+    if len(items) != d:
+        raise ValueError(
+            f"{name} must be an int or a tuple of {d} ints (one per spatial dimension); "
+            f"got {tuple(items)!r} with {len(items)} entries"
+        )
+    return tuple(check_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
+
+
+def normalize_shape(shape: object, name: str) -> Shape:
+    """A sequence of non-negative ints -> a tuple."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a tuple of ints; got {shape!r}")
+    return tuple(check_int(v, f"{name}[{i}]", 0) for i, v in enumerate(shape))
+
+
+def normalize_padding(
+    padding: object, d: int, kernel: Shape, dilation: Shape, stride: Shape, *, allow_strings: bool = True
+) -> tuple[Shape, Shape]:
+    """Every padding form -> ``(before, after)`` tuples.
+
+    Forms: an int; a ``d``-tuple of ints; a ``d``-tuple of ``(before, after)``
+    pairs; ``"valid"`` (no padding); ``"same"`` (total ``dilation·(k−1)``,
+    the odd one after, stride 1 only, as PyTorch).
+    """
+    if isinstance(padding, str):
+        if not allow_strings:
+            raise ValueError(
+                f"padding must be an int, a tuple of {d} ints or of {d} (before, after) pairs "
+                f"for a transposed convolution; got the string {padding!r}"
+            )
+        if padding == "valid":
+            return (0,) * d, (0,) * d
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"padding='same' is not supported for strided convolutions (as in PyTorch); "
+                    f"got stride={stride}"
+                )
+            totals = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
+            lo = tuple(t // 2 for t in totals)
+            hi = tuple(t - t // 2 for t in totals)
+            return lo, hi
+        raise ValueError(f"padding must be 'valid', 'same', an int or a tuple; got the unknown string {padding!r}")
+    if _is_int(padding):
+        p = check_int(padding, "padding", 0)
+        return (p,) * d, (p,) * d
+    if not isinstance(padding, Sequence | np.ndarray):
+        raise TypeError(
+            f"padding must be an int, 'valid', 'same', a tuple of {d} ints or of {d} (before, after) pairs; "
+            f"got {padding!r}"
+        )
+    items = list(padding)
+    if len(items) != d:
+        raise ValueError(
+            f"padding must have one entry per spatial dimension ({d}); got {tuple(items)!r} with {len(items)} entries"
+        )
+    lo_list: list[int] = []
+    hi_list: list[int] = []
+    for i, item in enumerate(items):
+        if _is_int(item):
+            p = check_int(item, f"padding[{i}]", 0)
+            lo_list.append(p)
+            hi_list.append(p)
+        elif isinstance(item, Sequence | np.ndarray) and not isinstance(item, (str, bytes)) and len(item) == 2:
+            lo_list.append(check_int(item[0], f"padding[{i}][0]", 0))
+            hi_list.append(check_int(item[1], f"padding[{i}][1]", 0))
+        else:
+            raise ValueError(f"padding[{i}] must be an int or a (before, after) pair of ints; got {item!r}")
+    return tuple(lo_list), tuple(hi_list)
+
+
+# ----------------------------------------------------------------------------- arrays and dtypes
+
+
+def check_array(a: object, name: str) -> np.ndarray:
+    """``np.asarray`` that refuses non-numeric data, naming the argument."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{name} must have a numeric dtype (bool, integer, floating or complex); got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def result_dtype(*arrays: npt.NDArray[Any]) -> np.dtype[Any]:
+    """The dtype of the result: NumPy promotion, integers and bools -> float64."""
+    dtype = np.result_type(*arrays)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    return dtype
+
+
+def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype the arithmetic runs in: float16 is computed in float32."""
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    return dtype
+
+
+# ----------------------------------------------------------------------------- the geometry
+
+
+def _spatial_dims(w_shape: Shape, w_name: str) -> int:
+    if len(w_shape) < 3:
+        raise ValueError(
+            f"{w_name} must have at least 3 dimensions (out_channels, in_channels / groups, *kernel); "
+            f"got shape {w_shape}"
+        )
+    return len(w_shape) - 2
+
+
+def _split_input(x_shape: Shape, d: int, x_name: str, w_name: str) -> tuple[bool, int, int, Shape]:
+    if len(x_shape) == d + 2:
+        return True, x_shape[0], x_shape[1], x_shape[2:]
+    if len(x_shape) == d + 1:
+        return False, 1, x_shape[0], x_shape[1:]
+    raise ValueError(
+        f"{x_name} must have {d + 2} dimensions (batch, channels, {d} spatial) or {d + 1} (unbatched) "
+        f"to match {w_name} with {d} spatial dimensions; got {x_name} with {len(x_shape)} dimensions, "
+        f"shape {x_shape}"
+    )
+
+
+def _check_nonempty(shape: Shape, name: str, what: str) -> None:
+    if any(s < 1 for s in shape):
+        raise ValueError(f"{what} of {name} must all be >= 1; got {name} shape {shape}")
+
+
+def conv_geometry(
+    x_shape: Shape,
+    w_shape: Shape,
+    *,
+    stride: object = 1,
+    padding: object = 0,
+    dilation: object = 1,
+    groups: object = 1,
+    padding_mode: object = "zeros",
+    x_name: str = "x",
+    w_name: str = "w",
+) -> Geometry:
+    """Check a forward convolution's arguments and return its geometry."""
+    d = _spatial_dims(w_shape, w_name)
+    batched, n, c_in, in_size = _split_input(x_shape, d, x_name, w_name)
+    c_out, c_per_group, kernel = w_shape[0], w_shape[1], w_shape[2:]
+    _check_nonempty(w_shape, w_name, "the dimensions")
+    _check_nonempty((c_in,) + in_size, x_name, "the channel and spatial sizes")
+    stride_t = normalize_tuple(stride, d, "stride", 1)
+    dilation_t = normalize_tuple(dilation, d, "dilation", 1)
+    g = check_int(groups, "groups", 1)
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}")
+    lo, hi = normalize_padding(padding, d, kernel, dilation_t, stride_t)
+    cin_axis = f"{x_name}.shape[{1 if batched else 0}]"
+    if c_in % g:
+        raise ValueError(f"groups={g} does not divide in_channels={c_in} ({cin_axis})")
+    if c_out % g:
+        raise ValueError(f"groups={g} does not divide out_channels={c_out} ({w_name}.shape[0])")
+    if c_per_group * g != c_in:
+        raise ValueError(
+            f"{w_name}.shape[1] ({c_per_group}) must equal in_channels / groups "
+            f"({cin_axis} = {c_in}, groups = {g}: {c_in // g})"
+        )
+    check_padding_mode_limits(padding_mode, in_size, lo, hi)
+    out_size = []
+    for i, (s, k, st, dl, pl, ph) in enumerate(zip(in_size, kernel, stride_t, dilation_t, lo, hi)):
+        padded, span = s + pl + ph, dl * (k - 1) + 1
+        if padded < span:
+            raise ValueError(
+                f"output size would be < 1 in spatial dimension {i}: the padded input size {padded} "
+                f"(input {s} + padding {pl} + {ph}) is smaller than the dilated kernel size {span} "
+                f"(dilation {dl} * (kernel {k} - 1) + 1)"
+            )
+        out_size.append((padded - span) // st + 1)
+    return Geometry(
+        batched=batched,
+        n=n,
+        c_in=c_in,
+        c_out=c_out,
+        groups=g,
+        in_size=in_size,
+        kernel=kernel,
+        out_size=tuple(out_size),
+        stride=stride_t,
+        dilation=dilation_t,
+        pad_lo=lo,
+        pad_hi=hi,
+        padding_mode=padding_mode,
+    )
+
+
+def check_padding_mode_limits(mode: str, in_size: Shape, lo: Shape, hi: Shape) -> None:
+    """PyTorch's limits on non-zero padding modes, as errors."""
+    for i, (s, pl, ph) in enumerate(zip(in_size, lo, hi)):
+        if mode == "reflect" and max(pl, ph) >= s:
+            raise ValueError(
+                f"padding_mode='reflect' needs padding smaller than the input size: spatial dimension {i} "
+                f"has size {s} and padding ({pl}, {ph})"
+            )
+        if mode == "circular" and max(pl, ph) > s:
+            raise ValueError(
+                f"padding_mode='circular' needs padding at most the input size: spatial dimension {i} "
+                f"has size {s} and padding ({pl}, {ph})"
+            )
+
+
+def transpose_geometry(
+    x_shape: Shape,
+    w_shape: Shape,
+    *,
+    stride: object = 1,
+    padding: object = 0,
+    output_padding: object = 0,
+    dilation: object = 1,
+    groups: object = 1,
+    output_shape: object = None,
+    x_name: str = "x",
+    w_name: str = "w",
+) -> Geometry:
+    """Check a transposed convolution's arguments.
+
+    Returns the geometry of the forward convolution whose input gradient the
+    transposed convolution is: its input is the transposed output, its output
+    is the transposed input, its weight is ``w`` as given.
+    """
+    d = _spatial_dims(w_shape, w_name)
+    batched, n, c_in, in_size = _split_input(x_shape, d, x_name, w_name)
+    _check_nonempty(w_shape, w_name, "the dimensions")
+    _check_nonempty((c_in,) + in_size, x_name, "the channel and spatial sizes")
+    w_in, c_out_per_group, kernel = w_shape[0], w_shape[1], w_shape[2:]
+    stride_t = normalize_tuple(stride, d, "stride", 1)
+    dilation_t = normalize_tuple(dilation, d, "dilation", 1)
+    g = check_int(groups, "groups", 1)
+    lo, hi = normalize_padding(padding, d, kernel, dilation_t, stride_t, allow_strings=False)
+    cin_axis = f"{x_name}.shape[{1 if batched else 0}]"
+    if w_in != c_in:
+        raise ValueError(
+            f"{w_name}.shape[0] ({w_in}) must equal in_channels ({cin_axis} = {c_in}) for a transposed "
+            f"convolution, whose weight is (in_channels, out_channels / groups, *kernel)"
+        )
+    if c_in % g:
+        raise ValueError(f"groups={g} does not divide in_channels={c_in} ({cin_axis})")
+    base = tuple(
+        (s - 1) * st - pl - ph + dl * (k - 1) + 1
+        for s, st, pl, ph, dl, k in zip(in_size, stride_t, lo, hi, dilation_t, kernel)
+    )
+    limits = tuple(max(st, dl) for st, dl in zip(stride_t, dilation_t))
+    if output_shape is not None:
+        if output_padding not in (0, None) and normalize_tuple(output_padding, d, "output_padding", 0) != (0,) * d:
+            raise ValueError("give either output_padding or output_shape, not both")
+        target = normalize_shape(output_shape, "output_shape")
+        if len(target) == d + 2 or (len(target) == d + 1 and not batched):
+            target = target[-d:]
+        elif len(target) != d:
+            raise ValueError(
+                f"output_shape must hold the {d} spatial sizes or the full output shape; got {target}"
+            )
+        out_pad = []
+        for i, (t, b, lim) in enumerate(zip(target, base, limits)):
+            if not b <= t <= b + lim - 1:
+                raise ValueError(
+                    f"output_shape {target} is impossible in spatial dimension {i}: "
+                    f"valid sizes range from {b} to {b + lim - 1}; got {t}"
+                )
+            out_pad.append(t - b)
+        out_pad_t = tuple(out_pad)
+    else:
+        out_pad_t = normalize_tuple(0 if output_padding is None else output_padding, d, "output_padding", 0)
+        for i, (a, st, dl) in enumerate(zip(out_pad_t, stride_t, dilation_t)):
+            if a >= max(st, dl):
+                raise ValueError(
+                    f"output_padding must be smaller than either stride or dilation (as in PyTorch): "
+                    f"spatial dimension {i} has output_padding {a}, stride {st}, dilation {dl}"
+                )
+    out_size = tuple(b + a for b, a in zip(base, out_pad_t))
+    for i, size in enumerate(out_size):
+        if size < 1:
+            raise ValueError(
+                f"output size would be {size} < 1 in spatial dimension {i}: (input {in_size[i]} - 1) * "
+                f"stride {stride_t[i]} - padding {lo[i]} - {hi[i]} + dilation {dilation_t[i]} * "
+                f"(kernel {kernel[i]} - 1) + output_padding {out_pad_t[i]} + 1"
+            )
+    return Geometry(
+        batched=batched,
+        n=n,
+        c_in=c_out_per_group * g,
+        c_out=c_in,
+        groups=g,
+        in_size=out_size,
+        kernel=kernel,
+        out_size=in_size,
+        stride=stride_t,
+        dilation=dilation_t,
+        pad_lo=lo,
+        pad_hi=hi,
+        padding_mode="zeros",
+    )
+
+
+def check_grad_output_shape(grad_output: np.ndarray, expected: Shape, context: str) -> None:
+    """``grad_output`` must have the forward output's shape."""
+    if grad_output.shape != expected:
+        raise ValueError(
+            f"grad_output.shape {grad_output.shape} must equal the forward output shape {expected} ({context})"
+        )
+
+
+def check_bias(b: np.ndarray, c_out: int) -> None:
+    """The bias is ``(out_channels,)``."""
+    if b.shape != (c_out,):
+        raise ValueError(f"b must have shape (out_channels,) = ({c_out},); got shape {b.shape}")
+
+
+def prod(shape: Sequence[int]) -> int:
+    """Product of a shape (1 for an empty one)."""
+    return math.prod(shape)
