@@ -49,7 +49,7 @@ def _taps(n: int, c: int, q: tuple[int, ...], kk: tuple[int, ...], stride: Any, 
 
 def ref_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride: Any, lo: Any, hi: Any, dilation: Any, groups: int, mode: str = "zeros") -> np.ndarray:
     """``y[n, o, q] = b[o] + Σ_{c, k} xpad[n, γ(o)·C/G + c, q·s + k·δ] · w[o, c, k]``."""
-    n_, c_ = x.shape[:2]
+    n_ = x.shape[0]
     o_, cg = w.shape[:2]
     k = w.shape[2:]
     size = x.shape[2:]
@@ -71,7 +71,7 @@ def ref_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride: Any,
 
 def ref_conv_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, *, stride: Any, lo: Any, hi: Any, dilation: Any, groups: int, mode: str = "zeros") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three gradients by the chain rule, one product term at a time (real data)."""
-    n_, c_ = x.shape[:2]
+    n_ = x.shape[0]
     o_, cg = w.shape[:2]
     k = w.shape[2:]
     size = x.shape[2:]

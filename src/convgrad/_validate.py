@@ -94,7 +94,7 @@ def check_int(value: object, name: str, minimum: int) -> int:
     """Return ``value`` as an int, or raise naming ``name``."""
     if not _is_int(value):
         raise TypeError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
-    as_int = int(value)  # type: ignore[call-overload]
+    as_int: int = int(value)  # type: ignore[call-overload]
     if as_int < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {as_int}")
     return as_int
@@ -102,7 +102,7 @@ def check_int(value: object, name: str, minimum: int) -> int:
 
 def normalize_tuple(value: object, d: int, name: str, minimum: int) -> Shape:
     """An int or a ``d``-sequence of ints ``>= minimum`` -> a ``d``-tuple."""
-    if _is_int(value):
+    if _is_int(value) or isinstance(value, (bool, np.bool_)):
         return (check_int(value, name, minimum),) * d
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
         raise TypeError(
@@ -232,9 +232,14 @@ def _split_input(x_shape: Shape, d: int, x_name: str, w_name: str) -> tuple[bool
     )
 
 
-def _check_nonempty(shape: Shape, name: str, what: str) -> None:
-    if any(s < 1 for s in shape):
-        raise ValueError(f"{what} of {name} must all be >= 1; got {name} shape {shape}")
+def _axis(name: str, i: int) -> str:
+    """``x.shape[1]`` for an array argument, ``input_shape[1]`` for a shape argument."""
+    return f"{name}[{i}]" if name.endswith("_shape") else f"{name}.shape[{i}]"
+
+
+def _check_nonempty(sizes: Shape, full_shape: Shape, name: str, what: str) -> None:
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"{what} of {name} must all be >= 1; got {name} shape {full_shape}")
 
 
 def conv_geometry(
@@ -253,22 +258,22 @@ def conv_geometry(
     d = _spatial_dims(w_shape, w_name)
     batched, n, c_in, in_size = _split_input(x_shape, d, x_name, w_name)
     c_out, c_per_group, kernel = w_shape[0], w_shape[1], w_shape[2:]
-    _check_nonempty(w_shape, w_name, "the dimensions")
-    _check_nonempty((c_in,) + in_size, x_name, "the channel and spatial sizes")
+    _check_nonempty(w_shape, w_shape, w_name, "the dimensions")
+    _check_nonempty((c_in,) + in_size, x_shape, x_name, "the channel and spatial sizes")
     stride_t = normalize_tuple(stride, d, "stride", 1)
     dilation_t = normalize_tuple(dilation, d, "dilation", 1)
     g = check_int(groups, "groups", 1)
     if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}")
     lo, hi = normalize_padding(padding, d, kernel, dilation_t, stride_t)
-    cin_axis = f"{x_name}.shape[{1 if batched else 0}]"
+    cin_axis = _axis(x_name, 1 if batched else 0)
     if c_in % g:
         raise ValueError(f"groups={g} does not divide in_channels={c_in} ({cin_axis})")
     if c_out % g:
-        raise ValueError(f"groups={g} does not divide out_channels={c_out} ({w_name}.shape[0])")
+        raise ValueError(f"groups={g} does not divide out_channels={c_out} ({_axis(w_name, 0)})")
     if c_per_group * g != c_in:
         raise ValueError(
-            f"{w_name}.shape[1] ({c_per_group}) must equal in_channels / groups "
+            f"{_axis(w_name, 1)} ({c_per_group}) must equal in_channels / groups "
             f"({cin_axis} = {c_in}, groups = {g}: {c_in // g})"
         )
     check_padding_mode_limits(padding_mode, in_size, lo, hi)
@@ -335,17 +340,17 @@ def transpose_geometry(
     """
     d = _spatial_dims(w_shape, w_name)
     batched, n, c_in, in_size = _split_input(x_shape, d, x_name, w_name)
-    _check_nonempty(w_shape, w_name, "the dimensions")
-    _check_nonempty((c_in,) + in_size, x_name, "the channel and spatial sizes")
+    _check_nonempty(w_shape, w_shape, w_name, "the dimensions")
+    _check_nonempty((c_in,) + in_size, x_shape, x_name, "the channel and spatial sizes")
     w_in, c_out_per_group, kernel = w_shape[0], w_shape[1], w_shape[2:]
     stride_t = normalize_tuple(stride, d, "stride", 1)
     dilation_t = normalize_tuple(dilation, d, "dilation", 1)
     g = check_int(groups, "groups", 1)
     lo, hi = normalize_padding(padding, d, kernel, dilation_t, stride_t, allow_strings=False)
-    cin_axis = f"{x_name}.shape[{1 if batched else 0}]"
+    cin_axis = _axis(x_name, 1 if batched else 0)
     if w_in != c_in:
         raise ValueError(
-            f"{w_name}.shape[0] ({w_in}) must equal in_channels ({cin_axis} = {c_in}) for a transposed "
+            f"{_axis(w_name, 0)} ({w_in}) must equal in_channels ({cin_axis} = {c_in}) for a transposed "
             f"convolution, whose weight is (in_channels, out_channels / groups, *kernel)"
         )
     if c_in % g:
@@ -358,7 +363,7 @@ def transpose_geometry(
     if output_shape is not None:
         if output_padding not in (0, None) and normalize_tuple(output_padding, d, "output_padding", 0) != (0,) * d:
             raise ValueError("give either output_padding or output_shape, not both")
-        target = normalize_shape(output_shape, "output_shape")
+        given = target = normalize_shape(output_shape, "output_shape")
         if len(target) == d + 2 or (len(target) == d + 1 and not batched):
             target = target[-d:]
         elif len(target) != d:
@@ -369,7 +374,7 @@ def transpose_geometry(
         for i, (t, b, lim) in enumerate(zip(target, base, limits)):
             if not b <= t <= b + lim - 1:
                 raise ValueError(
-                    f"output_shape {target} is impossible in spatial dimension {i}: "
+                    f"output_shape {given} is impossible in spatial dimension {i}: "
                     f"valid sizes range from {b} to {b + lim - 1}; got {t}"
                 )
             out_pad.append(t - b)
