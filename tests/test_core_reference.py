@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import ref_conv, ref_conv_grads
-from strategies import Config, conv_configs
 
 import convgrad as cg
+from reference import ref_conv, ref_conv_grads
+from strategies import Config, conv_configs
 
 
 def _batched(cfg: Config, a: np.ndarray) -> np.ndarray:

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import Config, conv_configs
-from torch_ref import torch_conv
 
 import convgrad as cg
+from strategies import Config, conv_configs
+from torch_ref import torch_conv
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
