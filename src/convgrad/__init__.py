@@ -15,20 +15,24 @@ from ._conv import (
     conv_output_shape,
     conv_weight_grad,
 )
+from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
 from ._transpose import conv_transpose, conv_transpose_backward, conv_transpose_output_shape
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DoubleGrads",
     "Grads",
     "__version__",
     "conv",
     "conv_backward",
     "conv_bias_grad",
+    "conv_double_backward",
     "conv_input_grad",
     "conv_output_shape",
     "conv_transpose",
     "conv_transpose_backward",
+    "conv_transpose_double_backward",
     "conv_transpose_output_shape",
     "conv_weight_grad",
     "get_workspace_budget",
