@@ -1,0 +1,584 @@
+"""SciPy's ``correlate`` / ``convolve`` conventions, with exact gradients.
+
+``convgrad.signal.correlate`` and ``convgrad.signal.convolve`` return what
+``scipy.signal.correlate`` and ``scipy.signal.convolve`` return, for N-d arrays
+and the three modes ``"full"``, ``"same"`` and ``"valid"``; ``*_backward``
+gives the gradient with respect to both operands. Nothing here computes a
+convolution of its own: every result is one call of the core's
+:func:`convgrad.conv`, :func:`convgrad.conv_input_grad` or
+:func:`convgrad.conv_weight_grad` on a ``(1, 1, *shape)`` view, with the
+zero padding that reproduces SciPy's output window.
+
+The three modes as zero padding of ``in1`` (``K`` = ``in2.shape`` per axis), then
+an unpadded cross-correlation:
+
+=========  ==================================  ===========================
+mode       padding (before, after)             output size
+=========  ==================================  ===========================
+``full``   ``(K − 1, K − 1)``                  ``S + K − 1``
+``same``   ``(K // 2, (K − 1) // 2)``          ``S`` (the size of ``in1``)
+``valid``  ``(0, 0)``                          ``max(S, K) − min(S, K) + 1``
+=========  ==================================  ===========================
+
+SciPy's ``"same"`` is the centre of the full output starting at ``(K − 1) // 2``,
+so for an even kernel the extra zero goes *before* the signal — PyTorch's
+``padding="same"`` puts it after. In ``"valid"`` mode one operand must be at
+least as large as the other in every axis; when ``in2`` is the larger one, SciPy
+exchanges the operands, and so does this module (for ``correlate`` that
+reverses the output: ``correlate(a, b)`` is ``correlate(b, a)`` reversed).
+
+Seed 001's ``convolve2d_gradient``
+----------------------------------
+The seed computes, for ``L = sum(d * convolve2d(x, w, mode="valid"))``,
+``dx = convolve2d(d, rot180(w), "full")[:H, :W]`` and
+``dw = convolve2d(rot180(x), d, "valid")`` and prints ``dx = [[1, 2, 0], [3, 5, 2],
+[0, 3, 4]]``, ``dw = [[77, 67], [47, 37]]``. Both numbers are the true gradients,
+and the two formulas are right in general for a *true convolution* whose input
+is at least as large as its kernel (the ``[:H, :W]`` crop never removes
+anything there). They are wrong in two cases the example does not show:
+
+* for a cross-correlation forward pass (``correlate2d``, ``tf.nn.conv2d``,
+  ``torch.nn.functional.conv2d``) both are rotated by 180°: the true gradients
+  are ``convolve2d(d, w, "full")`` and ``correlate2d(x, d, "valid")``. The
+  example hides it for ``dx`` because its ``w`` equals its own 180° rotation;
+  its ``dw`` would be ``[[37, 47], [67, 77]]``;
+* when ``w`` is larger than ``x``, SciPy's ``"valid"`` mode exchanges the
+  operands, and the seed's ``dx`` and ``dw`` are wrong in value and in shape
+  (for ``x`` 2×2, ``w`` 3×3 its ``dw`` is 1×1).
+
+:func:`convolve_backward` computes the right gradients in every case.
+
+Integer and boolean inputs follow the core's rule: they are promoted to
+float64 (SciPy keeps integer outputs integer). Complex inputs are supported by
+:func:`correlate` and :func:`convolve` (``in2`` is conjugated by ``correlate``,
+as SciPy does); the gradients are for real data.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._conv import Array, ArrayLike, conv, conv_input_grad, conv_weight_grad
+from ._validate import check_array
+
+__all__ = [
+    "SignalGrads",
+    "convolve",
+    "convolve_backward",
+    "convolve_batched",
+    "convolve_batched_backward",
+    "correlate",
+    "correlate_backward",
+    "correlate_batched",
+    "correlate_batched_backward",
+]
+
+MODES = ("full", "same", "valid")
+METHODS = ("auto", "direct", "fft")
+
+Pads = tuple[tuple[int, int], ...]
+
+
+class SignalGrads(NamedTuple):
+    """The gradients of ``L`` with respect to the two operands.
+
+    Attributes
+    ----------
+    in1 : numpy.ndarray
+        ``∂L/∂in1``, shaped like ``in1`` (for the batched forms: like ``x``).
+    in2 : numpy.ndarray
+        ``∂L/∂in2``, shaped like ``in2`` (for the batched forms: like ``w``).
+    """
+
+    in1: Array
+    in2: Array
+
+
+# ----------------------------------------------------------------------------- modes as padding
+
+
+def _check_mode(mode: object, method: object) -> str:
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(
+            f"method must be one of {METHODS} (each computes the same direct sum here); got {method!r}"
+        )
+    return mode
+
+
+def _mode_padding(mode: str, kernel: tuple[int, ...]) -> Pads:
+    """Zero padding of the signal that gives SciPy's output window."""
+    if mode == "full":
+        return tuple((k - 1, k - 1) for k in kernel)
+    if mode == "same":
+        return tuple((k // 2, (k - 1) // 2) for k in kernel)
+    return tuple((0, 0) for _ in kernel)
+
+
+def _valid_swap(shape1: tuple[int, ...], shape2: tuple[int, ...], name1: str, name2: str) -> bool:
+    """SciPy's rule: in "valid" mode one operand must cover the other; swap when it is ``in2``."""
+    first_larger = all(a >= b for a, b in zip(shape1, shape2, strict=True))
+    second_larger = all(b >= a for a, b in zip(shape1, shape2, strict=True))
+    if not (first_larger or second_larger):
+        raise ValueError(
+            f"mode='valid' needs one operand at least as large as the other in every dimension; "
+            f"got {name1}.shape {shape1} and {name2}.shape {shape2}"
+        )
+    return not first_larger
+
+
+def _flip(a: Array, axes: tuple[int, ...]) -> Array:
+    return np.flip(a, axis=axes) if axes else a
+
+
+def _pair(in1: ArrayLike, in2: ArrayLike) -> tuple[Array, Array]:
+    a, b = check_array(in1, "in1"), check_array(in2, "in2")
+    if a.ndim != b.ndim:
+        raise ValueError(
+            f"in1 and in2 must have the same number of dimensions; got in1.ndim={a.ndim} "
+            f"(shape {a.shape}) and in2.ndim={b.ndim} (shape {b.shape})"
+        )
+    for name, arr in (("in1", a), ("in2", b)):
+        if arr.size == 0:
+            raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+    return a, b
+
+
+def _as_signal(a: Array) -> Array:
+    """``(*S)`` -> ``(1, 1, *S)`` (a 0-d array counts as one sample in one dimension)."""
+    return a.reshape((1, 1) + (a.shape or (1,)))
+
+
+def _check_real(arrays: dict[str, Array]) -> None:
+    for name, arr in arrays.items():
+        if arr.dtype.kind == "c":
+            raise TypeError(
+                f"{name} must be real (bool, integer or floating) for the gradient; got dtype {arr.dtype}"
+            )
+
+
+# ----------------------------------------------------------------------------- one cross-correlation, both operands
+
+
+def _xcorr(a: Array, b: Array, mode: str) -> Array:
+    """``Σ_k pad(a)[q + k] · b[k]`` in SciPy's window, no conjugation; shape as SciPy's."""
+    shape = a.shape
+    sa, sb = _as_signal(a), _as_signal(b)
+    if mode == "valid" and _valid_swap(sa.shape[2:], sb.shape[2:], "in1", "in2"):
+        # b covers a: SciPy correlates b with a and reverses the result.
+        y = _flip(conv(sb, sa)[0, 0], tuple(range(sa.ndim - 2)))
+    else:
+        y = conv(sa, sb, padding=_mode_padding(mode, sb.shape[2:]))[0, 0]
+    return y.reshape(()) if not shape else y
+
+
+def _xcorr_backward(g: Array, a: Array, b: Array, mode: str) -> SignalGrads:
+    """Gradients of ``sum(g · _xcorr(a, b, mode))`` with respect to ``a`` and ``b``."""
+    sa, sb = _as_signal(a), _as_signal(b)
+    d = sa.ndim - 2
+    swapped = mode == "valid" and _valid_swap(sa.shape[2:], sb.shape[2:], "in1", "in2")
+    if swapped:
+        out_shape = tuple(kb - ka + 1 for ka, kb in zip(sa.shape[2:], sb.shape[2:], strict=True))
+    else:
+        pads = _mode_padding(mode, sb.shape[2:])
+        out_shape = tuple(s + lo + hi - k + 1 for s, (lo, hi), k in zip(sa.shape[2:], pads, sb.shape[2:], strict=True))
+    expected = out_shape if a.shape else ()
+    if g.shape != expected:
+        raise ValueError(
+            f"grad_output.shape {g.shape} must equal the forward output shape {expected} "
+            f"(in1.shape {a.shape}, in2.shape {b.shape}, mode={mode!r})"
+        )
+    sg = g.reshape((1, 1, *out_shape))
+    if swapped:
+        # y = flip(conv(b, a)): b is the signal, a the kernel.
+        gf = _flip(sg, tuple(range(2, 2 + d)))
+        ga = conv_weight_grad(gf, sb, weight_shape=sa.shape)
+        gb = conv_input_grad(gf, sa, input_shape=sb.shape)
+    else:
+        ga = conv_input_grad(sg, sb, input_shape=sa.shape, padding=pads)
+        gb = conv_weight_grad(sg, sa, weight_shape=sb.shape, padding=pads)
+    return SignalGrads(ga.reshape(a.shape), gb.reshape(b.shape))
+
+
+# ----------------------------------------------------------------------------- scipy.signal.correlate / convolve
+
+
+def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
+    """Cross-correlate two N-d arrays, as ``scipy.signal.correlate``.
+
+    ``z[q] = Σ_k pad(in1)[q + k] · conj(in2[k])`` over the output window that
+    ``mode`` selects (module docstring): the kernel is not flipped.
+
+    Parameters
+    ----------
+    in1 : array_like, shape=S
+        First input (the signal).
+    in2 : array_like, shape=K
+        Second input; the same number of dimensions as ``in1``.
+    mode : {"full", "same", "valid"}
+        ``"full"``: every overlap, ``S + K − 1``; ``"same"``: the size of ``in1``,
+        centred as SciPy centres it; ``"valid"``: only complete overlaps
+        (one operand must be at least as large as the other in every axis).
+    method : {"auto", "direct", "fft"}
+        Accepted for SciPy compatibility; the result is always the direct sum.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array. Integers and bools are promoted to float64.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``mode`` or ``method``, operands of different
+        dimensionality, empty operands, or ``"valid"`` operands neither of
+        which covers the other.
+    TypeError
+        For non-numeric data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> signal.correlate(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
+    array([0.5, 2. , 3.5, 3. , 0. ])
+
+    SciPy's ``"same"`` window for an even kernel starts one sample early
+    (PyTorch's ``padding="same"`` would give ``[1., 2., 3., 4.]`` here):
+
+    >>> signal.correlate(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 0.0]), mode="same")
+    array([0., 1., 2., 3.])
+    """
+    a, b = _pair(in1, in2)
+    return _xcorr(a, np.conj(b) if b.dtype.kind == "c" else b, _check_mode(mode, method))
+
+
+def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
+    """Convolve two N-d arrays, as ``scipy.signal.convolve``.
+
+    ``z[q] = Σ_k pad(in1)[q + k] · in2[K − 1 − k]``: a cross-correlation with
+    the kernel flipped in every axis, over the window ``mode`` selects.
+
+    Parameters
+    ----------
+    in1 : array_like, shape=S
+    in2 : array_like, shape=K
+        Same number of dimensions as ``in1``.
+    mode : {"full", "same", "valid"}
+        As for :func:`correlate`; in ``"valid"`` mode the larger operand is
+        used as the signal (convolution is commutative).
+    method : {"auto", "direct", "fft"}
+        Accepted for SciPy compatibility; the result is always the direct sum.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array. Integers and bools are promoted to float64.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`correlate`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> signal.convolve(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> x = np.arange(1, 10).reshape(3, 3)
+    >>> signal.convolve(x, np.array([[1, 0], [0, 1]]), mode="valid")
+    array([[ 6.,  8.],
+           [12., 14.]])
+    """
+    a, b = _pair(in1, in2)
+    m = _check_mode(mode, method)
+    return _xcorr(a, _flip(b, tuple(range(b.ndim))), m)
+
+
+def correlate_backward(
+    grad_output: ArrayLike, in1: ArrayLike, in2: ArrayLike, /, mode: str = "full"
+) -> SignalGrads:
+    """Gradients of :func:`correlate` with respect to both operands.
+
+    For ``z = correlate(in1, in2, mode)`` and a loss ``L`` with
+    ``∂L/∂z = grad_output``: ``∂L/∂in1`` is the core's input gradient (the
+    adjoint of the window map, a full convolution of ``grad_output`` with
+    ``in2``) and ``∂L/∂in2`` the core's weight gradient (a valid
+    cross-correlation of the padded ``in1`` with ``grad_output``).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Shaped like ``correlate(in1, in2, mode)``.
+    in1, in2 : array_like
+        The forward operands; real (bool, integer or floating).
+    mode : {"full", "same", "valid"}
+
+    Returns
+    -------
+    SignalGrads
+        ``(in1, in2)``: the two gradients, shaped like the operands.
+
+    Raises
+    ------
+    ValueError
+        For the errors of :func:`correlate`, or a ``grad_output`` whose shape
+        is not the forward output's.
+    TypeError
+        For complex or non-numeric data.
+
+    Examples
+    --------
+    The loss ``sum(correlate(x, w, "valid"))``:
+
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> x, w = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, -1.0])
+    >>> g1, g2 = signal.correlate_backward(np.ones(3), x, w, mode="valid")
+    >>> g1, g2
+    (array([ 1.,  0.,  0., -1.]), array([6., 9.]))
+    """
+    m = _check_mode(mode, "auto")
+    a, b = _pair(in1, in2)
+    g = check_array(grad_output, "grad_output")
+    _check_real({"grad_output": g, "in1": a, "in2": b})
+    return _xcorr_backward(g, a, b, m)
+
+
+def convolve_backward(
+    grad_output: ArrayLike, in1: ArrayLike, in2: ArrayLike, /, mode: str = "full"
+) -> SignalGrads:
+    """Gradients of :func:`convolve` with respect to both operands.
+
+    ``convolve(in1, in2) = correlate(in1, flip(in2))``, so the gradient for
+    ``in1`` is that of the correlation and the gradient for ``in2`` is the
+    correlation's kernel gradient flipped back.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Shaped like ``convolve(in1, in2, mode)``.
+    in1, in2 : array_like
+        The forward operands; real (bool, integer or floating).
+    mode : {"full", "same", "valid"}
+
+    Returns
+    -------
+    SignalGrads
+        ``(in1, in2)``: the two gradients, shaped like the operands.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`correlate_backward`.
+
+    Examples
+    --------
+    Seed 001's ``convolve2d_gradient`` example, ``L = sum(d * convolve2d(x, w, "valid"))``:
+
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> x = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    >>> w = np.array([[1, 0], [0, 1]])
+    >>> d = np.array([[1, 2], [3, 4]])
+    >>> dx, dw = signal.convolve_backward(d, x, w, mode="valid")
+    >>> dx
+    array([[1., 2., 0.],
+           [3., 5., 2.],
+           [0., 3., 4.]])
+    >>> dw
+    array([[77., 67.],
+           [47., 37.]])
+    """
+    m = _check_mode(mode, "auto")
+    a, b = _pair(in1, in2)
+    g = check_array(grad_output, "grad_output")
+    _check_real({"grad_output": g, "in1": a, "in2": b})
+    axes = tuple(range(b.ndim))
+    ga, gb = _xcorr_backward(g, a, _flip(b, axes), m)
+    return SignalGrads(ga, _flip(gb, axes).copy())
+
+
+# ----------------------------------------------------------------------------- batched, multi-channel
+
+
+def _batched_pair(x: ArrayLike, w: ArrayLike, mode: str) -> tuple[Array, Array, Pads]:
+    xa, wa = check_array(x, "x"), check_array(w, "w")
+    if wa.ndim < 3 or xa.ndim != wa.ndim:
+        raise ValueError(
+            f"x must be (N, C, *S) and w (O, C, *K) with the same number of dimensions (at least 3); "
+            f"got x.shape {xa.shape} and w.shape {wa.shape}"
+        )
+    if xa.shape[1] != wa.shape[1]:
+        raise ValueError(f"w.shape[1] ({wa.shape[1]}) must equal the channels of x, x.shape[1] ({xa.shape[1]})")
+    if mode == "valid" and any(s < k for s, k in zip(xa.shape[2:], wa.shape[2:], strict=True)):
+        raise ValueError(
+            f"mode='valid' in the batched form needs x at least as large as w in every spatial dimension "
+            f"(x is the signal, operands are never exchanged); got spatial sizes {xa.shape[2:]} and {wa.shape[2:]}"
+        )
+    return xa, wa, _mode_padding(mode, wa.shape[2:])
+
+
+def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Array:
+    """Multi-channel, batched :func:`correlate`: ``y[n, o] = Σ_c correlate(x[n, c], w[o, c], mode)``.
+
+    A convolution layer (no bias, stride 1) whose padding is SciPy's
+    ``mode``; the channel axis is summed, the batch axis is not.
+
+    Parameters
+    ----------
+    x : array_like, shape=(N, C, *S)
+        The signals.
+    w : array_like, shape=(O, C, *K)
+        The kernels; same number of dimensions as ``x``.
+    mode : {"full", "same", "valid"}
+        As for :func:`correlate`; ``"valid"`` needs ``S ≥ K`` in every spatial
+        dimension (here the operands are never exchanged).
+
+    Returns
+    -------
+    numpy.ndarray, shape=(N, O, *Q)
+        ``Q`` is the size :func:`correlate` gives for ``S`` and ``K``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode, mismatched shapes or channels, or ``"valid"``
+        with a kernel larger than the signal.
+    TypeError
+        For non-numeric data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> x = np.arange(8.0).reshape(1, 2, 4)   # one sample, two channels
+    >>> w = np.array([[[1.0, 1.0], [0.0, -1.0]]])
+    >>> signal.correlate_batched(x, w, mode="same")
+    array([[[-4., -4., -3., -2.]]])
+    """
+    m = _check_mode(mode, "auto")
+    xa, wa, pads = _batched_pair(x, w, m)
+    return conv(xa, np.conj(wa) if wa.dtype.kind == "c" else wa, padding=pads)
+
+
+def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Array:
+    """Multi-channel, batched :func:`convolve`: ``y[n, o] = Σ_c convolve(x[n, c], w[o, c], mode)``.
+
+    Parameters
+    ----------
+    x : array_like, shape=(N, C, *S)
+    w : array_like, shape=(O, C, *K)
+    mode : {"full", "same", "valid"}
+        As for :func:`correlate_batched`.
+
+    Returns
+    -------
+    numpy.ndarray, shape=(N, O, *Q)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`correlate_batched`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> x = np.array([[[1.0, 2.0, 3.0]]])
+    >>> signal.convolve_batched(x, np.array([[[0.0, 1.0, 0.5]]]))
+    array([[[0. , 1. , 2.5, 4. , 1.5]]])
+    """
+    m = _check_mode(mode, "auto")
+    xa, wa, pads = _batched_pair(x, w, m)
+    return conv(xa, _flip(wa, tuple(range(2, wa.ndim))), padding=pads)
+
+
+def _batched_backward(g: ArrayLike, xa: Array, wa: Array, pads: Pads) -> SignalGrads:
+    ga = check_array(g, "grad_output")
+    _check_real({"grad_output": ga, "x": xa, "w": wa})
+    gx = conv_input_grad(ga, wa, input_shape=xa.shape, padding=pads)
+    gw = conv_weight_grad(ga, xa, weight_shape=wa.shape, padding=pads)
+    return SignalGrads(gx, gw)
+
+
+def correlate_batched_backward(
+    grad_output: ArrayLike, x: ArrayLike, w: ArrayLike, /, mode: str = "full"
+) -> SignalGrads:
+    """Gradients of :func:`correlate_batched` with respect to ``x`` and ``w``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape=(N, O, *Q)
+        Shaped like ``correlate_batched(x, w, mode)``.
+    x : array_like, shape=(N, C, *S)
+    w : array_like, shape=(O, C, *K)
+    mode : {"full", "same", "valid"}
+
+    Returns
+    -------
+    SignalGrads
+        ``(in1, in2)`` = ``(∂L/∂x, ∂L/∂w)``.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`correlate_batched`, or a ``grad_output`` of the wrong shape.
+    TypeError
+        For complex or non-numeric data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> x, w = np.ones((1, 1, 3)), np.array([[[1.0, 2.0]]])
+    >>> gx, gw = signal.correlate_batched_backward(np.ones((1, 1, 2)), x, w, mode="valid")
+    >>> gx, gw
+    (array([[[1., 3., 2.]]]), array([[[2., 2.]]]))
+    """
+    m = _check_mode(mode, "auto")
+    xa, wa, pads = _batched_pair(x, w, m)
+    return _batched_backward(grad_output, xa, wa, pads)
+
+
+def convolve_batched_backward(
+    grad_output: ArrayLike, x: ArrayLike, w: ArrayLike, /, mode: str = "full"
+) -> SignalGrads:
+    """Gradients of :func:`convolve_batched` with respect to ``x`` and ``w``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape=(N, O, *Q)
+        Shaped like ``convolve_batched(x, w, mode)``.
+    x : array_like, shape=(N, C, *S)
+    w : array_like, shape=(O, C, *K)
+    mode : {"full", "same", "valid"}
+
+    Returns
+    -------
+    SignalGrads
+        ``(in1, in2)`` = ``(∂L/∂x, ∂L/∂w)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`correlate_batched_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convgrad import signal
+    >>> x, w = np.ones((1, 1, 3)), np.array([[[1.0, 2.0]]])
+    >>> gx, gw = signal.convolve_batched_backward(np.ones((1, 1, 2)), x, w, mode="valid")
+    >>> gx, gw
+    (array([[[2., 3., 1.]]]), array([[[2., 2.]]]))
+    """
+    m = _check_mode(mode, "auto")
+    xa, wa, pads = _batched_pair(x, w, m)
+    axes = tuple(range(2, wa.ndim))
+    gx, gw = _batched_backward(grad_output, xa, _flip(wa, axes), pads)
+    return SignalGrads(gx, _flip(gw, axes).copy())
