@@ -208,8 +208,8 @@ def conv_output_shape(
     >>> import convgrad as cg
     >>> cg.conv_output_shape((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
     (8, 64, 112, 112)
-    >>> cg.conv_output_shape((1, 6, 5), (4, 2, 3), padding=((2, 0),))  # groups = 6 / 2
-    (1, 4, 5)
+    >>> cg.conv_output_shape((1, 6, 5), (3, 2, 3), padding=((2, 0),))  # groups = 6 / 2
+    (1, 3, 5)
     """
     input_shape = normalize_shape(input_shape, "input_shape")
     weight_shape = normalize_shape(weight_shape, "weight_shape")
