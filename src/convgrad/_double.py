@@ -119,12 +119,10 @@ def _prepare(
 
 
 def _sum(terms: list[Array], shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
-    """The sum of the present terms, or zeros when there is none."""
-    if not terms:
-        return np.zeros(shape, dtype=dtype)
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
+    """The sum of the present terms (broadcast to ``shape``), zeros when there is none."""
+    total = np.zeros(shape, dtype=dtype)
+    for term in terms:
+        total += term
     return total
 
 
