@@ -1,0 +1,211 @@
+"""Pictures of one configuration (matplotlib, imported only here, Agg canvas, no pyplot state)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._explain import explain_footprints
+from ._validate import prod
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._explain import Explanation
+
+Array = npt.NDArray[Any]
+
+_WINDOW = "#f28e2b"
+_TARGET = "#4e79a7"
+_PAD = "#d9d9d9"
+_INPUT = "#ffffff"
+_MAX_CELLS_ANNOTATED = 15
+
+
+def _import_matplotlib() -> tuple[Any, Any]:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("Explanation.plot needs matplotlib: pip install 'convgrad[plot]'") from exc
+    return Figure, FigureCanvasAgg
+
+
+def _plane(a: Array, at: tuple[int, ...]) -> Array:
+    """The last two spatial axes of a spatial array (1-D becomes one row), leading axes fixed at ``at``."""
+    if a.ndim == 1:
+        return np.asarray(a[np.newaxis, :])
+    return np.asarray(a[tuple(at[: a.ndim - 2])])
+
+
+def _peak(a: Array) -> tuple[int, ...]:
+    """Index of the largest magnitude (the plane to draw for 3-d and higher)."""
+    return tuple(int(v) for v in np.unravel_index(int(np.argmax(np.abs(a))), a.shape))
+
+
+def _grid(ax: Any, values: Array, colors: Array, title: str, *, fmt: str = "{:g}", show: Array | None = None) -> None:
+    """Cells with face colours and (for small grids) their values."""
+    rows, cols = values.shape
+    ax.imshow(colors, interpolation="nearest", aspect="equal")
+    ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
+    ax.grid(which="minor", color="#7f7f7f", linewidth=0.6)
+    ax.tick_params(which="both", length=0, labelsize=7)
+    ax.set_xticks(range(cols) if cols <= 20 else [])
+    ax.set_yticks(range(rows) if rows <= 20 else [])
+    ax.set_title(title, fontsize=9)
+    if max(rows, cols) <= _MAX_CELLS_ANNOTATED:
+        for r in range(rows):
+            for c in range(cols):
+                if show is None or show[r, c]:
+                    ax.text(c, r, fmt.format(values[r, c]), ha="center", va="center", fontsize=7)
+
+
+def _rgb(hex_color: str) -> Array:
+    return np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+
+
+def _paint(mask_colors: list[tuple[Array, str]], shape: tuple[int, int], base: str = _INPUT) -> Array:
+    img: Array = np.broadcast_to(_rgb(base), shape + (3,)).copy()
+    for mask, color in mask_colors:
+        img[mask] = _rgb(color)
+    return img
+
+
+def _heat(values: Array, base_mask: Array | None = None) -> Array:
+    """White for 0, blue for positive values (kernel labels are positive), grey outside ``base_mask``."""
+    peak = float(np.max(np.abs(values))) or 1.0
+    t = np.clip(np.abs(values) / peak, 0, 1)[..., np.newaxis]
+    img = (1 - t) * _rgb(_INPUT) + t * _rgb(_TARGET) * 0.9 + t * 0.1
+    if base_mask is not None:
+        img[~base_mask] = _rgb(_PAD)
+    return np.asarray(img)
+
+
+def plot_explanation(e: Explanation, path: str, *, dpi: int = 110) -> str:
+    """Draw :meth:`Explanation.plot`'s six panels to ``path``."""
+    figure_cls, canvas_cls = _import_matplotlib()
+    geom = e.geometry
+    d = geom.d
+    trip = explain_footprints(geom)
+    rows, cols, vals = trip["rows"], trip["cols"], trip["values"]
+    if e.transposed:  # the operation is Aᵀ: its outputs are A's inputs
+        rows, cols = cols, rows
+        in_size, out_size, c_op_in, c_op_out = geom.out_size, geom.in_size, geom.c_out, geom.c_in
+    else:
+        in_size, out_size, c_op_in, c_op_out = geom.in_size, geom.out_size, geom.c_in, geom.c_out
+    n_in, n_out = c_op_in * prod(in_size), c_op_out * prod(out_size)  # one sample
+    first = (rows < n_out) & (cols < n_in)
+    rows, cols, vals = rows[first], cols[first], vals[first]
+
+    fig = figure_cls(figsize=(13, 8.2))
+    canvas_cls(fig)
+    axes = fig.subplots(2, 3)
+    kernel_labels = np.arange(1, prod(geom.kernel) + 1).reshape(geom.kernel)
+
+    # the highlighted output element: the middle of the output; the highlighted input element: the one read
+    # by that output element nearest to the middle of the input (so that both footprints are not empty)
+    q_star = tuple(q // 2 for q in out_size)
+    out_flat = int(np.ravel_multi_index(q_star, out_size))  # channel 0
+    row_fp: Array = np.zeros(prod(in_size))
+    sel = rows == out_flat
+    keep = cols[sel] < prod(in_size)  # input channel 0
+    np.add.at(row_fp, cols[sel][keep], vals[sel][keep])
+    centre = np.array([s // 2 for s in in_size])
+    candidates = np.flatnonzero(row_fp)
+    if candidates.size:
+        coords = np.stack(np.unravel_index(candidates, in_size), axis=1)
+        in_flat = int(candidates[np.argmin(np.abs(coords - centre).sum(axis=1))])
+    else:
+        in_flat = int(np.ravel_multi_index(tuple(centre), in_size))
+    i_star = tuple(int(v) for v in np.unravel_index(in_flat, in_size))
+    col_fp: Array = np.zeros(prod(out_size))
+    sel = cols == in_flat
+    keep = rows[sel] < prod(out_size)  # output channel 0
+    np.add.at(col_fp, rows[sel][keep], vals[sel][keep])
+    row_fp, col_fp = row_fp.reshape(in_size), col_fp.reshape(out_size)
+
+    if not e.transposed:
+        _panel_padded_input(axes[0, 0], geom, q_star, kernel_labels)
+    else:
+        vals_in = np.zeros(in_size)
+        mask = np.zeros(in_size, dtype=bool)
+        mask[i_star] = True
+        pm = _plane(mask, i_star)
+        _grid(axes[0, 0], _plane(vals_in, i_star), _paint([(pm, _WINDOW)], pm.shape),
+              f"input x {in_size} (channel 0): element {i_star}", show=np.zeros(pm.shape, bool))
+    k_plane = _plane(kernel_labels, tuple(k // 2 for k in geom.kernel))
+    _grid(axes[0, 1], k_plane, _paint([(np.ones(k_plane.shape, bool), _WINDOW)], k_plane.shape),
+          f"kernel {geom.kernel}, labelled 1..{prod(geom.kernel)}\n"
+          f"(taps {geom.dilation} apart in the {'output' if e.transposed else 'input'})")
+    if not e.transposed:
+        mask = np.zeros(out_size, dtype=bool)
+        mask[q_star] = True
+        pm = _plane(mask, q_star)
+        _grid(axes[0, 2], np.zeros(pm.shape), _paint([(pm, _TARGET)], pm.shape),
+              f"output y {out_size}: element {q_star}\nreads the highlighted window", show=np.zeros(pm.shape, bool))
+    else:
+        pf = _plane(col_fp, _peak(col_fp))
+        _grid(axes[0, 2], pf, _heat(pf),
+              f"output y {out_size}: what x{i_star} writes\n(the kernel, stride {geom.stride})", show=pf != 0)
+
+    _panel_matrix(axes[1, 0], rows, cols, n_out, n_in, out_flat, in_flat)
+
+    col_note, row_note = ("the kernel as is", "the kernel flipped") if e.transposed else ("the kernel flipped",
+                                                                                          "the kernel as is")
+    pc = _plane(col_fp, _peak(col_fp))
+    _grid(axes[1, 1], pc, _heat(pc),
+          f"footprint of x{i_star} on y: ∂y/∂x{i_star}\n(a matrix column: {col_note})", show=pc != 0)
+    pr = _plane(row_fp, _peak(row_fp))
+    _grid(axes[1, 2], pr, _heat(pr),
+          f"footprint of y{q_star} on x: ∂y{q_star}/∂x\n(a matrix row: {row_note})", show=pr != 0)
+    if d >= 3:
+        fig.text(0.5, 0.005, "3-d and higher: the last two spatial axes are drawn, through the highlighted element",
+                 ha="center", fontsize=8)
+    fig.suptitle(e.title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.96))
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _panel_padded_input(ax: Any, geom: Any, q_star: tuple[int, ...], labels: Array) -> None:
+    """The padded input, its padding grey, the window of output ``q_star`` in orange with the kernel labels."""
+    padded = geom.padded_size
+    inside = np.zeros(padded, dtype=bool)
+    inside[tuple(slice(lo, lo + s) for lo, s in zip(geom.pad_lo, geom.in_size))] = True
+    window = np.zeros(padded, dtype=bool)
+    tap_label = np.zeros(padded)
+    for k in np.ndindex(*geom.kernel):
+        p = tuple(q * s + kk * dl for q, s, kk, dl in zip(q_star, geom.stride, k, geom.dilation))
+        window[p] = True
+        tap_label[p] = labels[k]
+    at = tuple(q * s for q, s in zip(q_star, geom.stride))
+    pin, pwin, plab = _plane(inside, at), _plane(window, at), _plane(tap_label, at)
+    colors = _paint([(~pin, _PAD), (pwin, _WINDOW)], pin.shape)
+    pads = ", ".join(f"({lo}, {hi})" for lo, hi in zip(geom.pad_lo, geom.pad_hi))
+    _grid(ax, plab, colors,
+          f"padded input {padded} (grey: {geom.padding_mode} padding {pads})\n"
+          f"window of y{q_star}, stride {geom.stride}",
+          fmt="{:.0f}", show=pwin)
+
+
+def _panel_matrix(ax: Any, rows: Array, cols: Array, n_out: int, n_in: int, out_flat: int, in_flat: int) -> None:
+    """The sparsity pattern of one sample's block of the convolution matrix."""
+    if n_out * n_in <= 250_000:
+        dense = np.zeros((n_out, n_in), dtype=bool)
+        dense[rows, cols] = True
+        img = _paint([(dense, "#333333")], dense.shape)
+        img[out_flat][~dense[out_flat]] = _rgb("#dbe6f1")
+        img[:, in_flat][~dense[:, in_flat]] = _rgb("#fbe3cd")
+        ax.imshow(img, interpolation="nearest", aspect="auto")
+    else:
+        ax.scatter(cols, rows, s=0.5, marker="s", color="#333333", linewidths=0)
+        ax.set_xlim(-0.5, n_in - 0.5)
+        ax.set_ylim(n_out - 0.5, -0.5)
+    ax.axhline(out_flat, color=_TARGET, linewidth=0.8, alpha=0.7)
+    ax.axvline(in_flat, color=_WINDOW, linewidth=0.8, alpha=0.7)
+    ax.set_xlabel(f"input element (flat index, {n_in})", fontsize=8)
+    ax.set_ylabel(f"output element (flat index, {n_out})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"convolution matrix M, one sample: {n_out} x {n_in}, {len(rows)} stored entries\n"
+                 "blue: row of the highlighted output, orange: column of the input", fontsize=9)
