@@ -160,7 +160,8 @@ def input_grad_batched(g: Array, w: Array, geom: Geometry) -> Array:
 
 def bias_grad_batched(g: Array) -> Array:
     """``gb[o] = Σ_{n,q} g[n, o, q]``."""
-    return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    return total
 
 
 def _conj(a: Array) -> Array:
@@ -369,7 +370,8 @@ def conv_input_grad(
     check_grad_output_shape(g_arr, geom.output_shape, f"input_shape {geom.input_shape}, w.shape {w_arr.shape}")
     dtype = result_dtype(g_arr, w_arr)
     work = compute_dtype(dtype)
-    gx = input_grad_batched(as_batched(g_arr, geom).astype(work, copy=False), _conj(w_arr.astype(work, copy=False)), geom)
+    g_b = as_batched(g_arr, geom).astype(work, copy=False)
+    gx = input_grad_batched(g_b, _conj(w_arr.astype(work, copy=False)), geom)
     return finish(gx, geom, dtype)
 
 
@@ -427,9 +429,8 @@ def conv_weight_grad(
     check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, weight_shape {geom.weight_shape}")
     dtype = result_dtype(g_arr, x_arr)
     work = compute_dtype(dtype)
-    gw = weight_grad_batched(
-        as_batched(g_arr, geom).astype(work, copy=False), _conj(as_batched(x_arr, geom).astype(work, copy=False)), geom
-    )
+    g_b = as_batched(g_arr, geom).astype(work, copy=False)
+    gw = weight_grad_batched(g_b, _conj(as_batched(x_arr, geom).astype(work, copy=False)), geom)
     return gw.astype(dtype, copy=False)
 
 

@@ -60,7 +60,7 @@ def pad(x: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     widths = [(0, 0), (0, 0)] + list(zip(geom.pad_lo, geom.pad_hi))
     if geom.padding_mode == "zeros":
         return np.pad(x, widths)
-    return np.pad(x, widths, mode=_NUMPY_MODE[geom.padding_mode])  # type: ignore[call-overload]
+    return np.pad(x, widths, mode=_NUMPY_MODE[geom.padding_mode])  # type: ignore[call-overload,no-any-return]
 
 
 def pad_adjoint(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
