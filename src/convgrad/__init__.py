@@ -5,6 +5,7 @@ convolution and transposed convolution with PyTorch's semantics (stride,
 padding in every form, dilation, groups, padding modes), without autograd.
 """
 
+from . import signal, tensorflow
 from ._check import GradcheckResult, dot_test, gradcheck
 from ._config import get_workspace_budget, set_workspace_budget, workspace_budget
 from ._conv import (
@@ -46,5 +47,7 @@ __all__ = [
     "get_workspace_budget",
     "gradcheck",
     "set_workspace_budget",
+    "signal",
+    "tensorflow",
     "workspace_budget",
 ]
