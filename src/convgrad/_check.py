@@ -167,14 +167,16 @@ def _check_callable(value: object, name: str) -> None:
         raise TypeError(f"{name} must be callable; got {value!r} of type {type(value).__name__}")
 
 
-def _precision_note(position: int, dtype: np.dtype[Any], y_max: float, eps: float) -> str:
+def _precision_note(low: list[tuple[int, np.dtype[Any]]], y_max: float) -> str:
+    which = ", ".join(f"{i} ({dtype})" for i, dtype in low)
+    dtype = low[0][1]
     spacing = float(np.spacing(np.asarray(y_max, dtype=dtype))) if y_max > 0 else float(np.finfo(dtype).tiny)
     return (
-        f"input {position} has dtype {dtype}; the check runs in float64 instead. Central differences "
-        f"(f(x + eps) − f(x − eps)) / (2·eps) cancel in {dtype}: the two values share all but their last "
-        f"bits, and at |f| ≈ {y_max:.3g} neighbouring {dtype} values are {spacing:.2g} apart, so the "
-        f"difference, about 2·eps·∂f/∂x, is rounded to a multiple of that. Seed 000's float32 experiment "
-        f"(eps=1e-3, outputs near 3000, spacing 2.4e-4) got 7.8125 instead of 8 this way."
+        f"inputs {which} are checked in float64 instead: central differences (f(x + eps) − f(x − eps)) / (2·eps) "
+        f"cancel in low precision. The two values share all but their last bits; at |f| ≈ {y_max:.3g} "
+        f"neighbouring {dtype} values are {spacing:.2g} apart, so the difference, about 2·eps·∂f/∂x, is rounded "
+        f"to a multiple of that. Seed 000's float32 experiment (eps=1e-3, outputs near 3000, spacing 2.4e-4) got "
+        f"7.8125 instead of 8 this way."
     )
 
 
@@ -302,9 +304,8 @@ def gradcheck(
             raise ValueError(f"grad_output.shape {g.shape} must equal the shape of f(*inputs), {y.shape}")
 
     notes = []
-    y_max = float(np.max(np.abs(y))) if y.size else 0.0
-    for i, dtype in low:
-        note = _precision_note(i, dtype, y_max, eps_f)
+    if low:
+        note = _precision_note(low, float(np.max(np.abs(y))) if y.size else 0.0)
         notes.append(note)
         warnings.warn(note, UserWarning, stacklevel=2)
 

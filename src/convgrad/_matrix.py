@@ -85,6 +85,7 @@ def matrix_geometry(
     transposed: bool,
     output_padding: object,
     w_name: str = "w",
+    x_name: str = "input_shape",
 ) -> Geometry:
     """The forward geometry whose matrix (or its transpose, if ``transposed``) is wanted."""
     if not isinstance(transposed, bool):
@@ -96,7 +97,7 @@ def matrix_geometry(
             )
         return transpose_geometry(
             input_shape, weight_shape, stride=stride, padding=padding, output_padding=output_padding,
-            dilation=dilation, groups=groups, x_name="input_shape", w_name=w_name,
+            dilation=dilation, groups=groups, x_name=x_name, w_name=w_name,
         )
     if not _is_zero(output_padding):
         raise ValueError(
@@ -104,7 +105,7 @@ def matrix_geometry(
         )
     return conv_geometry(
         input_shape, weight_shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
-        padding_mode=padding_mode, x_name="input_shape", w_name=w_name,
+        padding_mode=padding_mode, x_name=x_name, w_name=w_name,
     )
 
 

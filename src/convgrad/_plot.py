@@ -209,3 +209,24 @@ def _panel_matrix(ax: Any, rows: Array, cols: Array, n_out: int, n_in: int, out_
     ax.tick_params(labelsize=7)
     ax.set_title(f"convolution matrix M, one sample: {n_out} x {n_in}, {len(rows)} stored entries\n"
                  "blue: row of the highlighted output, orange: column of the input", fontsize=9)
+
+
+def plot_matrix(m: Any, path: str, title: str, *, dpi: int = 110) -> str:
+    """The sparsity pattern of a ``scipy.sparse`` matrix, drawn to ``path``."""
+    figure_cls, canvas_cls = _import_matplotlib()
+    coo = m.tocoo()
+    rows, cols = m.shape
+    fig = figure_cls(figsize=(7, 7 * min(2.0, max(0.35, rows / max(1, cols)))))
+    canvas_cls(fig)
+    ax = fig.subplots()
+    size = max(0.2, min(20.0, 40000.0 / max(1, rows * cols) ** 0.5 / 10))
+    ax.scatter(coo.col, coo.row, s=size, marker="s", c=np.asarray(coo.data, dtype=float), cmap="viridis",
+               linewidths=0)
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_xlabel(f"input element (flat index, {cols})", fontsize=8)
+    ax.set_ylabel(f"output element (flat index, {rows})", fontsize=8)
+    ax.set_title(f"{title}\n{m.nnz} stored entries, coloured by value", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path

@@ -214,11 +214,21 @@ def adjoint_flipped(geom: Geometry, b: str, out: str) -> str:
     return text
 
 
+def forward_crop(geom: Geometry) -> str:
+    """``[:, :, 0:S, ...]`` when an ``output_padding >= stride`` leaves room for more windows than ``S``."""
+    natural = tuple((p - sp) // s + 1 for p, sp, s in zip(geom.padded_size, geom.span, geom.stride))
+    if natural == geom.out_size:
+        return ""
+    return lead(geom.d, spatial_slices((0,) * geom.d, geom.out_size))
+
+
 def forward_call(geom: Geometry, b: str, out: str) -> str:
     """Form 1 of ``A b`` (the input gradient of a transposed convolution): one ``conv`` call."""
     kw = kwargs(stride=tup(geom.stride), padding=padding_arg(geom), dilation=tup(geom.dilation),
                 groups=str(geom.groups))
-    return f"{out} = {call('cg.conv', f'{b}, w', kw)}\n"
+    crop = forward_crop(geom)
+    note = "  # output_padding >= stride: the extra windows belong to no input element" if crop else ""
+    return f"{out} = {call('cg.conv', f'{b}, w', kw)}{crop}{note}\n"
 
 
 def forward_explicit(geom: Geometry, b: str, out: str) -> str:
@@ -228,7 +238,8 @@ def forward_explicit(geom: Geometry, b: str, out: str) -> str:
     kw = kwargs(stride=tup(geom.stride), dilation=tup(geom.dilation), groups=str(geom.groups))
     return (
         f"bp = {padded}  # the padding of the transposed convolution, put back\n"
-        f"{out} = {call('cg.conv', 'bp, w', kw)}  # valid correlation with the same kernel, not flipped\n"
+        f"{out} = {call('cg.conv', 'bp, w', kw)}{forward_crop(geom)}  # valid correlation with the same kernel, "
+        f"not flipped\n"
     )
 
 
@@ -336,9 +347,9 @@ def torch_forward(geom: Geometry, b: str, out: str) -> str:
     if geom.pad_lo == geom.pad_hi:
         kw = kwargs(stride=tup(geom.stride), padding=tup(geom.pad_lo), dilation=tup(geom.dilation),
                     groups=str(geom.groups))
-        return f"{out} = {call(fn, f'{b}, w', kw)}\n"
+        return f"{out} = {call(fn, f'{b}, w', kw)}{forward_crop(geom)}\n"
     kw = kwargs(stride=tup(geom.stride), dilation=tup(geom.dilation), groups=str(geom.groups))
-    return f"{out} = {call(fn, f'F.pad({b}, {_torch_pad_list(geom)}), w', kw)}\n"
+    return f"{out} = {call(fn, f'F.pad({b}, {_torch_pad_list(geom)}), w', kw)}{forward_crop(geom)}\n"
 
 
 def torch_weight(geom: Geometry, a: str, b: str, out: str) -> str:
@@ -414,7 +425,7 @@ def jax_forward(geom: Geometry, b: str, out: str) -> str:
     pads = list(zip(geom.pad_lo, geom.pad_hi))
     return (
         f"{out} = lax.conv_general_dilated({b}, w, window_strides={geom.stride}, padding={pads}, "
-        f"rhs_dilation={geom.dilation}, feature_group_count={geom.groups})\n"
+        f"rhs_dilation={geom.dilation}, feature_group_count={geom.groups}){forward_crop(geom)}\n"
     )
 
 

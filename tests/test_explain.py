@@ -1,0 +1,226 @@
+"""explain: every recipe form against PyTorch autograd, the renderings, the pictures, the errors."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import convgrad as cg
+from convgrad import _explain, _recipes
+from convgrad._explain import Recipe, run_recipe
+from strategies import Config, conv_configs
+from torch_ref import torch_conv
+from trust_cases import TConfig, torch_conv_transpose_grads, transposed_configs
+
+RUN_HERE = ("call", "explicit", "pytorch")
+RESULT = {"input": 1, "weight": 2, "bias": 3}
+
+
+def _namespace(x: np.ndarray, w: np.ndarray, g: np.ndarray, form: str) -> dict[str, Any]:
+    if form == "pytorch":
+        import torch
+
+        return {"x": torch.from_numpy(x), "w": torch.from_numpy(w), "g": torch.from_numpy(g)}
+    return {"np": np, "cg": cg, "x": x, "w": w, "g": g}
+
+
+def _check_recipes(e: cg.Explanation, x: np.ndarray, w: np.ndarray, g: np.ndarray, ref: tuple[Any, ...]) -> None:
+    """Each recipe was verified by explain, and, re-run on other data, equals PyTorch's autograd."""
+    assert len(e.recipes) == 15
+    for r in e.recipes:
+        if r.form in RUN_HERE:
+            assert r.status == "verified", (r.gradient, r.form, r.note, r.code)
+            assert r.max_error is not None and r.max_error < 1e-9
+            value = run_recipe(r.code, r.gradient, _namespace(x, w, g, r.form))
+            np.testing.assert_allclose(value, ref[RESULT[r.gradient]], rtol=1e-10, atol=1e-10,
+                                       err_msg=f"{r.gradient} {r.form}:\n{r.code}")
+        else:
+            assert r.status == "not run"
+            ast.parse(r.code)  # ready to paste: at least valid Python
+
+
+@given(conv_configs(dims=(1, 2, 3), max_extra=3, allow_unbatched=False))
+def test_forward_recipes_against_pytorch(cfg: Config) -> None:
+    """Strided with floor remainder, dilation, groups, asymmetric padding, every padding mode."""
+    rng = np.random.default_rng(10)
+    x, w, b = cfg.arrays(rng)
+    e = cg.explain(cfg.x_shape, cfg.w_shape, **cfg.kwargs())
+    g = rng.standard_normal(cg.conv(x, w, **cfg.kwargs()).shape)
+    _check_recipes(e, x, w, g, torch_conv(cfg, x, w, b, g))
+
+
+@given(transposed_configs())
+def test_transposed_recipes_against_pytorch(cfg: TConfig) -> None:
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal(cfg.x_shape), rng.standard_normal(cfg.w_shape)
+    e = cg.explain(cfg.x_shape, cfg.w_shape, transposed=True, **cfg.kwargs())
+    assert e.transposed and e.config["output_padding"] == cfg.output_padding
+    g = rng.standard_normal(cg.conv_transpose_output_shape(cfg.x_shape, cfg.w_shape, **cfg.kwargs()))
+    _check_recipes(e, x, w, g, torch_conv_transpose_grads(cfg, x, w, g))
+
+
+def test_remainder_needs_output_padding() -> None:
+    """(5 + 1 + 1 − 3) mod 2 ≠ 0 for a 6-long input: the recipe carries output_padding=1 and says why."""
+    e = cg.explain((1, 1, 6), (1, 1, 3), stride=2, padding=1)
+    assert e.formula[1] == "dim 0: floor((6 + 1 + 1 − 1·(3 − 1) − 1) / 2) + 1 = floor(5 / 2) + 1 = 3"
+    call = e.recipes_for("input")[0]
+    assert call.code == "gx = cg.conv_transpose(g, w, stride=2, padding=1, output_padding=1)\n"
+    assert any("output_padding=1" in note and "never read" in note for note in e.notes)
+    explicit = e.recipes_for("input")[1].code
+    assert "np.pad(bd, ((0, 0), (0, 0), (1, 2)))" in explicit  # δ(K−1) − l = 1, δ(K−1) − h + a = 2
+
+
+def test_shapes_and_formula_numbers() -> None:
+    e = cg.explain((2, 3, 5, 5), (4, 3, 3, 3), stride=2, padding=1)
+    shapes = {name: shape for name, shape, _ in e.shapes}
+    assert shapes == {
+        "input x": (2, 3, 5, 5), "weight w": (4, 3, 3, 3), "padded input": (2, 3, 7, 7),
+        "windows": (2, 3, 3, 3, 3, 3), "output y": (2, 4, 3, 3), "bias b": (4,),
+    }
+    assert e.formula[1:] == [f"dim {i}: floor((5 + 1 + 1 − 1·(3 − 1) − 1) / 2) + 1 = floor(4 / 2) + 1 = 3" for i in (0, 1)]
+    t = cg.explain((1, 2, 3), (2, 1, 3), stride=2, padding=1, output_padding=1, transposed=True)
+    assert t.formula[1] == "dim 0: (3 − 1)·2 − 1 − 1 + 1·(3 − 1) + 1 + 1 = 6"
+    assert t.recipes_for("input")[0].code == "gx = cg.conv(g, w, stride=2, padding=1)\n"
+
+
+def test_padding_mode_recipes_use_the_padding_adjoint() -> None:
+    e = cg.explain((1, 1, 5, 5), (1, 1, 3, 3), padding=(1, 2), padding_mode="reflect")
+    assert any("adjoint" in note and "reflect" in note for note in e.notes)
+    for r in e.recipes_for("input"):
+        assert "adjoint of 'reflect' padding" in r.code
+        assert "mode='reflect'" in r.code
+    assert all(r.status == "verified" for r in e.recipes if r.form in RUN_HERE)
+
+
+def test_mode_without_padding_is_plain() -> None:
+    e = cg.explain((3, 6), (2, 3, 3), padding_mode="circular")
+    assert any("no effect without padding" in n for n in e.notes)
+    assert any("unbatched input" in n for n in e.notes)
+    assert e.recipes_for("input")[0].code == "gx = cg.conv_transpose(g, w)\n"
+
+
+def test_groups_recipe_loops_over_groups() -> None:
+    e = cg.explain((2, 4, 6), (6, 2, 3), groups=2, stride=2)
+    gw = e.recipes_for("weight")[0].code
+    assert "for i in range(2)" in gw and "x[:, 2 * i:2 * (i + 1)]" in gw
+    assert "reshape(2, 3, 2, 3).swapaxes(1, 2)" in e.recipes_for("input")[1].code
+
+
+def test_high_dimensional_recipes() -> None:
+    e = cg.explain((1, 2, 3, 3, 3, 3), (2, 2, 2, 2, 2, 2), stride=2, padding=1)
+    statuses = {(r.gradient, r.form): r for r in e.recipes}
+    assert all(statuses[(gr, f)].status == "verified" for gr in ("input", "weight", "bias") for f in ("call", "explicit"))
+    assert statuses[("input", "pytorch")].note == "PyTorch has no 4-d convolution"
+    assert statuses[("input", "tensorflow")].note == "TensorFlow has no 4-d convolution"
+
+
+# ----------------------------------------------------------------------------- a failing recipe is never shown
+
+
+def test_failed_recipe_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted wrong recipe (the output_padding dropped) fails verification and its code is withheld."""
+    wrong = "gx = cg.conv_transpose(g, w, stride=2, padding=1)  # output_padding forgotten\n"
+    monkeypatch.setattr(_recipes, "adjoint_call", lambda geom, b, out: wrong)
+    e = cg.explain((1, 1, 6), (1, 1, 3), stride=2, padding=1)
+    bad = e.recipes_for("input")[0]
+    assert bad.status == "failed" and "shape (1, 1, 5) instead of (1, 1, 6)" in bad.note
+    assert not e.verified
+    for text in (str(e), e.to_markdown(), e._repr_html_()):
+        assert "output_padding forgotten" not in text
+        assert "FAILED verification" in text
+    assert e.to_dict()["recipes"][0]["code"] is None
+
+
+def test_wrong_values_fail_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    flipped_twice = "gx = cg.conv_transpose(g, w[:, :, ::-1], padding=1)\n"
+    monkeypatch.setattr(_recipes, "adjoint_call", lambda geom, b, out: flipped_twice)
+    bad = cg.explain((1, 1, 6), (1, 1, 3), padding=1).recipes_for("input")[0]
+    assert bad.status == "failed" and bad.max_error is not None and bad.max_error > 1e-3
+    assert bad.status_line.startswith("FAILED verification, max error")
+
+
+def test_recipe_that_raises_is_failed() -> None:
+    r = _explain.verify_recipe("input", "call", "t", "gx = undefined_name\n", {}, np.zeros(3))
+    assert r.status == "failed" and r.note.startswith("NameError")
+
+
+def test_without_torch_the_pytorch_code_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_explain, "_torch_namespace", lambda arrays: None)
+    e = cg.explain((1, 1, 5), (1, 1, 3))
+    r = next(r for r in e.recipes if r.form == "pytorch")
+    assert r.status == "not run" and r.status_line == "not run (PyTorch is not installed here)"
+
+
+# ----------------------------------------------------------------------------- renderings
+
+
+def test_renderings() -> None:
+    e = cg.explain((2, 3, 5, 5), (4, 3, 3, 3), stride=2, padding=1)
+    text = str(e)
+    assert text.startswith("conv (2-d): x (2, 3, 5, 5) * w (4, 3, 3, 3) -> y (2, 4, 3, 3)")
+    assert "verified, max error" in text and "not run (TensorFlow is not installed here)" in text
+    assert "gx = cg.conv_transpose(g, w, stride=2, padding=1)" in text
+    md = e._repr_markdown_()
+    assert md.startswith("### conv (2-d)") and "| windows | `(2, 3, 3, 3, 3, 3)` |" in md and "```python" in md
+    page = e._repr_html_()
+    assert page.startswith("<div class='convgrad-explain'>") and "<table>" in page and page.endswith("</div>")
+    assert "-&gt; y" in page  # escaped
+    data = json.loads(json.dumps(e.to_dict()))
+    assert data["config"]["stride"] == [2, 2] and data["config"]["padding"] == [[1, 1], [1, 1]]
+    assert [r["form"] for r in data["recipes"][:5]] == ["call", "explicit", "pytorch", "tensorflow", "jax"]
+    assert json.loads(e.to_json()) == data
+
+
+def test_status_lines() -> None:
+    assert Recipe("input", "call", "t", "", "verified", 1e-16).status_line == "verified, max error 1.0e-16"
+    assert Recipe("input", "jax", "t", "", "not run").status_line == "not run"
+    assert Recipe("input", "call", "t", "", "failed").status_line == "FAILED verification"
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (((1, 1, 5, 5), (1, 1, 3, 3)), {"padding": 1}),
+        (((2, 3, 7, 7), (4, 3, 3, 3)), {"stride": 2, "padding": (1, 2), "dilation": (1, 2), "padding_mode": "reflect"}),
+        (((1, 1, 5), (1, 1, 3)), {"padding": 1}),
+        (((1, 1, 4, 5, 6), (1, 1, 2, 3, 3)), {"stride": 2}),
+        (((1, 2, 3, 3), (2, 1, 3, 3)), {"stride": 2, "padding": 1, "output_padding": 1, "transposed": True}),
+        (((1, 2, 40, 40), (2, 2, 3, 3)), {}),
+    ],
+)
+def test_plot_writes_a_png(tmp_path: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "e.png"
+    assert cg.explain(*args, **kwargs).plot(str(path)) == str(path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "pattern"),
+    [
+        (((1, 2, 5), (1, 1, 3)), {}, ValueError,
+         r"weight_shape\[1\] \(1\) must equal in_channels / groups \(input_shape\[1\] = 2"),
+        (((1, 1, 5), (1, 1, 3)), {"transposed": True, "padding_mode": "reflect"}, ValueError,
+         r"padding_mode must be 'zeros' for a transposed convolution"),
+        (((1, 1, 5), (1, 1, 3)), {"output_padding": 1}, ValueError, r"output_padding applies to transposed"),
+        (((1, 1, 5), (1, 1, 3)), {"stride": 0}, ValueError, r"stride must be >= 1; got 0"),
+        (((1, 1, 5), (1, 1)), {}, ValueError, r"weight_shape must have at least 3 dimensions"),
+        (((1, 1, 5), "113"), {}, TypeError, r"weight_shape must be a tuple of ints"),
+        (((1, 2, 5), (2, 1, 3)), {"transposed": True, "groups": 3}, ValueError, r"groups=3 does not divide"),
+    ],
+)
+def test_explain_errors(args: tuple[Any, ...], kwargs: dict[str, Any], exc: type, pattern: str) -> None:
+    with pytest.raises(exc, match=pattern):
+        cg.explain(*args, **kwargs)
