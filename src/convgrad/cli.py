@@ -1,0 +1,436 @@
+"""The ``convgrad`` command: explain, check and print convolutions and their gradients.
+
+``main(argv)`` returns the exit status instead of exiting, so that tests call
+it directly: 0 success, 1 a check failed or an optional package is missing,
+2 a bad flag or an impossible configuration (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn, Optional
+
+import numpy as np
+
+from ._check import gradcheck
+from ._conv import conv, conv_backward
+from ._explain import explain
+from ._matrix import check_matrix_budget, matrix_geometry
+from ._transpose import conv_transpose, conv_transpose_backward
+from ._validate import Geometry, prod
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_PRINTED = 32
+"""``convgrad matrix`` prints matrices with at most this many rows and columns."""
+FULL_GRADCHECK = 3000
+"""``convgrad check`` perturbs every entry up to this many input entries in all, else uses fast mode."""
+
+
+class UsageError(Exception):
+    """A bad flag or an impossible configuration: one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# ----------------------------------------------------------------------------- flag values
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"2x3x5x5"`` -> ``(2, 3, 5, 5)``."""
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is sizes joined by 'x', like 2x3x5x5; got {text!r}") from None
+    if any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"every size must be >= 1; got {text!r}")
+    return shape
+
+
+def parse_ints(text: str) -> int | tuple[int, ...]:
+    """``"2"`` -> ``2``, ``"2,1"`` -> ``(2, 1)``."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an int or ints joined by ',', like 2 or 2,1; got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def parse_padding(text: str) -> Any:
+    """``"1"``, ``"1,2"``, ``"1:2,0"`` (before:after per dimension), ``"same"`` or ``"valid"``."""
+    if text in ("same", "valid"):
+        return text
+    if ":" not in text:
+        try:
+            return parse_ints(text)
+        except argparse.ArgumentTypeError:
+            pass
+    else:
+        try:
+            pairs = []
+            for part in text.split(","):
+                lo, sep, hi = part.partition(":")
+                pairs.append((int(lo), int(hi)) if sep else (int(lo), int(lo)))
+            return tuple(pairs)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(
+        f"expected an int (1), one per dimension (1,2), before:after pairs (1:2,0), 'same' or 'valid'; got {text!r}"
+    )
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration")
+    g.add_argument("--input", required=True, type=parse_shape, metavar="NxCxS..",
+                   help="input shape, e.g. 2x3x5x5 (batch, channels, spatial sizes)")
+    g.add_argument("--weight", required=True, type=parse_shape, metavar="OxCxK..",
+                   help="weight shape, e.g. 4x3x3x3 (for --transposed: in_channels x out_channels/groups x kernel)")
+    g.add_argument("--stride", type=parse_ints, default=1, metavar="S", help="2 or one per dimension: 2,1")
+    g.add_argument("--padding", type=parse_padding, default=0, metavar="P",
+                   help="1, one per dimension 1,2, before:after pairs 1:2,0, same or valid")
+    g.add_argument("--dilation", type=parse_ints, default=1, metavar="D", help="1 or one per dimension: 2,1")
+    g.add_argument("--groups", type=int, default=1, metavar="G", help="groups (default 1)")
+    g.add_argument("--padding-mode", default="zeros", choices=("zeros", "reflect", "replicate", "circular"),
+                   help="how the border is filled (default zeros)")
+    g.add_argument("--transposed", action="store_true", help="a transposed convolution (conv_transpose)")
+    g.add_argument("--output-padding", type=parse_ints, default=0, metavar="A",
+                   help="output_padding of a transposed convolution: 1 or 1,0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``convgrad`` command."""
+    parser = _Parser(
+        prog="convgrad",
+        description="Convolutions and their exact gradients, explained and checked. Without a command: seed "
+        "000's 5x5 example (x = 10*arange(25), w = arange(9), loss = sum(y)), its gradients, a "
+        "finite-difference check and the explanation of that configuration.",
+        epilog="examples:\n"
+        "  convgrad explain --input 1x1x5x5 --weight 1x1x3x3 --padding 1\n"
+        "  convgrad check --input 2x4x9x9 --weight 6x2x3x3 --groups 2 --stride 2 --padding 1:2,0\n"
+        "  convgrad check --input 2x4x5x5 --weight 4x3x3x3 --transposed --stride 2 --output-padding 1\n"
+        "  convgrad matrix --input 1x1x5 --weight 1x1x3 --padding 1\n\n"
+        "exit status: 0 success, 1 a check failed or an optional package is missing, 2 bad arguments",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"convgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{explain,check,matrix}", parser_class=_Parser)
+
+    p = sub.add_parser("explain", help="shapes, output-size formula and verified gradient recipes",
+                       description="Explain one configuration: every shape, the output-size formula with the "
+                       "numbers, and for the input, weight and bias gradients a one-call recipe, the explicit "
+                       "'flipped kernel' recipe and PyTorch / TensorFlow / JAX code, each executed and compared "
+                       "with the exact gradient before it is shown.")
+    _config_flags(p)
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output format")
+    p.add_argument("--plot", metavar="PNG", help="also draw the configuration to this PNG (needs matplotlib)")
+
+    p = sub.add_parser("check", help="compare forward and gradients with finite differences and PyTorch",
+                       description="Run forward and backward on random data; compare the gradients with float64 "
+                       "central differences (every entry for small inputs, random directions for large ones) "
+                       "and, if it is installed, with PyTorch autograd. Prints a table; exit status 1 on failure.")
+    _config_flags(p)
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of the data")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random data (default 0)")
+
+    p = sub.add_parser("matrix", help="the convolution as an explicit matrix",
+                       description="Build the convolution matrix M (M @ x.ravel() == conv(x, w).ravel()) with "
+                       "the labelled weight w = 1, 2, ..., w.size, so that each entry names the weight it "
+                       f"multiplies. Prints it when it has at most {MAX_PRINTED} rows and columns, else a summary; "
+                       "--plot draws its sparsity pattern. Needs SciPy.")
+    _config_flags(p)
+    p.add_argument("--plot", metavar="PNG", help="draw the sparsity pattern to this PNG (needs matplotlib)")
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _geometry(args: argparse.Namespace) -> Geometry:
+    return matrix_geometry(
+        args.input, args.weight, stride=args.stride, padding=args.padding, dilation=args.dilation,
+        groups=args.groups, padding_mode=args.padding_mode, transposed=args.transposed,
+        output_padding=args.output_padding, w_name="weight", x_name="input",
+    )
+
+
+def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(stride=args.stride, padding=args.padding, dilation=args.dilation, groups=args.groups)
+    if args.transposed:
+        kw["output_padding"] = args.output_padding
+    else:
+        kw["padding_mode"] = args.padding_mode
+    return kw
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    e = explain(args.input, args.weight, **_kwargs(args), transposed=args.transposed)
+    if args.format == "json":
+        print(e.to_json())
+    elif args.format == "markdown":
+        print(e.to_markdown(), end="")
+    else:
+        print(e)
+    if args.plot:
+        e.plot(args.plot)
+        print(f"\nwrote {args.plot}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return EXIT_OK if e.verified else EXIT_FAILED
+
+
+def _row(name: str, err: float, rel: float, tol: str, ok: bool) -> str:
+    return f"  {name:<38} {err:>12.3g} {rel:>12.3g}  {tol:<22} {'ok' if ok else 'FAIL'}"
+
+
+def _compare(name: str, value: Any, reference: Any, rtol: float) -> tuple[str, bool]:
+    value, reference = np.asarray(value, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    err = float(np.max(np.abs(value - reference))) if value.size else 0.0
+    scale = max(1.0, float(np.max(np.abs(reference)))) if reference.size else 1.0
+    ok = err <= rtol * scale
+    return _row(name, err, err / scale, f"<= {rtol:g}·max(1, |ref|)", ok), ok
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    geom = _geometry(args)
+    dtype = np.dtype(args.dtype)
+    rng = np.random.default_rng(args.seed)
+    kw = _kwargs(args)
+    x = rng.standard_normal(args.input).astype(dtype)
+    w = rng.standard_normal(args.weight).astype(dtype)
+    c_out = geom.c_in if args.transposed else geom.c_out
+    b = rng.standard_normal(c_out).astype(dtype)
+    forward = conv_transpose if args.transposed else conv
+    backward = conv_transpose_backward if args.transposed else conv_backward
+
+    def f(x_: Any, w_: Any, b_: Any) -> Any:
+        return forward(x_, w_, b_, **kw)
+
+    def fb(g_: Any, x_: Any, w_: Any, b_: Any) -> Any:
+        return tuple(backward(g_, x_, w_, **kw))
+
+    y = f(x, w, b)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    grads = fb(g, x, w, b)
+    names = ("input gradient", "weight gradient", "bias gradient")
+    total = x.size + w.size + b.size
+    mode = "full" if total <= FULL_GRADCHECK else "fast"
+    op = "conv_transpose" if args.transposed else "conv"
+    print(f"convgrad check: {op} x {tuple(args.input)} * w {tuple(args.weight)} -> y {y.shape}, {dtype}, "
+          f"seed {args.seed}")
+    print(f"  {'comparison':<38} {'max abs err':>12} {'max rel err':>12}  {'tolerance':<22} result")
+    ok_all = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = gradcheck(f, (x, w, b), fb, grad_output=g, mode=mode, seed=args.seed)
+    label = "finite differences" if mode == "full" else "finite differences (random direction)"
+    for name, item in zip(names, result.inputs):
+        print(_row(f"{name} vs {label}", item.max_abs_error, item.max_rel_error,
+                   f"atol {result.atol:g} + rtol {result.rtol:g}", item.passed))
+    ok_all &= result.passed
+    if dtype != np.float64:
+        ref64 = fb(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+        y64 = f(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+        for name, value, reference in zip(("output",) + names, (y, *grads), (y64, *ref64)):
+            line, ok = _compare(f"{name} {dtype} vs float64", value, reference, 1e-4)
+            print(line)
+            ok_all &= ok
+    torch_note = _torch_rows(args, geom, x, w, b, g, y, grads, dtype)
+    if isinstance(torch_note, str):
+        print(f"  PyTorch: {torch_note}")
+    else:
+        for line, ok in torch_note:
+            print(line)
+            ok_all &= ok
+    for warning in caught:
+        print(f"  note: {str(warning.message).splitlines()[0]}")
+    if mode == "fast":
+        print(f"  note: {total} input entries: finite differences along one random direction per input")
+    print("PASSED" if ok_all else "FAILED")
+    return EXIT_OK if ok_all else EXIT_FAILED
+
+
+def _torch_rows(
+    args: argparse.Namespace, geom: Geometry, x: Any, w: Any, b: Any, g: Any, y: Any, grads: Any, dtype: Any
+) -> str | list[tuple[str, bool]]:
+    d = geom.d
+    if d > 3:
+        return f"not compared (PyTorch has no {d}-d convolution)"
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return "not compared (not installed)"
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    lo, hi = geom.pad_lo, geom.pad_hi
+    if args.transposed:
+        fn = getattr(F, f"conv_transpose{d}d")
+        xt = tensors[0]
+        yt = fn(xt, tensors[1], tensors[2], stride=geom.stride, padding=lo, output_padding=_output_padding(geom),
+                dilation=geom.dilation, groups=geom.groups)
+        if lo != hi:
+            return "not compared (PyTorch's conv_transpose has no asymmetric padding)"
+    else:
+        fn = getattr(F, f"conv{d}d")
+        pads: list[int] = []
+        for a, c in zip(reversed(lo), reversed(hi)):
+            pads += [a, c]
+        xt = tensors[0] if geom.batched else tensors[0][None]
+        mode = "constant" if geom.padding_mode == "zeros" else geom.padding_mode
+        xp = torch.nn.functional.pad(xt, pads, mode=mode) if geom.has_padding else xt
+        yt = fn(xp, tensors[1], tensors[2], stride=geom.stride, dilation=geom.dilation, groups=geom.groups)
+        if not geom.batched:
+            yt = yt[0]
+    tgrads = torch.autograd.grad(yt, tensors, torch.tensor(g))
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    names = ("output", "input gradient", "weight gradient", "bias gradient")
+    values = (y, *grads)
+    refs = (yt.detach().numpy(), *(t.numpy() for t in tgrads))
+    return [_compare(f"{name} vs PyTorch {torch.__version__.split('+')[0]}", v, r, rtol)
+            for name, v, r in zip(names, values, refs)]
+
+
+def _output_padding(geom: Geometry) -> tuple[int, ...]:
+    return tuple(p - ((q - 1) * s + sp) for p, q, s, sp in zip(geom.padded_size, geom.out_size, geom.stride, geom.span))
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    geom = _geometry(args)
+    w = np.arange(1.0, prod(args.weight) + 1).reshape(args.weight)
+    try:
+        check_matrix_budget(geom, w.dtype)
+    except ValueError as exc:
+        print(f"error: convgrad matrix: refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from ._matrix import conv_matrix
+
+        m = conv_matrix(args.input, w, **_kwargs(args), transposed=args.transposed)
+    except ImportError as exc:
+        print(f"convgrad matrix: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    rows, cols = m.shape
+    op = "conv_transpose" if args.transposed else "conv"
+    print(f"M: {rows} x {cols}, {m.nnz} stored entries ({m.nnz / max(1, rows * cols):.2%} dense)")
+    print(f"M @ x.ravel() == {op}(x, w).ravel() for w = 1..{w.size}: each entry names the weight it multiplies")
+    if rows <= MAX_PRINTED and cols <= MAX_PRINTED:
+        with np.printoptions(linewidth=200, threshold=MAX_PRINTED**2 + 1):
+            print(np.array2string(m.toarray(), separator=" ", formatter={"float_kind": lambda v: f"{v:g}"}))
+    elif not args.plot:
+        print(f"too large to print (more than {MAX_PRINTED} rows or columns): use --plot out.png for its pattern")
+    if args.plot:
+        try:
+            from ._plot import plot_matrix
+
+            plot_matrix(m, args.plot, f"{op}: x {tuple(args.input)}, w {tuple(args.weight)}: M is {rows} x {cols}")
+        except ImportError as exc:
+            print(f"convgrad matrix: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- the seed example
+
+
+def demo() -> int:
+    """Seed 000's 2-D case: gradients of sum(conv(x, w)), checked and explained."""
+    x = 10.0 * np.arange(25.0).reshape(1, 1, 5, 5)
+    w = np.arange(9.0).reshape(1, 1, 3, 3)
+    y = conv(x, w)
+    ones = np.ones_like(y)
+    grads = conv_backward(ones, x, w)
+    with np.printoptions(linewidth=120):
+        print("convgrad: seed 000's 2-D example, loss L = y.sum(), so grad_output = ones\n")
+        print("x = 10 * arange(25).reshape(1, 1, 5, 5):")
+        print(x[0, 0])
+        print("\nw = arange(9).reshape(1, 1, 3, 3):")
+        print(w[0, 0])
+        print("\ny = cg.conv(x, w):")
+        print(y[0, 0])
+        print("\ngx = ∂L/∂x = cg.conv_input_grad(ones, w, input_shape=x.shape): every window's kernel, summed")
+        print(grads.input[0, 0])
+        print("\ngw = ∂L/∂w = cg.conv_weight_grad(ones, x, weight_shape=w.shape): every window of x, summed")
+        print(grads.weight[0, 0])
+        print("\ngb = ∂L/∂b = cg.conv_bias_grad(ones): the number of output elements")
+        print(grads.bias)
+
+        delta = np.zeros_like(x)
+        delta[0, 0, 2, 2] = 1.0
+        x32, d32, w32 = x.astype(np.float32), delta.astype(np.float32), w.astype(np.float32)
+        eps32 = np.float32(1e-3)
+        fd32 = (conv(x32 + eps32 * d32, w32) - conv(x32 - eps32 * d32, w32)) / np.float32(2) / eps32
+        fd64 = (conv(x + 1e-6 * delta, w) - conv(x - 1e-6 * delta, w)) / 2e-6
+        print("\n∂y/∂x[2, 2] by central differences, as seed 000 did it: float32, eps = 1e-3")
+        print(fd32[0, 0])
+        print("(seed 000 got 7.8125 for the first entry from PyTorch: the digits depend on the order of the float32")
+        print(" sums, the error does not: near y = 3000 float32 values are 2.4e-4 apart, and the change being")
+        print(" measured, 2·eps·8 = 0.016, is only about 64 of those steps)")
+        print("the same in float64, eps = 1e-6 (the exact answer is w flipped: 8 7 6 / 5 4 3 / 2 1 0)")
+        print(np.round(fd64[0, 0], 6))
+    result = gradcheck(lambda a, b: conv(a, b), (x, w), lambda g, a, b: tuple(conv_backward(g, a, b))[:2],
+                       grad_output=ones)
+    print(f"\n{result}\n")
+    e = explain((1, 1, 5, 5), (1, 1, 3, 3))
+    print(e)
+    return EXIT_OK if result.passed and e.verified else EXIT_FAILED
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the ``convgrad`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``convgrad``; ``[]`` runs seed 000's example.
+
+    Returns
+    -------
+    int
+        0 success, 1 a check failed or an optional package is missing,
+        2 a bad flag or an impossible configuration (one line on stderr).
+
+    Examples
+    --------
+    >>> from convgrad.cli import main
+    >>> main(["matrix", "--input", "1x1x3", "--weight", "1x1x2"])
+    M: 2 x 3, 4 stored entries (66.67% dense)
+    M @ x.ravel() == conv(x, w).ravel() for w = 1..2: each entry names the weight it multiplies
+    [[1 2 0]
+     [0 1 2]]
+    0
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    if args.command is None:
+        return demo()
+    try:
+        _geometry(args)  # every configuration error, before any work
+    except (ValueError, TypeError) as exc:
+        print(f"error: convgrad {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "explain":
+        return cmd_explain(args)
+    if args.command == "check":
+        return cmd_check(args)
+    return cmd_matrix(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
