@@ -78,7 +78,7 @@ def _from_nc(a: np.ndarray, channels_first: bool) -> np.ndarray:
 def _torch_conv(x_nc: torch.Tensor, f_tf: torch.Tensor, pads: list, st: tuple, dl: tuple, groups: int) -> torch.Tensor:
     """Zero-pad (asymmetric, via F.pad) then PyTorch's convolution; f in TF layout [*K, C/G, O]."""
     d = len(st)
-    w = f_tf.permute(d + 1, d, *range(d))
+    w = f_tf.permute(d + 1, d, *range(d)).contiguous()  # PyTorch's CPU backward wants a contiguous weight
     flat = [p for pair in reversed(pads) for p in pair]
     return _TORCH_CONV[d](F.pad(x_nc, flat), w, stride=st, dilation=dl, groups=groups)
 
@@ -366,7 +366,7 @@ def test_depthwise_matches_the_documented_formula(
     xt = torch.tensor(x_nc, requires_grad=True)
     ft = torch.tensor(f, requires_grad=True)
     kh, kw = k
-    wt = ft.permute(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
+    wt = ft.permute(2, 3, 0, 1).contiguous().reshape(c * m, 1, kh, kw)
     flat = [p for pair in reversed(pads) for p in pair]
     yt = F.conv2d(F.pad(xt, flat), wt, stride=stride, dilation=rate, groups=c)
     ref = _depthwise_reference(x_nc, f, (stride, stride), (rate, rate), pads).numpy()
