@@ -19,6 +19,7 @@ from ._check import gradcheck
 from ._conv import conv, conv_backward
 from ._explain import explain
 from ._matrix import check_matrix_budget, matrix_geometry
+from ._recipes import Numbers
 from ._transpose import conv_transpose, conv_transpose_backward
 from ._validate import Geometry, prod
 
@@ -272,7 +273,7 @@ def _torch_rows(
     if args.transposed:
         fn = getattr(F, f"conv_transpose{d}d")
         xt = tensors[0]
-        yt = fn(xt, tensors[1], tensors[2], stride=geom.stride, padding=lo, output_padding=_output_padding(geom),
+        yt = fn(xt, tensors[1], tensors[2], stride=geom.stride, padding=lo, output_padding=Numbers(geom).remainder,
                 dilation=geom.dilation, groups=geom.groups)
         if lo != hi:
             return "not compared (PyTorch's conv_transpose has no asymmetric padding)"
@@ -294,10 +295,6 @@ def _torch_rows(
     refs = (yt.detach().numpy(), *(t.numpy() for t in tgrads))
     return [_compare(f"{name} vs PyTorch {torch.__version__.split('+')[0]}", v, r, rtol)
             for name, v, r in zip(names, values, refs)]
-
-
-def _output_padding(geom: Geometry) -> tuple[int, ...]:
-    return tuple(p - ((q - 1) * s + sp) for p, q, s, sp in zip(geom.padded_size, geom.out_size, geom.stride, geom.span))
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
