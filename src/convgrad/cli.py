@@ -336,6 +336,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- the seed example
 
 
+def _shown(a: np.ndarray) -> np.ndarray:
+    """For display: rounding noise (from a fast path's FFT, say) below 1e-9 is not printed."""
+    return np.round(a, 9) + 0.0
+
+
 def demo() -> int:
     """Seed 000's 2-D case: gradients of sum(conv(x, w)), checked and explained."""
     x = 10.0 * np.arange(25.0).reshape(1, 1, 5, 5)
@@ -350,13 +355,13 @@ def demo() -> int:
         print("\nw = arange(9).reshape(1, 1, 3, 3):")
         print(w[0, 0])
         print("\ny = cg.conv(x, w):")
-        print(y[0, 0])
+        print(_shown(y[0, 0]))
         print("\ngx = ∂L/∂x = cg.conv_input_grad(ones, w, input_shape=x.shape): every window's kernel, summed")
-        print(grads.input[0, 0])
+        print(_shown(grads.input[0, 0]))
         print("\ngw = ∂L/∂w = cg.conv_weight_grad(ones, x, weight_shape=w.shape): every window of x, summed")
-        print(grads.weight[0, 0])
+        print(_shown(grads.weight[0, 0]))
         print("\ngb = ∂L/∂b = cg.conv_bias_grad(ones): the number of output elements")
-        print(grads.bias)
+        print(_shown(grads.bias))
 
         delta = np.zeros_like(x)
         delta[0, 0, 2, 2] = 1.0
