@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import threading
 from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 DEFAULT_WORKSPACE_BYTES = 256 * 1024 * 1024
 """Default budget for the im2col / col2im workspace of one call: 256 MiB."""
@@ -82,3 +88,38 @@ def workspace_budget(nbytes: int) -> Iterator[None]:
         yield
     finally:
         set_workspace_budget(previous)
+
+
+def batch_chunks(n: int, per_sample_bytes: int) -> Iterator[tuple[int, int]]:
+    """``[n0, n1)`` ranges of samples whose workspace stays within the budget (>= 1 sample)."""
+    step = max(1, _workspace_bytes // max(1, per_sample_bytes))
+    for n0 in range(0, n, step):
+        yield n0, min(n, n0 + step)
+
+
+# ----------------------------------------------------------------------------- the reusable workspace
+
+_local = threading.local()
+REUSE_WORKSPACE = True
+"""Whether each thread keeps its im2col workspace between calls (see :func:`scratch`)."""
+
+
+def scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """An uninitialised array backed by this thread's reusable workspace.
+
+    The workspace is one byte buffer per thread (so concurrent calls from
+    several threads never share it), grown when a call needs more and kept
+    for the next call: a fresh large allocation costs the kernel a page fault
+    and a zero-fill per 4 KiB page, about as much as writing the buffer once.
+    Its size is bounded by the chunk size, i.e. by :func:`get_workspace_budget`
+    (or one sample's windows, if that is larger). Results never live in it.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not REUSE_WORKSPACE:
+        return np.empty(shape, dtype=dtype)
+    buffer: npt.NDArray[np.uint8] | None = getattr(_local, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = np.empty(max(nbytes, 64), dtype=np.uint8)
+        _local.buffer = buffer
+    return buffer[:nbytes].view(dtype).reshape(shape)

@@ -8,13 +8,23 @@ Within group ``γ`` write ``j = (c, k)`` for a (channel, kernel offset) pair.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _config
+from ._config import batch_chunks
+from ._fast import (
+    depthwise_forward,
+    depthwise_input_grad,
+    depthwise_weight_grad,
+    pointwise_forward,
+    pointwise_input_grad,
+    pointwise_weight_grad,
+    route,
+)
+from ._fft import fft_forward, fft_input_grad, fft_weight_grad
 from ._padding import pad, pad_adjoint
 from ._validate import (
     Geometry,
@@ -29,7 +39,7 @@ from ._validate import (
     prod,
     result_dtype,
 )
-from ._windows import fold, unfold
+from ._windows import fold, im2col
 
 ArrayLike = npt.ArrayLike
 Array = npt.NDArray[Any]
@@ -67,95 +77,120 @@ def finish(a: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
     return a if geom.batched else a[0]
 
 
-def batch_chunks(n: int, per_sample_bytes: int) -> Iterator[tuple[int, int]]:
-    """``[n0, n1)`` ranges whose workspace stays within the budget (>= 1 sample)."""
-    step = max(1, _config.get_workspace_budget() // max(1, per_sample_bytes))
-    for n0 in range(0, n, step):
-        yield n0, min(n, n0 + step)
-
-
-def _cols_shape(geom: Geometry, nb: int) -> tuple[int, ...]:
-    return (nb, geom.c_in) + geom.kernel + geom.out_size
-
-
 def _per_sample_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
+    """Bytes of one sample's windows: ``C·K·Q`` elements."""
     return geom.c_in * prod(geom.kernel) * prod(geom.out_size) * dtype.itemsize
 
 
-def _as_group_matrices(a: Array, geom: Geometry, rows: int) -> Array:
-    """``(nb, channels, ...)`` -> ``(nb, G, rows, Q)`` without a copy."""
-    return a.reshape(a.shape[0], geom.groups, rows, prod(geom.out_size))
-
-
-def _im2col(xp: Array, geom: Geometry, workspace: Array) -> Array:
-    """Copy the windows of ``xp`` into ``workspace``, laid out ``(nb, G, (C/G)·K, Q)``."""
-    d = geom.d
-    windows = unfold(xp, geom)  # (nb, C, *Q, *K), a view
-    windows = windows.transpose((0, 1) + tuple(range(2 + d, 2 + 2 * d)) + tuple(range(2, 2 + d)))
-    cols = workspace[: xp.shape[0]]
-    np.copyto(cols, windows)
-    return _as_group_matrices(cols, geom, (geom.c_in // geom.groups) * prod(geom.kernel))
+def _cols(xp: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
+    """im2col of a chunk into the workspace, viewed as ``(G, (C/G)·K, nb·Q)`` matrices."""
+    nb = xp.shape[0]
+    cols = _config.scratch((geom.c_in,) + geom.kernel + (nb,) + geom.out_size, dtype)
+    im2col(xp, geom, cols)
+    return cols.reshape(geom.groups, -1, nb * prod(geom.out_size))
 
 
 def _weight_matrices(w: Array, geom: Geometry) -> Array:
-    """``w (O, C/G, *K)`` -> ``(G, O/G, (C/G)·K)``."""
+    """``w (O, C/G, *K)`` -> ``(G, O/G, (C/G)·K)``, a view."""
     return w.reshape(geom.groups, geom.c_out // geom.groups, -1)
+
+
+def _group_rows(g: Array, geom: Geometry) -> Array:
+    """``g (nb, O, *Q)`` -> ``(G, O/G, nb·Q)``: a copy that makes each group's rows contiguous."""
+    nb, og = g.shape[0], geom.c_out // geom.groups
+    rows = g.reshape(nb, geom.groups, og, -1).transpose(1, 2, 0, 3)
+    return np.ascontiguousarray(rows).reshape(geom.groups, og, -1)
+
+
+# ----------------------------------------------------------------------------- the general route: im2col + GEMM
+#
+# One chunk of nb samples at a time, m = (n, q) running over nb·Q, j = (c, k) over (C/G)·K:
+#   cols[γ, j, m] = U[n, γ·C/G + c, q, k]                      (im2col, the one big copy)
+#   forward       yᵀ[γ, m, o] = Σ_j cols[γ, j, m] · w[γ, o, j]
+#   weight grad   gwᵀ[γ, j, o] = Σ_m cols[γ, j, m] · g[γ, o, m]
+#   input grad    Z[γ, j, m]  = Σ_o w[γ, o, j] · g[γ, o, m],  then gx = pad_adjoint(fold(Z))
+# Each is one GEMM per group whose long side is nb·Q; these orientations measured fastest with OpenBLAS.
+
+
+def gemm_forward(x: Array, w: Array, geom: Geometry) -> Array:
+    """``y = conv(x, w)`` by im2col and one GEMM per group and chunk."""
+    n, og = x.shape[0], geom.c_out // geom.groups
+    dtype = np.result_type(x, w)
+    y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
+    w_t = _weight_matrices(w, geom).swapaxes(1, 2)  # (G, j, O/G)
+    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
+        cols = _cols(pad(x[n0:n1], geom), geom, dtype)
+        # (G, m, j) @ (G, j, O/G) -> (G, m, O/G)
+        y_t = np.matmul(cols.swapaxes(1, 2), w_t)
+        # (G, nb, Q, O/G) -> (nb, G, O/G, Q)
+        y_chunk = y[n0:n1].reshape(n1 - n0, geom.groups, og, -1)
+        np.copyto(y_chunk, y_t.reshape(geom.groups, n1 - n0, -1, og).transpose(1, 0, 3, 2))
+    return y
+
+
+def gemm_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
+    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` by im2col and one GEMM per group and chunk."""
+    dtype = np.result_type(g, x)
+    gw_t = np.zeros((geom.groups, (geom.c_in // geom.groups) * prod(geom.kernel), geom.c_out // geom.groups), dtype)
+    for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, dtype)):
+        cols = _cols(pad(x[n0:n1], geom), geom, dtype)
+        # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
+        gw_t += np.matmul(cols, _group_rows(g[n0:n1], geom).swapaxes(1, 2))
+    return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
+
+
+def gemm_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
+    """``gx = pad_adjoint(fold(Z))``, ``Z = wᵀ g`` per group, by one GEMM per group and chunk."""
+    n = g.shape[0]
+    dtype = np.result_type(g, w)
+    gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
+    w_t = _weight_matrices(w, geom).swapaxes(1, 2)  # (G, j, O/G)
+    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
+        nb = n1 - n0
+        z = _config.scratch((geom.c_in,) + geom.kernel + (nb,) + geom.out_size, dtype)
+        # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
+        np.matmul(w_t, _group_rows(g[n0:n1], geom), out=z.reshape(geom.groups, -1, nb * prod(geom.out_size)))
+        gx[n0:n1] = pad_adjoint(fold(z, geom), geom)
+    return gx
 
 
 # ----------------------------------------------------------------------------- the three contractions
 
 
-def forward_batched(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y = conv(x, w)`` for batched ``x`` already in the compute dtype."""
-    n = x.shape[0]
-    y = np.empty((n, geom.c_out) + geom.out_size, dtype=np.result_type(x, w))
-    wmat = _weight_matrices(w, geom)
-    per_sample = _per_sample_bytes(geom, y.dtype)
-    workspace: Optional[Array] = None
-    for n0, n1 in batch_chunks(n, per_sample):
-        if workspace is None:
-            workspace = np.empty(_cols_shape(geom, n1 - n0), dtype=y.dtype)
-        cols = _im2col(pad(x[n0:n1], geom), geom, workspace)
-        # y[n, γ, o, q] = Σ_j w[γ, o, j] · U[n, γ, j, q]
-        # (G, O/G, j) @ (nb, G, j, Q) -> (nb, G, O/G, Q)
-        np.matmul(wmat, cols, out=_as_group_matrices(y[n0:n1], geom, geom.c_out // geom.groups))
-    return y
+def forward_batched(x: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
+    """``y = conv(x, w)`` for batched ``x`` already in the compute dtype, by the route :func:`route` picks."""
+    kind = route(geom, np.result_type(x, w), method)
+    if kind == "fft":
+        return fft_forward(x, w, geom)
+    if kind == "pointwise":
+        return pointwise_forward(x, w, geom)
+    if kind == "depthwise":
+        return depthwise_forward(x, w, geom)
+    return gemm_forward(x, w, geom)
 
 
-def weight_grad_batched(g: Array, x: Array, geom: Geometry) -> Array:
+def weight_grad_batched(g: Array, x: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` (no conjugation)."""
-    n = x.shape[0]
-    dtype = np.result_type(g, x)
-    og = geom.c_out // geom.groups
-    gw = np.zeros((geom.groups, og, (geom.c_in // geom.groups) * prod(geom.kernel)), dtype=dtype)
-    workspace: Optional[Array] = None
-    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
-        if workspace is None:
-            workspace = np.empty(_cols_shape(geom, n1 - n0), dtype=dtype)
-        cols = _im2col(pad(x[n0:n1], geom), geom, workspace)
-        # gw[γ, o, j] = Σ_n Σ_q g[n, γ, o, q] · U[n, γ, j, q]
-        # (nb, G, O/G, Q) @ (nb, G, Q, j) -> (nb, G, O/G, j), summed over nb
-        gw += np.matmul(_as_group_matrices(g[n0:n1], geom, og), cols.swapaxes(-1, -2)).sum(axis=0)
-    return gw.reshape(geom.weight_shape)
+    kind = route(geom, np.result_type(g, x), method)
+    if kind == "fft":
+        return fft_weight_grad(g, x, geom)
+    if kind == "pointwise":
+        return pointwise_weight_grad(g, x, geom)
+    if kind == "depthwise":
+        return depthwise_weight_grad(g, x, geom)
+    return gemm_weight_grad(g, x, geom)
 
 
-def input_grad_batched(g: Array, w: Array, geom: Geometry) -> Array:
+def input_grad_batched(g: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``gx = pad_adjoint(fold(Z))``, ``Z[n, c, k, q] = Σ_o g[n, o, q] · w[o, c, k]`` (no conjugation)."""
-    n = g.shape[0]
-    dtype = np.result_type(g, w)
-    gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
-    og = geom.c_out // geom.groups
-    wmat_t = _weight_matrices(w, geom).swapaxes(-1, -2)
-    workspace: Optional[Array] = None
-    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
-        if workspace is None:
-            workspace = np.empty(_cols_shape(geom, n1 - n0), dtype=dtype)
-        z = workspace[: n1 - n0]
-        # Z[n, γ, j, q] = Σ_o w[γ, o, j] · g[n, γ, o, q]
-        # (G, j, O/G) @ (nb, G, O/G, Q) -> (nb, G, j, Q)
-        np.matmul(wmat_t, _as_group_matrices(g[n0:n1], geom, og), out=_as_group_matrices(z, geom, -1))
-        gx[n0:n1] = pad_adjoint(fold(z, geom), geom)
-    return gx
+    kind = route(geom, np.result_type(g, w), method)
+    if kind == "fft":
+        return fft_input_grad(g, w, geom)
+    if kind == "pointwise":
+        return pointwise_input_grad(g, w, geom)
+    if kind == "depthwise":
+        return depthwise_input_grad(g, w, geom)
+    return gemm_input_grad(g, w, geom)
 
 
 def bias_grad_batched(g: Array) -> Array:

@@ -2,8 +2,11 @@
 
 ``unfold(xp)[n, c, q, k] = xp[n, c, q·s + k·δ]`` gathers every window of the
 padded input as a read-only strided view, ``(N, C, *Q, *K)``;
-``fold(z)[n, c, p] = Σ_{q·s + k·δ = p} z[n, c, k, q]`` scatter-adds windows
-back, one strided-slice ``+=`` per kernel offset.
+``im2col`` copies those windows into a matrix laid out ``(C, *K, N, *Q)`` so
+that every contraction is one GEMM per group with ``N·Q`` as its long side;
+``fold(z)[n, c, p] = Σ_{q·s + k·δ = p} z[c, k, n, q]`` is the adjoint of that
+copy and scatter-adds the windows back, one strided-slice ``+=`` per kernel
+offset.
 """
 
 from __future__ import annotations
@@ -44,10 +47,25 @@ def tap_slices(geom: Geometry, k: tuple[int, ...]) -> tuple[slice, ...]:
     )
 
 
-def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
-    """Adjoint of :func:`unfold`: ``(N, C, *K, *Q)`` -> ``(N, C, *P)``."""
-    out = np.zeros(z.shape[:2] + geom.padded_size, dtype=z.dtype)
-    all_ = (slice(None), slice(None))
+def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Copy the windows of ``xp (N, C, *P)`` into ``out``, laid out ``(C, *K, N, *Q)``.
+
+    ``out[c, k, n, q] = xp[n, c, q·s + k·δ]``. One strided copy per kernel
+    offset: each reads a plain strided slice of ``xp`` and writes a contiguous
+    block, which is faster than one copy from the 2d-dimensional window view.
+    Returns ``out``.
+    """
+    lead = (slice(None), slice(None))
     for k in kernel_offsets(geom):
-        out[all_ + tap_slices(geom, k)] += z[all_ + k]
+        out[(slice(None),) + k] = xp[lead + tap_slices(geom, k)].swapaxes(0, 1)
+    return out
+
+
+def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
+    """Adjoint of :func:`im2col`: ``z (C, *K, N, *Q)`` -> ``(N, C, *P)``."""
+    out = np.zeros((z.shape[1 + geom.d], z.shape[0]) + geom.padded_size, dtype=z.dtype)
+    out_cn = out.swapaxes(0, 1)  # (C, N, *P), a view
+    lead = (slice(None), slice(None))
+    for k in kernel_offsets(geom):
+        out_cn[lead + tap_slices(geom, k)] += z[(slice(None),) + k]
     return out

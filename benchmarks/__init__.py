@@ -1,0 +1,1 @@
+"""convgrad's benchmark suite: ``python -m benchmarks --help``."""
