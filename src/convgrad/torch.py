@@ -7,13 +7,13 @@ of gradients (``create_graph=True``, ``torch.autograd.gradgradcheck``) work to
 any order. With ``A_w`` the convolution by ``w`` (``A_w x = conv(x, w)``) and
 ``B_x`` the same map seen as a function of the weight (``B_x w = conv(x, w)``):
 
-=====================================  ==========================  ==========================
-Function                               d/d(first argument) · v     d/d(second argument) · v
-=====================================  ==========================  ==========================
-:class:`ConvFunction` ``A_w x``        ``A_w̄ᵀ v`` (transposed)     ``B_x̄ᵀ v`` (weight grad)
-:class:`ConvTransposeFunction` ``A_wᵀ x``  ``A_w̄ v`` (conv)        ``B_vᵀ x̄`` (weight grad)
-weight grad ``B_xᵀ g``                 ``B_x̄ v`` (conv)            ``A_vᵀ ḡ`` (transposed)
-=====================================  ==========================  ==========================
+==========================================  ========================  =========================
+Function                                    d/d(first argument) · v   d/d(second argument) · v
+==========================================  ========================  =========================
+:class:`ConvFunction`: ``A_w x``            ``A_w̄ᵀ v`` (transposed)  ``B_x̄ᵀ v`` (weight grad)
+:class:`ConvTransposeFunction`: ``A_wᵀ x``  ``A_w̄ v`` (conv)         ``B_vᵀ x̄`` (weight grad)
+weight grad: ``B_xᵀ g``                     ``B_x̄ v`` (conv)         ``A_vᵀ ḡ`` (transposed)
+==========================================  ========================  =========================
 
 (bars are complex conjugates, no-ops for real tensors). The set is closed:
 each derivative is again one of the three, so no autograd graph of the
