@@ -16,6 +16,7 @@ import numpy.typing as npt
 from . import _config
 from ._config import batch_chunks
 from ._fast import (
+    check_method,
     depthwise_forward,
     depthwise_input_grad,
     depthwise_weight_grad,
@@ -61,6 +62,40 @@ class Grads(NamedTuple):
     input: Array
     weight: Array
     bias: Array
+
+
+# ----------------------------------------------------------------------------- the checked geometry, memoised
+
+_GEOMETRIES: dict[tuple[Any, ...], Geometry] = {}
+
+
+def _exact_key(value: object) -> object:
+    """A hashable key that tells ``2`` from ``2.0`` and ``True``; TypeError for anything but ints, strs, tuples."""
+    if type(value) in (int, str):
+        return (type(value), value)
+    if type(value) in (tuple, list):
+        return (type(value), tuple(_exact_key(v) for v in value))  # type: ignore[attr-defined]
+    raise TypeError(value)
+
+
+def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], **kwargs: Any) -> Geometry:
+    """:func:`conv_geometry`, remembered for plain arguments (it costs ~15 µs of Python per call).
+
+    Only successful checks are remembered, keyed by the exact types and
+    values of the arguments, so every invalid call still raises from the
+    validation layer; arguments of other types are checked every time.
+    """
+    try:
+        key = (x_shape, w_shape, tuple((name, _exact_key(v)) for name, v in sorted(kwargs.items())))
+    except TypeError:
+        return conv_geometry(x_shape, w_shape, **kwargs)
+    geom = _GEOMETRIES.get(key)
+    if geom is None:
+        geom = conv_geometry(x_shape, w_shape, **kwargs)
+        if len(_GEOMETRIES) >= 512:
+            _GEOMETRIES.clear()
+        _GEOMETRIES[key] = geom
+    return geom
 
 
 # ----------------------------------------------------------------------------- batching and chunks
@@ -278,6 +313,7 @@ def conv(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
 ) -> Array:
     """N-dimensional convolution (cross-correlation), as ``torch.nn.functional.conv*d``.
 
@@ -300,6 +336,14 @@ def conv(
         Must divide both ``C`` and ``O``.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How the border is filled (``torch.nn.Conv*d`` semantics).
+    method : {"auto", "direct", "fft"}
+        How it is computed, not what: ``"direct"`` sums over the kernel
+        offsets (im2col + GEMM, or the pointwise / depthwise routes);
+        ``"fft"`` multiplies transforms block by block (overlap-save), which
+        is faster for large kernels and agrees to rounding; ``"auto"``
+        (default) picks FFT when its estimated cost is lower, as
+        ``scipy.signal.choose_conv_method`` does. See the README's
+        performance section for the rule and its measured constants.
 
     Returns
     -------
@@ -332,7 +376,8 @@ def conv(
     """
     x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
     b_arr = None if b is None else check_array(b, "b")
-    geom = conv_geometry(
+    check_method(method)
+    geom = checked_geometry(
         x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
         padding_mode=padding_mode,
     )
@@ -340,7 +385,9 @@ def conv(
         check_bias(b_arr, geom.c_out)
     dtype = result_dtype(x_arr, w_arr, *([] if b_arr is None else [b_arr]))
     work = compute_dtype(dtype)
-    y = forward_batched(as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom)
+    y = forward_batched(
+        as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom, method=method
+    )
     if b_arr is not None:
         y += b_arr.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
     return finish(y, geom, dtype)
@@ -357,6 +404,7 @@ def conv_input_grad(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
 ) -> Array:
     """Gradient of :func:`conv` with respect to its input.
 
@@ -375,7 +423,7 @@ def conv_input_grad(
     input_shape : tuple of int
         Shape of the forward input ``x``. It is needed because, with stride
         > 1, several input sizes give the same output size.
-    stride, padding, dilation, groups, padding_mode
+    stride, padding, dilation, groups, padding_mode, method
         As for :func:`conv`.
 
     Returns
@@ -398,7 +446,8 @@ def conv_input_grad(
            [ 1.,  1.,  0., -1., -1.]])
     """
     g_arr, w_arr = check_array(grad_output, "grad_output"), check_array(w, "w")
-    geom = conv_geometry(
+    check_method(method)
+    geom = checked_geometry(
         normalize_shape(input_shape, "input_shape"), w_arr.shape, stride=stride, padding=padding,
         dilation=dilation, groups=groups, padding_mode=padding_mode, x_name="input_shape",
     )
@@ -406,7 +455,7 @@ def conv_input_grad(
     dtype = result_dtype(g_arr, w_arr)
     work = compute_dtype(dtype)
     g_b = as_batched(g_arr, geom).astype(work, copy=False)
-    gx = input_grad_batched(g_b, _conj(w_arr.astype(work, copy=False)), geom)
+    gx = input_grad_batched(g_b, _conj(w_arr.astype(work, copy=False)), geom, method=method)
     return finish(gx, geom, dtype)
 
 
@@ -421,6 +470,7 @@ def conv_weight_grad(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
 ) -> Array:
     """Gradient of :func:`conv` with respect to its weight.
 
@@ -436,7 +486,7 @@ def conv_weight_grad(
         The forward input.
     weight_shape : tuple of int
         ``(O, C / groups, *K)``: the kernel size is not implied by the other shapes.
-    stride, padding, dilation, groups, padding_mode
+    stride, padding, dilation, groups, padding_mode, method
         As for :func:`conv`.
 
     Returns
@@ -457,7 +507,8 @@ def conv_weight_grad(
            [30., 31., 34.]])
     """
     g_arr, x_arr = check_array(grad_output, "grad_output"), check_array(x, "x")
-    geom = conv_geometry(
+    check_method(method)
+    geom = checked_geometry(
         x_arr.shape, normalize_shape(weight_shape, "weight_shape"), stride=stride, padding=padding,
         dilation=dilation, groups=groups, padding_mode=padding_mode, w_name="weight_shape",
     )
@@ -465,7 +516,7 @@ def conv_weight_grad(
     dtype = result_dtype(g_arr, x_arr)
     work = compute_dtype(dtype)
     g_b = as_batched(g_arr, geom).astype(work, copy=False)
-    gw = weight_grad_batched(g_b, _conj(as_batched(x_arr, geom).astype(work, copy=False)), geom)
+    gw = weight_grad_batched(g_b, _conj(as_batched(x_arr, geom).astype(work, copy=False)), geom, method=method)
     return gw.astype(dtype, copy=False)
 
 
@@ -514,6 +565,7 @@ def conv_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
 ) -> Grads:
     """All three gradients of :func:`conv`: ``Grads(input, weight, bias)``.
 
@@ -528,7 +580,7 @@ def conv_backward(
         Upstream gradient ``∂L/∂y``.
     x : array_like, shape=(N, C, *S) or (C, *S)
     w : array_like, shape=(O, C / groups, *K)
-    stride, padding, dilation, groups, padding_mode
+    stride, padding, dilation, groups, padding_mode, method
         As for :func:`conv`.
 
     Returns
@@ -551,7 +603,8 @@ def conv_backward(
     array([4.])
     """
     g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
-    geom = conv_geometry(
+    check_method(method)
+    geom = checked_geometry(
         x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
         padding_mode=padding_mode,
     )
@@ -561,7 +614,7 @@ def conv_backward(
     g_b = as_batched(g_arr, geom).astype(work, copy=False)
     x_b = as_batched(x_arr, geom).astype(work, copy=False)
     w_c = w_arr.astype(work, copy=False)
-    gx = input_grad_batched(g_b, _conj(w_c), geom)
-    gw = weight_grad_batched(g_b, _conj(x_b), geom)
+    gx = input_grad_batched(g_b, _conj(w_c), geom, method=method)
+    gw = weight_grad_batched(g_b, _conj(x_b), geom, method=method)
     gb = bias_grad_batched(g_b)
     return Grads(finish(gx, geom, dtype), gw.astype(dtype, copy=False), gb.astype(dtype, copy=False))

@@ -12,7 +12,7 @@ The rule (:func:`route`), in order:
    output is a plain matrix product of the channels (strided slice of ``x``
    for stride > 1), no windows at all.
 3. ``"depthwise"`` — one input and one output channel per group
-   (``groups == C == O``): a multiply-accumulate over the kernel offsets,
+   (``groups == C == O > 1``): a multiply-accumulate over the kernel offsets,
    channel by channel, in cache-sized blocks; no GEMM.
 4. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
 """
@@ -28,7 +28,7 @@ import numpy.typing as npt
 from ._fft import fft_is_cheaper
 from ._padding import pad, pad_adjoint
 from ._validate import Geometry, prod
-from ._windows import kernel_offsets, tap_slices
+from ._windows import kernel_offsets, taps
 
 Array = npt.NDArray[Any]
 
@@ -52,8 +52,11 @@ def is_pointwise(geom: Geometry) -> bool:
 
 
 def is_depthwise(geom: Geometry) -> bool:
-    """One input and one output channel per group: ``groups == C == O``."""
-    return geom.c_in == geom.c_out == geom.groups
+    """One input and one output channel per group, and more than one group: ``groups == C == O > 1``.
+
+    (A single channel is one GEMV, which the general route does with less Python overhead.)
+    """
+    return geom.c_in == geom.c_out == geom.groups > 1
 
 
 def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto") -> str:
@@ -146,8 +149,8 @@ def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
     tmp = np.empty_like(y[: BLOCK_BYTES // max(1, plane_bytes) + 1])
     for p0, p1 in _plane_blocks(n * geom.c_out, plane_bytes):
         yb, tb = y[p0:p1], tmp[: p1 - p0]
-        for i, k in enumerate(kernel_offsets(geom)):
-            src = xp[(slice(p0, p1),) + tap_slices(geom, k)]
+        for i, (_, sl) in enumerate(taps(geom)):
+            src = xp[(slice(p0, p1),) + sl]
             if i == 0:
                 np.multiply(src, _column(wp, p0, p1, i, d), out=yb)
             else:
@@ -168,8 +171,8 @@ def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     tmp = np.empty((BLOCK_BYTES // max(1, plane_bytes) + 1,) + geom.out_size, dtype=dtype)
     for p0, p1 in _plane_blocks(n * geom.c_out, plane_bytes):
         gb, tb = gp[p0:p1], tmp[: p1 - p0]
-        for i, k in enumerate(offsets):
-            np.multiply(gb, xp[(slice(p0, p1),) + tap_slices(geom, k)], out=tb)
+        for i, (_, sl) in enumerate(taps(geom)):
+            np.multiply(gb, xp[(slice(p0, p1),) + sl], out=tb)
             gw[p0:p1, i] = tb.reshape(p1 - p0, -1).sum(axis=1)
     total: Array = gw.reshape((n, geom.c_out, len(offsets))).sum(axis=0)
     return total.reshape(geom.weight_shape)
@@ -186,7 +189,7 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     tmp = np.empty((BLOCK_BYTES // max(1, plane_bytes) + 1,) + geom.out_size, dtype=dtype)
     for p0, p1 in _plane_blocks(n * geom.c_in, plane_bytes):
         gb, tb = gp[p0:p1], tmp[: p1 - p0]
-        for i, k in enumerate(kernel_offsets(geom)):
+        for i, (_, sl) in enumerate(taps(geom)):
             np.multiply(gb, _column(wp, p0, p1, i, d), out=tb)
-            gxp[(slice(p0, p1),) + tap_slices(geom, k)] += tb
+            gxp[(slice(p0, p1),) + sl] += tb
     return np.ascontiguousarray(pad_adjoint(gxp.reshape((n, geom.c_in) + geom.padded_size), geom))

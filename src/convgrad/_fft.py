@@ -34,6 +34,7 @@ constants were measured on the benchmark machine (OpenBLAS float32 GEMM
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any, NamedTuple
@@ -59,6 +60,9 @@ FFT_FLOPS_SCIPY = 90.0
 
 FFT_FLOPS_NUMPY = 300.0
 """Cost of ``numpy.fft`` per transformed point and ``log₂`` of the block length, in GEMM flops."""
+
+MIN_DIRECT_COST = 2e7
+"""Direct contractions cheaper than this (about 0.1 ms) are never worth planning an FFT for."""
 
 CALL_FLOPS = 2e6
 """Fixed cost of one FFT contraction (Python and transform set-up), in GEMM flops (about 12 µs)."""
@@ -135,6 +139,7 @@ def _plan_cost(geom: Geometry, block: tuple[int, ...], fft_flops: float) -> floa
     return transforms + mixing + CALL_FLOPS
 
 
+@functools.lru_cache(maxsize=128)
 def plan(geom: Geometry) -> Plan:
     """The block lengths of least estimated cost (every combination of :func:`_candidates`)."""
     fft_flops = FFT_FLOPS_SCIPY if _fft_module() is not np.fft else FFT_FLOPS_NUMPY
@@ -164,7 +169,10 @@ def fft_is_cheaper(geom: Geometry, dtype: np.dtype[Any]) -> bool:
     """
     if prod(geom.kernel) <= 8 or np.dtype(dtype).kind not in "fc" or geom.n == 0:
         return False
-    return fft_cost(geom) < direct_cost(geom)
+    direct = direct_cost(geom)
+    if direct < MIN_DIRECT_COST:
+        return False
+    return fft_cost(geom) < direct
 
 
 # ----------------------------------------------------------------------------- blocked correlation

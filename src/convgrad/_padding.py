@@ -57,9 +57,11 @@ def pad(x: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     """
     if not geom.has_padding:
         return x
+    if geom.padding_mode == "zeros":  # np.pad costs ~50 µs of Python; this is the same map
+        out = np.zeros(x.shape[:2] + geom.padded_size, dtype=x.dtype)
+        out[(slice(None), slice(None)) + tuple(slice(lo, lo + s) for lo, s in zip(geom.pad_lo, geom.in_size))] = x
+        return out
     widths = [(0, 0), (0, 0)] + list(zip(geom.pad_lo, geom.pad_hi))
-    if geom.padding_mode == "zeros":
-        return np.pad(x, widths)
     return np.pad(x, widths, mode=_NUMPY_MODE[geom.padding_mode])  # type: ignore[call-overload,no-any-return]
 
 

@@ -27,6 +27,7 @@ from ._conv import (
     input_grad_batched,
     weight_grad_batched,
 )
+from ._fast import check_method
 from ._validate import (
     IntOrTuple,
     PaddingArg,
@@ -96,6 +97,7 @@ def conv_transpose(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     output_shape: Optional[tuple[int, ...]] = None,
+    method: str = "auto",
 ) -> Array:
     """N-dimensional transposed convolution, as ``torch.nn.functional.conv_transpose*d``.
 
@@ -119,6 +121,8 @@ def conv_transpose(
     output_shape : tuple of int, optional
         The wanted output size (spatial sizes or the full shape), as
         ``ConvTranspose*d``'s ``output_size``; derives ``output_padding``.
+    method : {"auto", "direct", "fft"}
+        How it is computed, as for :func:`convgrad.conv`.
 
     Returns
     -------
@@ -137,6 +141,7 @@ def conv_transpose(
     """
     x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
     b_arr = None if b is None else check_array(b, "b")
+    check_method(method)
     geom = transpose_geometry(
         x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
         dilation=dilation, groups=groups, output_shape=output_shape,
@@ -145,7 +150,9 @@ def conv_transpose(
         check_bias(b_arr, geom.c_in)
     dtype = result_dtype(x_arr, w_arr, *([] if b_arr is None else [b_arr]))
     work = compute_dtype(dtype)
-    y = input_grad_batched(as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom)
+    y = input_grad_batched(
+        as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom, method=method
+    )
     if b_arr is not None:
         y += b_arr.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
     return finish(y, geom, dtype)
@@ -163,6 +170,7 @@ def conv_transpose_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     output_shape: Optional[tuple[int, ...]] = None,
+    method: str = "auto",
 ) -> Grads:
     """All three gradients of :func:`conv_transpose`: ``Grads(input, weight, bias)``.
 
@@ -176,7 +184,7 @@ def conv_transpose_backward(
     ----------
     grad_output : array_like
         Shaped like ``conv_transpose(x, w, ...)``.
-    x, w, stride, padding, output_padding, dilation, groups, output_shape
+    x, w, stride, padding, output_padding, dilation, groups, output_shape, method
         As for :func:`conv_transpose`.
 
     Returns
@@ -195,6 +203,7 @@ def conv_transpose_backward(
     (array([[[1., 2.]]]), array([[[1., 1.]]]))
     """
     g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
+    check_method(method)
     geom = transpose_geometry(
         x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
         dilation=dilation, groups=groups, output_shape=output_shape,
@@ -205,8 +214,8 @@ def conv_transpose_backward(
     g_b = as_batched(g_arr, geom).astype(work, copy=False)
     x_b = as_batched(x_arr, geom).astype(work, copy=False)
     w_c = w_arr.astype(work, copy=False)
-    gx = forward_batched(g_b, _conj(w_c), geom)
-    gw = weight_grad_batched(_conj(x_b), g_b, geom)
+    gx = forward_batched(g_b, _conj(w_c), geom, method=method)
+    gw = weight_grad_batched(_conj(x_b), g_b, geom, method=method)
     gb = bias_grad_batched(g_b)
     return Grads(finish(gx, geom, dtype), gw.astype(dtype, copy=False), gb.astype(dtype, copy=False))
 

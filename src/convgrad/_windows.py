@@ -11,14 +11,22 @@ offset.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ._validate import Geometry
+from ._validate import Geometry, prod
+
+SMALL_COPY = 4096
+"""Below this many elements per kernel offset, im2col copies once from a strided view
+(fewer Python calls); above it, once per offset (faster memory access)."""
+
+SMALL_FOLD = 1 << 16
+"""Largest fold matrix (``K·Q × P`` entries) that :func:`fold` multiplies by instead of looping."""
 
 
 def unfold(xp: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
@@ -39,6 +47,12 @@ def kernel_offsets(geom: Geometry) -> list[tuple[int, ...]]:
     return list(itertools.product(*(range(k) for k in geom.kernel)))
 
 
+@functools.lru_cache(maxsize=128)
+def taps(geom: Geometry) -> tuple[tuple[tuple[int, ...], tuple[slice, ...]], ...]:
+    """Every kernel offset with its :func:`tap_slices`, computed once per geometry."""
+    return tuple((k, tap_slices(geom, k)) for k in kernel_offsets(geom))
+
+
 def tap_slices(geom: Geometry, k: tuple[int, ...]) -> tuple[slice, ...]:
     """The padded positions ``q·s + k·δ`` that kernel offset ``k`` touches."""
     return tuple(
@@ -55,17 +69,52 @@ def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.N
     block, which is faster than one copy from the 2d-dimensional window view.
     Returns ``out``.
     """
+    if out.size <= SMALL_COPY * prod(geom.kernel):  # few elements: one copy from a strided view
+        d, st = geom.d, xp.strides
+        strides = (
+            (st[1],) + tuple(st[2 + i] * geom.dilation[i] for i in range(d))
+            + (st[0],) + tuple(st[2 + i] * geom.stride[i] for i in range(d))
+        )
+        if xp.flags.c_contiguous:  # the ndarray constructor is ~8x cheaper than as_strided
+            view = np.ndarray(out.shape, xp.dtype, buffer=xp, strides=strides)
+        else:
+            view = as_strided(xp, shape=out.shape, strides=strides, writeable=False)
+        np.copyto(out, view)
+        return out
     lead = (slice(None), slice(None))
-    for k in kernel_offsets(geom):
-        out[(slice(None),) + k] = xp[lead + tap_slices(geom, k)].swapaxes(0, 1)
+    for k, sl in taps(geom):
+        out[(slice(None),) + k] = xp[lead + sl].swapaxes(0, 1)
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def fold_matrix(geom: Geometry, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """The 0/1 matrix ``M[(k, q), p] = [q·s + k·δ = p]`` of one plane's fold, ``(K·Q, P)``."""
+    k_idx = np.indices(geom.kernel).reshape(geom.d, -1, 1)
+    q_idx = np.indices(geom.out_size).reshape(geom.d, 1, -1)
+    dil, st = np.array(geom.dilation).reshape(-1, 1, 1), np.array(geom.stride).reshape(-1, 1, 1)
+    p_flat = np.ravel_multi_index(tuple(q_idx * st + k_idx * dil), geom.padded_size).ravel()
+    m = np.zeros((p_flat.size, prod(geom.padded_size)), dtype=dtype)
+    m[np.arange(p_flat.size), p_flat] = 1
+    m.flags.writeable = False
+    return m
+
+
 def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
-    """Adjoint of :func:`im2col`: ``z (C, *K, N, *Q)`` -> ``(N, C, *P)``."""
+    """Adjoint of :func:`im2col`: ``z (C, *K, N, *Q)`` -> ``(N, C, *P)``.
+
+    Small problems (at most :data:`SMALL_FOLD` entries in one plane's fold
+    matrix) multiply by :func:`fold_matrix` in one GEMM instead of one
+    Python-level ``+=`` per kernel offset.
+    """
+    c, nb, kq = z.shape[0], z.shape[1 + geom.d], prod(geom.kernel) * prod(geom.out_size)
+    if kq * prod(geom.padded_size) <= SMALL_FOLD:
+        planes = z.reshape(c, prod(geom.kernel), nb, -1).transpose(0, 2, 1, 3).reshape(c * nb, kq)
+        folded = np.matmul(planes, fold_matrix(geom, z.dtype)).reshape((c, nb) + geom.padded_size)
+        return np.ascontiguousarray(folded.swapaxes(0, 1))
     out = np.zeros((z.shape[1 + geom.d], z.shape[0]) + geom.padded_size, dtype=z.dtype)
     out_cn = out.swapaxes(0, 1)  # (C, N, *P), a view
     lead = (slice(None), slice(None))
-    for k in kernel_offsets(geom):
-        out_cn[lead + tap_slices(geom, k)] += z[(slice(None),) + k]
+    for k, sl in taps(geom):
+        out_cn[lead + sl] += z[(slice(None),) + k]
     return out
