@@ -1,0 +1,83 @@
+"""Smoke test of the benchmark suite: one tiny case, one round; checks the report's shape, never a timing."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import suite
+from benchmarks.cases import CASES, Case
+
+ISSUE_CASES = {
+    "conv2d_128_28", "conv2d_64_128_56_s2", "conv3d_16_32", "depthwise_128_56", "conv2d_64_56", "first_layer_224",
+    "pointwise_256_64_28", "dilated_64_64", "conv1d_16000", "conv1d_k63", "conv2d_k15", "transpose2d_128_64",
+    "tiny_5x5", "conv2d_64_56_f64",
+}
+
+
+def test_every_case_is_listed_once() -> None:
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names)) and ISSUE_CASES <= set(names)
+
+
+def test_flop_counts() -> None:
+    tiny = next(c for c in CASES if c.name == "tiny_5x5")
+    assert tiny.forward_flops() == 2 * 9 * 9  # 3×3 outputs, 9 taps
+    # the transposed case costs what the convolution it is the adjoint of costs
+    t = Case("t", "", (2, 4, 5), (4, 3, 2), stride=2, transposed=True)
+    adjoint = Case("a", "", (2, 3, 10), (4, 3, 2), stride=2)
+    assert t.forward_flops() == adjoint.forward_flops() == 2 * 2 * 4 * 5 * 3 * 2
+
+
+def test_one_tiny_case_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    out = tmp_path / "bench.json"
+    args = ["--cases", "tiny_5x5", "--repeats", "1", "--pause", "0", "--min-sample", "0", "--no-startup",
+            "--threads", str(torch.get_num_threads()), "--json", str(out)]
+    assert suite.main(args) == 0
+    text = capsys.readouterr().out
+    assert "seed: conv2d 1×1×5×5 k3" in text and "fwd+bwd ratio: median" in text
+    results = json.loads(out.read_text())
+    assert set(results) == {"machine", "settings", "gemm_gflops", "import_first_call_ms", "cases", "summary"}
+    assert {"cpu", "threads", "blas_kernel", "threadpools", "numpy", "torch"} <= set(results["machine"])
+    assert math.isnan(results["import_first_call_ms"])
+    (case,) = results["cases"]
+    assert case["name"] == "tiny_5x5" and case["check"]["ok"] and case["check"]["max_rel_err"] < 1e-5
+    assert set(case["ops"]) == {"forward", "backward", "fwd+bwd"}
+    for timing in case["ops"].values():
+        assert {"convgrad_s", "torch_s", "ratio", "gflops", "gemm_fraction"} <= set(timing)
+    assert case["backward_output_bytes"] == 4 * (25 + 9 + 1)
+    assert set(results["summary"]) == {"median_fwd_bwd_ratio", "worst_fwd_bwd_ratio", "worst_case", "wrong_cases"}
+
+    # the saved result renders as Markdown without running anything
+    assert suite.main(["--from-json", str(out), "--markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "| case | fwd × |" in markdown and "| seed: conv2d 1×1×5×5 k3 |" in markdown
+
+
+def test_wrong_answers_are_reported_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suite.Prepared, "check", lambda self: 1.0)
+    result = suite.run_case(CASES[-2], repeats=1, pause=0, min_sample=0, gemm={"float32": 1.0, "float64": 1.0})
+    assert not result["check"]["ok"] and "ops" not in result
+    assert "WRONG" in suite.format_text({"machine": {"cpu": "c", "cores": 1, "threads": 1, "load_average": None,
+                                                     "numpy": "", "blas_kernel": "", "torch": "", "convgrad": ""},
+                                         "gemm_gflops": {"float32": 1.0, "float64": 1.0},
+                                         "import_first_call_ms": 1.0, "settings": {"repeats": 1, "pause_s": 0},
+                                         "cases": [result]})
+
+
+def test_unknown_case_is_refused() -> None:
+    with pytest.raises(SystemExit, match="unknown case"):
+        suite.main(["--cases", "no_such_case"])
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert suite.main(["--list"]) == 0
+    assert "conv1d_k63" in capsys.readouterr().out

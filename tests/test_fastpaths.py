@@ -1,0 +1,351 @@
+"""The fast routes (pointwise, depthwise, FFT, small-problem shortcuts) against the general route and PyTorch.
+
+Each route is driven by hypothesis over the configurations that trigger it,
+compared with the general im2col + GEMM route on the same geometry (float64
+and complex128) and, through the public API, with PyTorch float64 autograd.
+The edges of the selection rule are tested on their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import convgrad as cg
+from convgrad import _config, _conv, _fast, _fft, _validate, _windows
+from strategies import Config, conv_configs
+from torch_ref import torch_conv, torch_conv_transpose
+
+GENERAL = (_conv.gemm_forward, _conv.gemm_input_grad, _conv.gemm_weight_grad)
+ROUTES = {
+    "pointwise": (_fast.pointwise_forward, _fast.pointwise_input_grad, _fast.pointwise_weight_grad),
+    "depthwise": (_fast.depthwise_forward, _fast.depthwise_input_grad, _fast.depthwise_weight_grad),
+    "fft": (_fft.fft_forward, _fft.fft_input_grad, _fft.fft_weight_grad),
+}
+
+
+def _geometry(cfg: Config) -> _validate.Geometry:
+    return _validate.conv_geometry(cfg.x_shape, cfg.w_shape, **cfg.kwargs())
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-10) -> None:
+    """Agreement relative to the reference's scale (FFT rounding is spread over the whole result)."""
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    scale = max(1.0, float(np.abs(b).max(initial=0.0)))
+    np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+def _against_general(cfg: Config, name: str, seed: int, dtype: Any) -> None:
+    """The route's three contractions equal the general route's on the batched geometry."""
+    rng = np.random.default_rng(seed)
+    geom = dataclasses.replace(_geometry(cfg), batched=True)
+    x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size).astype(dtype)
+    w = rng.standard_normal(cfg.w_shape).astype(dtype)
+    g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(x.shape)
+        g = g - 1j * rng.standard_normal(g.shape)
+    fwd, gin, gwt = ROUTES[name]
+    _close(fwd(x, w, geom), GENERAL[0](x, w, geom))
+    _close(gin(g, w, geom), GENERAL[1](g, w, geom))
+    _close(gwt(g, x, geom), GENERAL[2](g, x, geom))
+
+
+def _against_torch(cfg: Config, seed: int, method: str = "auto") -> None:
+    """Public API (forward and all three gradients) against PyTorch float64 autograd."""
+    rng = np.random.default_rng(seed)
+    x, w, b = cfg.arrays(rng)
+    y = cg.conv(x, w, b, **cfg.kwargs(), method=method)
+    g = rng.standard_normal(y.shape)
+    y_ref, gx_ref, gw_ref, gb_ref = torch_conv(cfg, x, w, b, g)
+    grads = cg.conv_backward(g, x, w, **cfg.kwargs(), method=method)
+    for ours, ref in zip((y, *grads), (y_ref, gx_ref, gw_ref, gb_ref)):
+        _close(ours, ref)
+
+
+def pointwise(cfg: Config) -> Config:
+    """The same configuration with 1×1 kernels and no padding."""
+    d = cfg.d
+    return dataclasses.replace(cfg, kernel=(1,) * d, padding=0, lo=(0,) * d, hi=(0,) * d)
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+@given(cfg=conv_configs(max_kernel=2, max_channels_per_group=2, max_groups=3))
+def test_route_rule(cfg: Config) -> None:
+    """pointwise iff every kernel is 1 and nothing is padded; depthwise iff G == C == O > 1; direct never FFT."""
+    geom = _geometry(cfg)
+    expected = (
+        "pointwise" if all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
+        else "depthwise" if cfg.c_in == cfg.c_out == cfg.groups > 1
+        else "gemm"
+    )
+    assert _fast.route(geom, np.dtype(np.float64), "direct") == expected
+    assert _fast.route(geom, np.dtype(np.float64), "fft") == "fft"
+    # kernels of at most 8 taps are never sent to the FFT by the cost model
+    assert _fast.route(geom, np.dtype(np.float64), "auto") == expected
+
+
+def test_auto_picks_fft_for_large_kernels_only() -> None:
+    large = _validate.conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
+    large_2d = _validate.conv_geometry((8, 32, 64, 64), (32, 32, 15, 15), padding=7)
+    small = _validate.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    tiny_large_kernel = _validate.conv_geometry((1, 1, 20), (1, 1, 15))
+    f32 = np.dtype(np.float32)
+    assert _fast.route(large, f32) == "fft" and _fast.route(large_2d, f32) == "fft"
+    assert _fast.route(small, f32) == "gemm"
+    assert _fast.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST
+    assert _fast.route(large, f32, "direct") == "gemm"
+    assert _fft.fft_cost(large) < _fft.direct_cost(large)
+    assert _fft.fft_cost(small) > _fft.direct_cost(small)
+
+
+@given(n=st.integers(1, 3000))
+def test_fast_length_is_the_smallest_5_smooth_length(n: int) -> None:
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    length = _fft.fast_length(n)
+    assert length >= n and smooth(length)
+    assert not any(smooth(m) for m in range(n, length))
+
+
+def test_fft_plan_blocks_cover_the_output() -> None:
+    geom = _validate.conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
+    plan = _fft.plan(geom)
+    assert plan.block[0] >= 2 * 63 - 1 and plan.step[0] == plan.block[0] - 62
+    assert plan.blocks((4096,))[0] * plan.step[0] >= 4096
+
+
+# ----------------------------------------------------------------------------- each route vs the general route
+
+
+@given(cfg=conv_configs(max_stride=3, max_groups=3, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1))
+def test_pointwise_matches_general_route(cfg: Config, seed: int) -> None:
+    _against_general(pointwise(cfg), "pointwise", seed, np.float64)
+
+
+@given(cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1), seed=st.integers(0, 2**32 - 1))
+def test_depthwise_matches_general_route(cfg: Config, seed: int) -> None:
+    _against_general(cfg, "depthwise", seed, np.float64)
+
+
+@given(cfg=conv_configs(max_kernel=5), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
+def test_fft_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
+    _against_general(cfg, "fft", seed, np.complex128 if complex_ else np.float64)
+
+
+@given(seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
+def test_depthwise_and_pointwise_complex(seed: int, complex_: bool) -> None:
+    dtype = np.complex128 if complex_ else np.float64
+    depthwise = Config(2, 2, True, 3, 3, 3, (3, 2), (5, 6), (2, 1), (1, 2), ((1, 0), (2, 1)), (1, 2), (0, 1), "zeros")
+    _against_general(depthwise, "depthwise", seed, dtype)
+    one_by_one = Config(1, 3, True, 2, 4, 6, (1,), (7,), 2, 1, 0, (0,), (0,), "zeros")
+    _against_general(one_by_one, "pointwise", seed, dtype)
+
+
+# ----------------------------------------------------------------------------- each route vs PyTorch
+
+
+@given(cfg=conv_configs(max_stride=3, max_groups=3), seed=st.integers(0, 2**32 - 1))
+def test_pointwise_matches_torch(cfg: Config, seed: int) -> None:
+    cfg = pointwise(cfg)
+    assert _fast.route(_geometry(cfg), np.dtype(np.float64)) == "pointwise"
+    _against_torch(cfg, seed)
+
+
+@given(cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1), seed=st.integers(0, 2**32 - 1))
+def test_depthwise_matches_torch(cfg: Config, seed: int) -> None:
+    _against_torch(cfg, seed)
+
+
+@given(cfg=conv_configs(max_kernel=5), seed=st.integers(0, 2**32 - 1))
+def test_fft_matches_torch(cfg: Config, seed: int) -> None:
+    _against_torch(cfg, seed, method="fft")
+
+
+@given(
+    d=st.integers(1, 2), stride=st.integers(1, 3), dilation=st.integers(1, 2), groups=st.integers(1, 2),
+    kernel=st.integers(1, 4), size=st.integers(1, 5), pad=st.integers(0, 2), data=st.data(),
+    method=st.sampled_from(["direct", "fft"]), seed=st.integers(0, 2**32 - 1),
+)
+def test_conv_transpose_routes_match_torch(
+    d: int, stride: int, dilation: int, groups: int, kernel: int, size: int, pad: int, data: Any, method: str,
+    seed: int,
+) -> None:
+    """conv_transpose and its backward through every route (they are the core contractions, roles exchanged)."""
+    out_pad = data.draw(st.integers(0, max(stride, dilation) - 1))
+    if (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + out_pad + 1 < 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 2 * groups) + (size,) * d)
+    w = rng.standard_normal((2 * groups, 3, *(kernel,) * d))
+    b = rng.standard_normal(3 * groups)
+    kw = {"stride": stride, "padding": pad, "output_padding": out_pad, "dilation": dilation, "groups": groups}
+    y = cg.conv_transpose(x, w, b, **kw, method=method)
+    g = rng.standard_normal(y.shape)
+    refs = torch_conv_transpose(x, w, b, g, **kw)
+    for ours, ref in zip((y, *cg.conv_transpose_backward(g, x, w, **kw, method=method)), refs):
+        _close(ours, ref)
+
+
+# ----------------------------------------------------------------------------- small-problem shortcuts
+
+
+@pytest.mark.parametrize("small", [True, False])
+@given(cfg=conv_configs(), seed=st.integers(0, 2**32 - 1))
+def test_small_copy_and_fold_shortcuts_match_torch(small: bool, cfg: Config, seed: int) -> None:
+    """im2col's single strided copy and fold's 0/1-matrix GEMM, and their per-offset loops."""
+    limit = 1 << 40 if small else 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_windows, "SMALL_COPY", limit)
+        mp.setattr(_windows, "SMALL_FOLD", limit)
+        _against_torch(cfg, seed, method="direct")
+
+
+def test_fold_matrix_is_the_fold() -> None:
+    geom = _validate.conv_geometry((1, 1, 7), (1, 1, 3), stride=2, dilation=2, padding=1)
+    m = _windows.fold_matrix(geom, np.dtype(np.float64))
+    assert m.shape == (3 * geom.out_size[0], 9) and not m.flags.writeable
+    # row (k, q) has its single 1 at q·s + k·δ
+    assert [int(np.argmax(row)) for row in m] == [q * 2 + k * 2 for k in range(3) for q in range(geom.out_size[0])]
+
+
+# ----------------------------------------------------------------------------- dtypes, workspace, memo, errors
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kw", "method"),
+    [
+        ((2, 4, 6, 6), (3, 4, 1, 1), {}, "auto"),  # pointwise
+        ((2, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "padding": 1}, "auto"),  # depthwise
+        ((2, 4, 6, 6), (3, 4, 3, 3), {"padding": 1}, "fft"),
+        ((2, 4, 6, 6), (3, 4, 3, 3), {"padding": 1}, "direct"),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_float32_stays_float32_on_every_route(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], kw: dict[str, int], method: str, dtype: Any
+) -> None:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    y = cg.conv(x, w, **kw, method=method)
+    grads = cg.conv_backward(np.ones_like(y), x, w, **kw, method=method)
+    assert y.dtype == dtype and all(a.dtype == dtype for a in grads)
+    ref = cg.conv(x.astype(np.float64), w.astype(np.float64), **kw, method="direct")
+    np.testing.assert_allclose(y, ref, rtol=0, atol=(1e-4 if dtype == np.float32 else 2e-2) * np.abs(ref).max())
+
+
+def test_results_never_live_in_the_workspace(rng: np.random.Generator) -> None:
+    """The workspace is reused by the next call; earlier results must not change."""
+    x1, x2 = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((2, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y1 = cg.conv(x1, w, padding=1)
+    g1 = cg.conv_backward(y1, x1, w, padding=1)
+    expected = (y1.copy(), *(a.copy() for a in g1))
+    cg.conv(x2, w, padding=1)
+    cg.conv_backward(y1 + 1.0, x2, w, padding=1)
+    for now, before in zip((y1, *g1), expected):
+        np.testing.assert_array_equal(now, before)
+
+
+def test_workspace_is_per_thread_and_optional(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    xs = [rng.standard_normal((3, 4, 12, 12)) for _ in range(8)]
+    w = rng.standard_normal((5, 4, 3, 3))
+    serial = [cg.conv_backward(cg.conv(x, w, padding=1), x, w, padding=1) for x in xs]
+    barrier = threading.Barrier(4)
+
+    def work(i: int) -> Any:
+        if i < 4:  # the first four calls start together
+            barrier.wait(timeout=30)
+        return cg.conv_backward(cg.conv(xs[i], w, padding=1), xs[i], w, padding=1)
+
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(work, range(len(xs))))
+    for a, b in zip(serial, parallel):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    monkeypatch.setattr(_config, "REUSE_WORKSPACE", False)
+    fresh = cg.conv_backward(cg.conv(xs[0], w, padding=1), xs[0], w, padding=1)
+    for u, v in zip(fresh, serial[0]):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_workspace_budget_chunks_give_the_same_numbers(rng: np.random.Generator) -> None:
+    x, w = rng.standard_normal((5, 2, 8)), rng.standard_normal((3, 2, 9))
+    g = rng.standard_normal((5, 3, 8))
+    whole = [cg.conv(x, w, padding=4, method=m) for m in ("direct", "fft")]
+    whole_g = [cg.conv_backward(g, x, w, padding=4, method=m) for m in ("direct", "fft")]
+    with cg.workspace_budget(1):  # one sample per chunk
+        for method, y, grads in zip(("direct", "fft"), whole, whole_g):
+            _close(cg.conv(x, w, padding=4, method=method), y)
+            for a, b in zip(cg.conv_backward(g, x, w, padding=4, method=method), grads):
+                _close(a, b)
+
+
+def test_memoised_geometry_still_rejects_what_validation_rejects() -> None:
+    x, w = np.ones((1, 2, 6)), np.ones((2, 2, 3))
+    assert cg.conv(x, w, stride=2).shape == (1, 2, 2)  # remembered
+    with pytest.raises(TypeError, match=r"stride must be an int or a tuple of 1 ints \(one per spatial dimension\); got 2\.0"):
+        cg.conv(x, w, stride=2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="groups must be an integer; got True"):
+        cg.conv(x, w, groups=True)
+    np.testing.assert_array_equal(cg.conv(x, w, stride=np.int64(2)), cg.conv(x, w, stride=2))  # not memoised
+    with pytest.raises(ValueError, match=r"stride\[0\] must be >= 1; got 0"):
+        cg.conv(x, w, stride=[0])
+
+
+@pytest.mark.parametrize("bad", ["FFT", "gemm", None, 1])
+def test_method_must_be_known(bad: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, w, g = np.ones((1, 2, 6)), np.ones((2, 2, 3)), np.ones((1, 2, 4))
+
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("work started before validation finished")
+
+    for name in ("forward_batched", "input_grad_batched", "weight_grad_batched"):
+        monkeypatch.setattr(_conv, name, forbidden)
+    message = rf"method must be one of \('auto', 'direct', 'fft'\); got {bad!r}"
+    calls = [
+        lambda: cg.conv(x, w, method=bad),
+        lambda: cg.conv_backward(g, x, w, method=bad),
+        lambda: cg.conv_input_grad(g, w, input_shape=x.shape, method=bad),
+        lambda: cg.conv_weight_grad(g, x, weight_shape=w.shape, method=bad),
+        lambda: cg.conv_transpose(g, w, method=bad),
+        lambda: cg.conv_transpose_backward(x, g, w, method=bad),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_methods_agree_on_the_public_functions(rng: np.random.Generator) -> None:
+    x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((6, 2, 5, 4))
+    kw = {"stride": (2, 1), "padding": ((2, 1), (0, 3)), "dilation": (1, 2), "groups": 2, "padding_mode": "reflect"}
+    y = {m: cg.conv(x, w, **kw, method=m) for m in _fast.METHODS}
+    g = rng.standard_normal(y["direct"].shape)
+    for m in ("auto", "fft"):
+        _close(y[m], y["direct"])
+        _close(cg.conv_input_grad(g, w, input_shape=x.shape, **kw, method=m),
+               cg.conv_input_grad(g, w, input_shape=x.shape, **kw, method="direct"))
+        _close(cg.conv_weight_grad(g, x, weight_shape=w.shape, **kw, method=m),
+               cg.conv_weight_grad(g, x, weight_shape=w.shape, **kw, method="direct"))
+
+
+def test_empty_batch_on_every_route() -> None:
+    for w_shape, kw, method in [((3, 4, 1), {}, "auto"), ((4, 1, 3), {"groups": 4}, "auto"), ((3, 4, 3), {}, "fft")]:
+        x = np.ones((0, 4, 7))
+        y = cg.conv(x, np.ones(w_shape), **kw, method=method)
+        grads = cg.conv_backward(np.ones(y.shape), x, np.ones(w_shape), **kw, method=method)
+        assert grads.input.shape == x.shape and grads.weight.shape == w_shape
+        assert not grads.weight.any() and not grads.bias.any()
