@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from convgrad import signal
 
 MODES = ("full", "same", "valid")
+METHODS = ("auto", "direct", "fft")
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -70,22 +71,22 @@ def test_correlate_and_convolve_match_scipy(cfg: tuple, seed: int, method: str) 
     a, b = _randn(rng, s1), _randn(rng, s2)
     for ours, theirs in ((signal.correlate, scipy.signal.correlate), (signal.convolve, scipy.signal.convolve)):
         expected = theirs(a, b, mode=mode, method=method)
-        got = ours(a, b, mode=mode)
+        got = ours(a, b, mode=mode, method=method)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@given(cfg=operand_shapes(max_d=2, max_size=5), seed=st.integers(0, 2**32 - 1))
-def test_complex_forward_matches_scipy(cfg: tuple, seed: int) -> None:
+@given(cfg=operand_shapes(max_d=2, max_size=5), seed=st.integers(0, 2**32 - 1), method=st.sampled_from(["direct", "fft"]))
+def test_complex_forward_matches_scipy(cfg: tuple, seed: int, method: str) -> None:
     mode, s1, s2 = cfg
     rng = np.random.default_rng(seed)
     a = _randn(rng, s1) + 1j * _randn(rng, s1)
     b = _randn(rng, s2) + 1j * _randn(rng, s2)
     np.testing.assert_allclose(
-        signal.correlate(a, b, mode), scipy.signal.correlate(a, b, mode, method="direct"), rtol=1e-10, atol=1e-10
+        signal.correlate(a, b, mode, method), scipy.signal.correlate(a, b, mode, method="direct"), rtol=1e-10, atol=1e-10
     )
     np.testing.assert_allclose(
-        signal.convolve(a, b, mode), scipy.signal.convolve(a, b, mode, method="direct"), rtol=1e-10, atol=1e-10
+        signal.convolve(a, b, mode, method), scipy.signal.convolve(a, b, mode, method="direct"), rtol=1e-10, atol=1e-10
     )
 
 
@@ -166,11 +167,32 @@ def test_results_are_fresh_arrays() -> None:
         assert not np.shares_memory(g2, b) and g2.flags.writeable
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("s1", "s2"), [((400,), (120,)), ((48, 40), (25, 31)), ((20, 30), (45, 33))])
+def test_large_kernels_every_method_matches_scipy(mode: str, s1: tuple, s2: tuple) -> None:
+    """Large kernels, where "auto" may take the core's FFT route; "valid" with in2 larger swaps."""
+    if mode == "valid" and not (all(p >= q for p, q in zip(s1, s2)) or all(q >= p for p, q in zip(s1, s2))):
+        s2 = tuple(min(p, q) for p, q in zip(s1, s2))
+    rng = np.random.default_rng(len(s1) + len(mode))
+    a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+    expected = scipy.signal.correlate(a, b, mode, method="direct")
+    scale = np.abs(expected).max()
+    for method in METHODS:
+        got = signal.correlate(a, b, mode, method)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-11 * scale)
+        g = rng.standard_normal(got.shape)
+        ga, gb = signal.correlate_backward(g, a, b, mode, method)
+        lhs = float(np.vdot(expected, g))
+        tol = 1e-11 * np.abs(expected).sum() * np.abs(g).max()
+        assert abs(lhs - float(np.vdot(a, ga))) <= tol
+        assert abs(lhs - float(np.vdot(b, gb))) <= tol
+
+
 # ----------------------------------------------------------------------------- gradients
 
 
-@given(cfg=operand_shapes(max_d=2, max_size=5), seed=st.integers(0, 2**32 - 1))
-def test_gradients_match_scipy_jacobian(cfg: tuple, seed: int) -> None:
+@given(cfg=operand_shapes(max_d=2, max_size=5), seed=st.integers(0, 2**32 - 1), method=st.sampled_from(METHODS))
+def test_gradients_match_scipy_jacobian(cfg: tuple, seed: int, method: str) -> None:
     mode, s1, s2 = cfg
     rng = np.random.default_rng(seed)
     a, b = _randn(rng, s1), _randn(rng, s2)
@@ -180,21 +202,21 @@ def test_gradients_match_scipy_jacobian(cfg: tuple, seed: int) -> None:
     ):
         g = _randn(rng, fwd(a, b, mode).shape)
         expected = _jacobian_grads(lambda p, q, ref=ref: ref(p, q, mode, method="direct"), g, a, b)
-        got = bwd(g, a, b, mode)
+        got = bwd(g, a, b, mode, method)
         np.testing.assert_allclose(got.in1, expected[0], rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(got.in2, expected[1], rtol=1e-10, atol=1e-10)
 
 
-@given(cfg=operand_shapes(max_d=3, max_size=6), seed=st.integers(0, 2**32 - 1))
-def test_dot_product_identity(cfg: tuple, seed: int) -> None:
+@given(cfg=operand_shapes(max_d=3, max_size=6), seed=st.integers(0, 2**32 - 1), method=st.sampled_from(METHODS))
+def test_dot_product_identity(cfg: tuple, seed: int, method: str) -> None:
     """<f(a, b), g> = <a, df/da^T g> = <b, df/db^T g> (f is bilinear)."""
     mode, s1, s2 = cfg
     rng = np.random.default_rng(seed)
     a, b = _randn(rng, s1), _randn(rng, s2)
     for fwd, bwd in ((signal.correlate, signal.correlate_backward), (signal.convolve, signal.convolve_backward)):
-        y = fwd(a, b, mode)
+        y = fwd(a, b, mode, method)
         g = _randn(rng, y.shape)
-        ga, gb = bwd(g, a, b, mode)
+        ga, gb = bwd(g, a, b, mode, method)
         lhs = float(np.vdot(y, g))
         scale = np.abs(y).sum() * np.abs(g).max() + 1.0
         assert abs(lhs - float(np.vdot(a, ga))) <= 1e-12 * scale
@@ -228,8 +250,8 @@ def _scipy_batched(x: np.ndarray, w: np.ndarray, mode: str, fn) -> np.ndarray:
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-@given(cfg=batched_config(), seed=st.integers(0, 2**32 - 1))
-def test_batched_forms_match_scipy_and_torch_autograd(cfg: tuple, seed: int) -> None:
+@given(cfg=batched_config(), seed=st.integers(0, 2**32 - 1), method=st.sampled_from(METHODS))
+def test_batched_forms_match_scipy_and_torch_autograd(cfg: tuple, seed: int, method: str) -> None:
     mode, xs, ws = cfg
     rng = np.random.default_rng(seed)
     x, w = _randn(rng, xs), _randn(rng, ws)
@@ -238,7 +260,7 @@ def test_batched_forms_match_scipy_and_torch_autograd(cfg: tuple, seed: int) -> 
         (signal.correlate_batched, signal.correlate_batched_backward, scipy.signal.correlate, False),
         (signal.convolve_batched, signal.convolve_batched_backward, scipy.signal.convolve, True),
     ):
-        y = fwd(x, w, mode)
+        y = fwd(x, w, mode, method)
         expected = _scipy_batched(x, w, mode, ref)
         np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
         # PyTorch autograd through an explicit zero pad: SciPy's window written from its
@@ -258,7 +280,7 @@ def test_batched_forms_match_scipy_and_torch_autograd(cfg: tuple, seed: int) -> 
         np.testing.assert_allclose(yt.detach().numpy(), expected, rtol=1e-10, atol=1e-10)
         g = _randn(rng, y.shape)
         gx_t, gw_t = torch.autograd.grad(yt, (xt, wt), torch.tensor(g))
-        gx, gw = bwd(g, x, w, mode)
+        gx, gw = bwd(g, x, w, mode, method)
         np.testing.assert_allclose(gx, gx_t.numpy(), rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(gw, gw_t.numpy(), rtol=1e-10, atol=1e-10)
 

@@ -7,7 +7,9 @@ gives the gradient with respect to both operands. Nothing here computes a
 convolution of its own: every result is one call of the core's
 :func:`convgrad.conv`, :func:`convgrad.conv_input_grad` or
 :func:`convgrad.conv_weight_grad` on a ``(1, 1, *shape)`` view, with the
-zero padding that reproduces SciPy's output window.
+zero padding that reproduces SciPy's output window. ``method`` is passed to
+the core: as in SciPy it chooses how the result is computed (``"direct"``
+sums, ``"fft"`` transforms, ``"auto"`` the cheaper), never what it is.
 
 The three modes as zero padding of ``in1`` (``K`` = ``in2.shape`` per axis), then
 an unpadded cross-correlation:
@@ -103,9 +105,7 @@ def _check_mode(mode: object, method: object) -> str:
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(
-            f"method must be one of {METHODS} (each computes the same direct sum here); got {method!r}"
-        )
+        raise ValueError(f"method must be one of {METHODS} (how the result is computed); got {method!r}")
     return mode
 
 
@@ -163,19 +163,19 @@ def _check_real(arrays: dict[str, Array]) -> None:
 # ----------------------------------------------------------------------------- one cross-correlation, both operands
 
 
-def _xcorr(a: Array, b: Array, mode: str) -> Array:
+def _xcorr(a: Array, b: Array, mode: str, method: str) -> Array:
     """``Σ_k pad(a)[q + k] · b[k]`` in SciPy's window, no conjugation; shape as SciPy's."""
     shape = a.shape
     sa, sb = _as_signal(a), _as_signal(b)
     if mode == "valid" and _valid_swap(sa.shape[2:], sb.shape[2:], "in1", "in2"):
         # b covers a: SciPy correlates b with a and reverses the result.
-        y = _flip(conv(sb, sa)[0, 0], tuple(range(sa.ndim - 2)))
+        y = _flip(conv(sb, sa, method=method)[0, 0], tuple(range(sa.ndim - 2)))
     else:
-        y = conv(sa, sb, padding=_mode_padding(mode, sb.shape[2:]))[0, 0]
+        y = conv(sa, sb, padding=_mode_padding(mode, sb.shape[2:]), method=method)[0, 0]
     return y.reshape(()) if not shape else y
 
 
-def _xcorr_backward(g: Array, a: Array, b: Array, mode: str) -> SignalGrads:
+def _xcorr_backward(g: Array, a: Array, b: Array, mode: str, method: str) -> SignalGrads:
     """Gradients of ``sum(g · _xcorr(a, b, mode))`` with respect to ``a`` and ``b``."""
     sa, sb = _as_signal(a), _as_signal(b)
     d = sa.ndim - 2
@@ -195,11 +195,11 @@ def _xcorr_backward(g: Array, a: Array, b: Array, mode: str) -> SignalGrads:
     if swapped:
         # y = flip(conv(b, a)): b is the signal, a the kernel.
         gf = _flip(sg, tuple(range(2, 2 + d)))
-        ga = conv_weight_grad(gf, sb, weight_shape=sa.shape)
-        gb = conv_input_grad(gf, sa, input_shape=sb.shape)
+        ga = conv_weight_grad(gf, sb, weight_shape=sa.shape, method=method)
+        gb = conv_input_grad(gf, sa, input_shape=sb.shape, method=method)
     else:
-        ga = conv_input_grad(sg, sb, input_shape=sa.shape, padding=pads)
-        gb = conv_weight_grad(sg, sa, weight_shape=sb.shape, padding=pads)
+        ga = conv_input_grad(sg, sb, input_shape=sa.shape, padding=pads, method=method)
+        gb = conv_weight_grad(sg, sa, weight_shape=sb.shape, padding=pads, method=method)
     return SignalGrads(ga.reshape(a.shape), gb.reshape(b.shape))
 
 
@@ -223,7 +223,9 @@ def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str
         centred as SciPy centres it; ``"valid"``: only complete overlaps
         (one operand must be at least as large as the other in every axis).
     method : {"auto", "direct", "fft"}
-        Accepted for SciPy compatibility; the result is always the direct sum.
+        How it is computed, as in SciPy: ``"direct"`` sums, ``"fft"`` uses
+        transforms (equal to rounding), ``"auto"`` picks the cheaper
+        (:func:`convgrad.conv`'s ``method``).
 
     Returns
     -------
@@ -252,8 +254,9 @@ def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str
     >>> signal.correlate(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 0.0]), mode="same")
     array([0., 1., 2., 3.])
     """
+    m = _check_mode(mode, method)
     a, b = _pair(in1, in2)
-    return _xcorr(a, np.conj(b) if b.dtype.kind == "c" else b, _check_mode(mode, method))
+    return _xcorr(a, np.conj(b) if b.dtype.kind == "c" else b, m, method)
 
 
 def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
@@ -271,7 +274,7 @@ def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str 
         As for :func:`correlate`; in ``"valid"`` mode the larger operand is
         used as the signal (convolution is commutative).
     method : {"auto", "direct", "fft"}
-        Accepted for SciPy compatibility; the result is always the direct sum.
+        As for :func:`correlate`.
 
     Returns
     -------
@@ -294,13 +297,13 @@ def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str 
     array([[ 6.,  8.],
            [12., 14.]])
     """
-    a, b = _pair(in1, in2)
     m = _check_mode(mode, method)
-    return _xcorr(a, _flip(b, tuple(range(b.ndim))), m)
+    a, b = _pair(in1, in2)
+    return _xcorr(a, _flip(b, tuple(range(b.ndim))), m, method)
 
 
 def correlate_backward(
-    grad_output: ArrayLike, in1: ArrayLike, in2: ArrayLike, /, mode: str = "full"
+    grad_output: ArrayLike, in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto"
 ) -> SignalGrads:
     """Gradients of :func:`correlate` with respect to both operands.
 
@@ -317,6 +320,8 @@ def correlate_backward(
     in1, in2 : array_like
         The forward operands; real (bool, integer or floating).
     mode : {"full", "same", "valid"}
+    method : {"auto", "direct", "fft"}
+        As for :func:`correlate`.
 
     Returns
     -------
@@ -342,15 +347,15 @@ def correlate_backward(
     >>> g1, g2
     (array([ 1.,  0.,  0., -1.]), array([6., 9.]))
     """
-    m = _check_mode(mode, "auto")
+    m = _check_mode(mode, method)
     a, b = _pair(in1, in2)
     g = check_array(grad_output, "grad_output")
     _check_real({"grad_output": g, "in1": a, "in2": b})
-    return _xcorr_backward(g, a, b, m)
+    return _xcorr_backward(g, a, b, m, method)
 
 
 def convolve_backward(
-    grad_output: ArrayLike, in1: ArrayLike, in2: ArrayLike, /, mode: str = "full"
+    grad_output: ArrayLike, in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto"
 ) -> SignalGrads:
     """Gradients of :func:`convolve` with respect to both operands.
 
@@ -365,6 +370,8 @@ def convolve_backward(
     in1, in2 : array_like
         The forward operands; real (bool, integer or floating).
     mode : {"full", "same", "valid"}
+    method : {"auto", "direct", "fft"}
+        As for :func:`correlate`.
 
     Returns
     -------
@@ -394,12 +401,12 @@ def convolve_backward(
     array([[77., 67.],
            [47., 37.]])
     """
-    m = _check_mode(mode, "auto")
+    m = _check_mode(mode, method)
     a, b = _pair(in1, in2)
     g = check_array(grad_output, "grad_output")
     _check_real({"grad_output": g, "in1": a, "in2": b})
     axes = tuple(range(b.ndim))
-    ga, gb = _xcorr_backward(g, a, _flip(b, axes), m)
+    ga, gb = _xcorr_backward(g, a, _flip(b, axes), m, method)
     return SignalGrads(ga, _flip(gb, axes).copy())
 
 
@@ -423,7 +430,7 @@ def _batched_pair(x: ArrayLike, w: ArrayLike, mode: str) -> tuple[Array, Array, 
     return xa, wa, _mode_padding(mode, wa.shape[2:])
 
 
-def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Array:
+def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
     """Multi-channel, batched :func:`correlate`: ``y[n, o] = Σ_c correlate(x[n, c], w[o, c], mode)``.
 
     A convolution layer (no bias, stride 1) whose padding is SciPy's
@@ -438,6 +445,8 @@ def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Arra
     mode : {"full", "same", "valid"}
         As for :func:`correlate`; ``"valid"`` needs ``S ≥ K`` in every spatial
         dimension (here the operands are never exchanged).
+    method : {"auto", "direct", "fft"}
+        As for :func:`correlate`.
 
     Returns
     -------
@@ -461,19 +470,19 @@ def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Arra
     >>> signal.correlate_batched(x, w, mode="same")
     array([[[-4., -4., -3., -2.]]])
     """
-    m = _check_mode(mode, "auto")
+    m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return conv(xa, np.conj(wa) if wa.dtype.kind == "c" else wa, padding=pads)
+    return conv(xa, np.conj(wa) if wa.dtype.kind == "c" else wa, padding=pads, method=method)
 
 
-def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Array:
+def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
     """Multi-channel, batched :func:`convolve`: ``y[n, o] = Σ_c convolve(x[n, c], w[o, c], mode)``.
 
     Parameters
     ----------
     x : array_like, shape=(N, C, *S)
     w : array_like, shape=(O, C, *K)
-    mode : {"full", "same", "valid"}
+    mode, method
         As for :func:`correlate_batched`.
 
     Returns
@@ -493,21 +502,21 @@ def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full") -> Array
     >>> signal.convolve_batched(x, np.array([[[0.0, 1.0, 0.5]]]))
     array([[[0. , 1. , 2.5, 4. , 1.5]]])
     """
-    m = _check_mode(mode, "auto")
+    m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return conv(xa, _flip(wa, tuple(range(2, wa.ndim))), padding=pads)
+    return conv(xa, _flip(wa, tuple(range(2, wa.ndim))), padding=pads, method=method)
 
 
-def _batched_backward(g: ArrayLike, xa: Array, wa: Array, pads: Pads) -> SignalGrads:
+def _batched_backward(g: ArrayLike, xa: Array, wa: Array, pads: Pads, method: str) -> SignalGrads:
     ga = check_array(g, "grad_output")
     _check_real({"grad_output": ga, "x": xa, "w": wa})
-    gx = conv_input_grad(ga, wa, input_shape=xa.shape, padding=pads)
-    gw = conv_weight_grad(ga, xa, weight_shape=wa.shape, padding=pads)
+    gx = conv_input_grad(ga, wa, input_shape=xa.shape, padding=pads, method=method)
+    gw = conv_weight_grad(ga, xa, weight_shape=wa.shape, padding=pads, method=method)
     return SignalGrads(gx, gw)
 
 
 def correlate_batched_backward(
-    grad_output: ArrayLike, x: ArrayLike, w: ArrayLike, /, mode: str = "full"
+    grad_output: ArrayLike, x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto"
 ) -> SignalGrads:
     """Gradients of :func:`correlate_batched` with respect to ``x`` and ``w``.
 
@@ -517,7 +526,8 @@ def correlate_batched_backward(
         Shaped like ``correlate_batched(x, w, mode)``.
     x : array_like, shape=(N, C, *S)
     w : array_like, shape=(O, C, *K)
-    mode : {"full", "same", "valid"}
+    mode, method
+        As for :func:`correlate_batched`.
 
     Returns
     -------
@@ -540,13 +550,13 @@ def correlate_batched_backward(
     >>> gx, gw
     (array([[[1., 3., 2.]]]), array([[[2., 2.]]]))
     """
-    m = _check_mode(mode, "auto")
+    m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return _batched_backward(grad_output, xa, wa, pads)
+    return _batched_backward(grad_output, xa, wa, pads, method)
 
 
 def convolve_batched_backward(
-    grad_output: ArrayLike, x: ArrayLike, w: ArrayLike, /, mode: str = "full"
+    grad_output: ArrayLike, x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto"
 ) -> SignalGrads:
     """Gradients of :func:`convolve_batched` with respect to ``x`` and ``w``.
 
@@ -556,7 +566,8 @@ def convolve_batched_backward(
         Shaped like ``convolve_batched(x, w, mode)``.
     x : array_like, shape=(N, C, *S)
     w : array_like, shape=(O, C, *K)
-    mode : {"full", "same", "valid"}
+    mode, method
+        As for :func:`correlate_batched`.
 
     Returns
     -------
@@ -577,8 +588,8 @@ def convolve_batched_backward(
     >>> gx, gw
     (array([[[2., 3., 1.]]]), array([[[2., 2.]]]))
     """
-    m = _check_mode(mode, "auto")
+    m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
     axes = tuple(range(2, wa.ndim))
-    gx, gw = _batched_backward(grad_output, xa, _flip(wa, axes), pads)
+    gx, gw = _batched_backward(grad_output, xa, _flip(wa, axes), pads, method)
     return SignalGrads(gx, _flip(gw, axes).copy())
