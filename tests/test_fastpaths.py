@@ -26,7 +26,7 @@ from torch_ref import torch_conv, torch_conv_transpose
 GENERAL = (_conv.gemm_forward, _conv.gemm_input_grad, _conv.gemm_weight_grad)
 ROUTES = {
     "pointwise": (_fast.pointwise_forward, _fast.pointwise_input_grad, _fast.pointwise_weight_grad),
-    "depthwise": (_fast.depthwise_forward, _fast.depthwise_input_grad, _fast.depthwise_weight_grad),
+    "depthwise": (_conv.gemm_forward, _fast.depthwise_input_grad, _conv.gemm_weight_grad),  # input grad only
     "fft": (_fft.fft_forward, _fft.fft_input_grad, _fft.fft_weight_grad),
 }
 
@@ -81,17 +81,17 @@ def pointwise(cfg: Config) -> Config:
 
 @given(cfg=conv_configs(max_kernel=2, max_channels_per_group=2, max_groups=3))
 def test_route_rule(cfg: Config) -> None:
-    """pointwise iff every kernel is 1 and nothing is padded; depthwise iff G == C == O > 1; direct never FFT."""
+    """pointwise iff every kernel is 1 and nothing is padded; depthwise (input gradient only) iff G == C == O > 1."""
     geom = _geometry(cfg)
-    expected = (
-        "pointwise" if all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
-        else "depthwise" if cfg.c_in == cfg.c_out == cfg.groups > 1
-        else "gemm"
-    )
-    assert _fast.route(geom, np.dtype(np.float64), "direct") == expected
-    assert _fast.route(geom, np.dtype(np.float64), "fft") == "fft"
-    # kernels of at most 8 taps are never sent to the FFT by the cost model
-    assert _fast.route(geom, np.dtype(np.float64), "auto") == expected
+    f64 = np.dtype(np.float64)
+    pointwise_ = all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
+    depthwise = cfg.c_in == cfg.c_out == cfg.groups > 1
+    for op in ("forward", "input", "weight"):
+        expected = "pointwise" if pointwise_ else "depthwise" if depthwise and op == "input" else "gemm"
+        assert _fast.route(geom, f64, "direct", op) == expected
+        assert _fast.route(geom, f64, "fft", op) == "fft"
+        # kernels of at most 8 taps are never sent to the FFT by the cost model
+        assert _fast.route(geom, f64, "auto", op) == expected
 
 
 def test_auto_picks_fft_for_large_kernels_only() -> None:
@@ -349,3 +349,14 @@ def test_empty_batch_on_every_route() -> None:
         grads = cg.conv_backward(np.ones(y.shape), x, np.ones(w_shape), **kw, method=method)
         assert grads.input.shape == x.shape and grads.weight.shape == w_shape
         assert not grads.weight.any() and not grads.bias.any()
+
+
+@given(cfg=conv_configs(max_groups=4), seed=st.integers(0, 2**32 - 1), threads=st.integers(2, 5))
+def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: int) -> None:
+    """im2col, fold and the depthwise blocks split by channel over several threads (forced for small sizes)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
+        mp.setattr(_config, "copy_threads", lambda: threads)
+        mp.setattr(_windows, "SMALL_COPY", 0)
+        mp.setattr(_windows, "SMALL_FOLD", 0)
+        _against_torch(cfg, seed, method="direct")

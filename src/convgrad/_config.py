@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -123,3 +126,41 @@ def scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
         buffer = np.empty(max(nbytes, 64), dtype=np.uint8)
         _local.buffer = buffer
     return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- both cores for the copies
+
+PARALLEL_MIN_ELEMENTS = 1 << 20
+"""Copies and folds over fewer elements than this run on the calling thread only."""
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def copy_threads() -> int:
+    """Threads for the element-wise copies and sums (NumPy releases the GIL in them): the cores, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> None:
+    """Run ``work(i0, i1)`` over ``[0, total)``, split into one contiguous range per core.
+
+    The im2col copy, the fold and the depthwise multiply-adds are single
+    threaded in NumPy while BLAS uses every core; splitting them by channel
+    (disjoint output ranges, so no locking) uses the idle cores. Small jobs
+    (under :data:`PARALLEL_MIN_ELEMENTS` ``elements``) and single-core
+    machines run on the calling thread.
+    """
+    global _pool
+    threads = min(copy_threads(), total)
+    if threads <= 1 or elements < PARALLEL_MIN_ELEMENTS:
+        work(0, total)
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=copy_threads(), thread_name_prefix="convgrad")
+        pool = _pool
+    bounds = [total * i // threads for i in range(threads + 1)]
+    futures = [pool.submit(work, a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    for future in futures:
+        future.result()

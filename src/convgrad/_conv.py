@@ -17,9 +17,7 @@ from . import _config
 from ._config import batch_chunks
 from ._fast import (
     check_method,
-    depthwise_forward,
     depthwise_input_grad,
-    depthwise_weight_grad,
     pointwise_forward,
     pointwise_input_grad,
     pointwise_weight_grad,
@@ -194,31 +192,27 @@ def gemm_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 
 def forward_batched(x: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``y = conv(x, w)`` for batched ``x`` already in the compute dtype, by the route :func:`route` picks."""
-    kind = route(geom, np.result_type(x, w), method)
+    kind = route(geom, np.result_type(x, w), method, "forward")
     if kind == "fft":
         return fft_forward(x, w, geom)
     if kind == "pointwise":
         return pointwise_forward(x, w, geom)
-    if kind == "depthwise":
-        return depthwise_forward(x, w, geom)
     return gemm_forward(x, w, geom)
 
 
 def weight_grad_batched(g: Array, x: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` (no conjugation)."""
-    kind = route(geom, np.result_type(g, x), method)
+    kind = route(geom, np.result_type(g, x), method, "weight")
     if kind == "fft":
         return fft_weight_grad(g, x, geom)
     if kind == "pointwise":
         return pointwise_weight_grad(g, x, geom)
-    if kind == "depthwise":
-        return depthwise_weight_grad(g, x, geom)
     return gemm_weight_grad(g, x, geom)
 
 
 def input_grad_batched(g: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``gx = pad_adjoint(fold(Z))``, ``Z[n, c, k, q] = Σ_o g[n, o, q] · w[o, c, k]`` (no conjugation)."""
-    kind = route(geom, np.result_type(g, w), method)
+    kind = route(geom, np.result_type(g, w), method, "input")
     if kind == "fft":
         return fft_input_grad(g, w, geom)
     if kind == "pointwise":

@@ -11,9 +11,13 @@ The rule (:func:`route`), in order:
 2. ``"pointwise"`` — every kernel size is 1 and there is no padding: each
    output is a plain matrix product of the channels (strided slice of ``x``
    for stride > 1), no windows at all.
-3. ``"depthwise"`` — one input and one output channel per group
-   (``groups == C == O > 1``): a multiply-accumulate over the kernel offsets,
-   channel by channel, in cache-sized blocks; no GEMM.
+3. ``"depthwise"`` — input gradient only, one input and one output channel
+   per group (``groups == C == O > 1``): a multiply-accumulate over the kernel
+   offsets, plane by plane, in cache-sized blocks; no GEMM and no fold. (Its
+   forward and weight gradient went the same way at first, and measured
+   1.3–1.7× *slower* than the general route's batched GEMV over the im2col
+   matrix, so they use that; so did a channels-last variant, whose two
+   transposes alone cost as much as the GEMV.)
 4. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
 """
 
@@ -25,10 +29,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._config import split_run
 from ._fft import fft_is_cheaper
-from ._padding import pad, pad_adjoint
+from ._padding import pad_adjoint
 from ._validate import Geometry, prod
-from ._windows import kernel_offsets, taps
+from ._windows import taps
 
 Array = npt.NDArray[Any]
 
@@ -59,13 +64,16 @@ def is_depthwise(geom: Geometry) -> bool:
     return geom.c_in == geom.c_out == geom.groups > 1
 
 
-def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto") -> str:
-    """The route for one contraction: ``"fft"``, ``"pointwise"``, ``"depthwise"`` or ``"gemm"``."""
+def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward") -> str:
+    """The route for one contraction ``op`` (``"forward"``, ``"input"`` or ``"weight"``).
+
+    Returns ``"fft"``, ``"pointwise"``, ``"depthwise"`` (input gradient only) or ``"gemm"``.
+    """
     if method == "fft" or (method == "auto" and fft_is_cheaper(geom, dtype)):
         return "fft"
     if is_pointwise(geom):
         return "pointwise"
-    if is_depthwise(geom):
+    if op == "input" and is_depthwise(geom):
         return "depthwise"
     return "gemm"
 
@@ -113,7 +121,11 @@ def pointwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     return gx
 
 
-# ----------------------------------------------------------------------------- depthwise: multiply-accumulate
+# ----------------------------------------------------------------------------- depthwise input gradient: multiply-add
+#
+# Each (sample, channel) plane of the padded input gradient receives one scaled copy of the plane of
+# g per kernel offset. Planes are processed in blocks that stay in cache, the blocks split over the
+# cores (NumPy releases the GIL in the multiplies and adds).
 
 
 def _plane_blocks(planes: int, plane_bytes: int) -> Iterator[tuple[int, int]]:
@@ -123,73 +135,24 @@ def _plane_blocks(planes: int, plane_bytes: int) -> Iterator[tuple[int, int]]:
         yield p0, min(planes, p0 + step)
 
 
-def _planes(a: Array) -> Array:
-    """``(nb, C, *S)`` -> ``(nb·C, *S)`` (a view when possible)."""
-    return a.reshape((-1,) + a.shape[2:])
-
-
-def _plane_weights(w: Array, n: int, geom: Geometry) -> Array:
-    """``w (C, 1, *K)`` -> ``(nb·C, K)``: each plane's kernel, as a column per offset."""
-    return np.tile(w.reshape(geom.c_out, -1), (n, 1))
-
-
-def _column(wp: Array, p0: int, p1: int, i: int, d: int) -> Array:
-    """Offset ``i``'s weight for planes ``p0..p1``, shaped to broadcast over ``d`` spatial axes."""
-    return wp[p0:p1, i].reshape((p1 - p0,) + (1,) * d)
-
-
-def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``groups == C == O``: ``y[n, c, q] = Σ_k w[c, k] · pad(x)[n, c, q·s + k·δ]``, one offset at a time."""
-    n, d = x.shape[0], geom.d
-    dtype = np.result_type(x, w)
-    xp = _planes(pad(x, geom))
-    wp = _plane_weights(w, n, geom)
-    y = np.empty((n * geom.c_out,) + geom.out_size, dtype=dtype)
-    plane_bytes = (prod(geom.padded_size) + 2 * prod(geom.out_size)) * dtype.itemsize
-    tmp = np.empty_like(y[: BLOCK_BYTES // max(1, plane_bytes) + 1])
-    for p0, p1 in _plane_blocks(n * geom.c_out, plane_bytes):
-        yb, tb = y[p0:p1], tmp[: p1 - p0]
-        for i, (_, sl) in enumerate(taps(geom)):
-            src = xp[(slice(p0, p1),) + sl]
-            if i == 0:
-                np.multiply(src, _column(wp, p0, p1, i, d), out=yb)
-            else:
-                np.multiply(src, _column(wp, p0, p1, i, d), out=tb)
-                yb += tb
-    return y.reshape((n, geom.c_out) + geom.out_size)
-
-
-def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """``groups == C == O``: ``gw[c, k] = Σ_{n,q} g[n, c, q] · pad(x)[n, c, q·s + k·δ]``."""
-    n = x.shape[0]
-    dtype = np.result_type(g, x)
-    xp = _planes(pad(x, geom))
-    gp = _planes(g)
-    offsets = kernel_offsets(geom)
-    gw = np.empty((n * geom.c_out, len(offsets)), dtype=dtype)
-    plane_bytes = (prod(geom.padded_size) + 2 * prod(geom.out_size)) * dtype.itemsize
-    tmp = np.empty((BLOCK_BYTES // max(1, plane_bytes) + 1,) + geom.out_size, dtype=dtype)
-    for p0, p1 in _plane_blocks(n * geom.c_out, plane_bytes):
-        gb, tb = gp[p0:p1], tmp[: p1 - p0]
-        for i, (_, sl) in enumerate(taps(geom)):
-            np.multiply(gb, xp[(slice(p0, p1),) + sl], out=tb)
-            gw[p0:p1, i] = tb.reshape(p1 - p0, -1).sum(axis=1)
-    total: Array = gw.reshape((n, geom.c_out, len(offsets))).sum(axis=0)
-    return total.reshape(geom.weight_shape)
-
-
 def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """``groups == C == O``: ``gx = pad_adjoint(Σ_k scatter_k(w[c, k] · g))``, one offset at a time."""
     n, d = g.shape[0], geom.d
     dtype = np.result_type(g, w)
-    gp = _planes(g)
-    wp = _plane_weights(w, n, geom)
-    gxp = np.zeros((n * geom.c_in,) + geom.padded_size, dtype=dtype)
+    planes = n * geom.c_in
+    gp = g.reshape((planes,) + geom.out_size)
+    wp = np.tile(w.reshape(geom.c_out, -1), (n, 1))  # (nb·C, K): each plane's kernel
+    gxp = np.zeros((planes,) + geom.padded_size, dtype=dtype)
     plane_bytes = (prod(geom.padded_size) + 2 * prod(geom.out_size)) * dtype.itemsize
-    tmp = np.empty((BLOCK_BYTES // max(1, plane_bytes) + 1,) + geom.out_size, dtype=dtype)
-    for p0, p1 in _plane_blocks(n * geom.c_in, plane_bytes):
-        gb, tb = gp[p0:p1], tmp[: p1 - p0]
-        for i, (_, sl) in enumerate(taps(geom)):
-            np.multiply(gb, _column(wp, p0, p1, i, d), out=tb)
-            gxp[(slice(p0, p1),) + sl] += tb
+
+    def work(a: int, b: int) -> None:
+        tmp = np.empty((BLOCK_BYTES // plane_bytes + 1,) + geom.out_size, dtype=dtype)
+        for p0, p1 in _plane_blocks(b - a, plane_bytes):
+            p0, p1 = a + p0, a + p1
+            tb = tmp[: p1 - p0]
+            for i, (_, sl) in enumerate(taps(geom)):
+                np.multiply(gp[p0:p1], wp[p0:p1, i].reshape((p1 - p0,) + (1,) * d), out=tb)
+                gxp[(slice(p0, p1),) + sl] += tb
+
+    split_run(planes, planes * prod(geom.kernel) * prod(geom.out_size), work)
     return np.ascontiguousarray(pad_adjoint(gxp.reshape((n, geom.c_in) + geom.padded_size), geom))

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
+from ._config import split_run
 from ._validate import Geometry, prod
 
 SMALL_COPY = 4096
@@ -81,9 +82,11 @@ def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.N
             view = as_strided(xp, shape=out.shape, strides=strides, writeable=False)
         np.copyto(out, view)
         return out
-    lead = (slice(None), slice(None))
-    for k, sl in taps(geom):
-        out[(slice(None),) + k] = xp[lead + sl].swapaxes(0, 1)
+    def copy(c0: int, c1: int) -> None:
+        for k, sl in taps(geom):
+            out[(slice(c0, c1),) + k] = xp[(slice(None), slice(c0, c1)) + sl].swapaxes(0, 1)
+
+    split_run(out.shape[0], out.size, copy)
     return out
 
 
@@ -112,9 +115,13 @@ def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
         planes = z.reshape(c, prod(geom.kernel), nb, -1).transpose(0, 2, 1, 3).reshape(c * nb, kq)
         folded = np.matmul(planes, fold_matrix(geom, z.dtype)).reshape((c, nb) + geom.padded_size)
         return np.ascontiguousarray(folded.swapaxes(0, 1))
-    out = np.zeros((z.shape[1 + geom.d], z.shape[0]) + geom.padded_size, dtype=z.dtype)
+    out = np.empty((z.shape[1 + geom.d], z.shape[0]) + geom.padded_size, dtype=z.dtype)
     out_cn = out.swapaxes(0, 1)  # (C, N, *P), a view
-    lead = (slice(None), slice(None))
-    for k, sl in taps(geom):
-        out_cn[lead + sl] += z[(slice(None),) + k]
+
+    def add(c0: int, c1: int) -> None:
+        out_cn[c0:c1] = 0
+        for k, sl in taps(geom):
+            out_cn[(slice(c0, c1), slice(None)) + sl] += z[(slice(c0, c1),) + k]
+
+    split_run(z.shape[0], z.size, add)
     return out
