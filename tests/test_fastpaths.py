@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import convgrad as cg
-from convgrad import _config, _conv, _fast, _fft, _validate, _windows
+from convgrad import _config, _conv, _fast, _fft, _grid, _validate, _windows
 from strategies import Config, conv_configs
 from torch_ref import torch_conv, torch_conv_transpose
 
@@ -28,6 +28,7 @@ ROUTES = {
     "pointwise": (_fast.pointwise_forward, _fast.pointwise_input_grad, _fast.pointwise_weight_grad),
     "depthwise": (_conv.gemm_forward, _fast.depthwise_input_grad, _conv.gemm_weight_grad),  # input grad only
     "fft": (_fft.fft_forward, _fft.fft_input_grad, _fft.fft_weight_grad),
+    "grid": (_grid.grid_forward, _grid.grid_input_grad, _grid.grid_weight_grad),
 }
 
 
@@ -87,7 +88,12 @@ def test_route_rule(cfg: Config) -> None:
     pointwise_ = all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
     depthwise = cfg.c_in == cfg.c_out == cfg.groups > 1
     for op in ("forward", "input", "weight"):
-        expected = "pointwise" if pointwise_ else "depthwise" if depthwise and op == "input" else "gemm"
+        expected = (
+            "pointwise" if pointwise_
+            else "depthwise" if depthwise and op == "input"
+            else "grid" if _grid.use_grid(geom)
+            else "gemm"
+        )
         assert _fast.route(geom, f64, "direct", op) == expected
         assert _fast.route(geom, f64, "fft", op) == "fft"
         # kernels of at most 8 taps are never sent to the FFT by the cost model
@@ -101,9 +107,9 @@ def test_auto_picks_fft_for_large_kernels_only() -> None:
     tiny_large_kernel = _validate.conv_geometry((1, 1, 20), (1, 1, 15))
     f32 = np.dtype(np.float32)
     assert _fast.route(large, f32) == "fft" and _fast.route(large_2d, f32) == "fft"
-    assert _fast.route(small, f32) == "gemm"
-    assert _fast.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST
-    assert _fast.route(large, f32, "direct") == "gemm"
+    assert _fast.route(small, f32) == "grid"
+    assert _fast.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST (and GRID_MIN_ELEMENTS)
+    assert _fast.route(large, f32, "direct") == "grid"
     assert _fft.fft_cost(large) < _fft.direct_cost(large)
     assert _fft.fft_cost(small) > _fft.direct_cost(small)
 
@@ -139,6 +145,29 @@ def test_pointwise_matches_general_route(cfg: Config, seed: int) -> None:
 @given(cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1), seed=st.integers(0, 2**32 - 1))
 def test_depthwise_matches_general_route(cfg: Config, seed: int) -> None:
     _against_general(cfg, "depthwise", seed, np.float64)
+
+
+@given(cfg=conv_configs(max_kernel=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
+def test_grid_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
+    _against_general(dataclasses.replace(cfg, stride=1), "grid", seed, np.complex128 if complex_ else np.float64)
+
+
+@given(cfg=conv_configs(max_kernel=4), seed=st.integers(0, 2**32 - 1))
+def test_grid_matches_torch(cfg: Config, seed: int) -> None:
+    """Stride-1 configurations, the size threshold lifted so that small ones take the grid route too."""
+    cfg = dataclasses.replace(cfg, stride=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
+        if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
+            assert _fast.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
+        _against_torch(cfg, seed, method="direct")
+
+
+def test_grid_route_threshold() -> None:
+    small = _validate.conv_geometry((1, 1, 5, 5), (1, 1, 3, 3))
+    large = _validate.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    strided = _validate.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=(1, 2))
+    assert not _grid.use_grid(small) and _grid.use_grid(large) and not _grid.use_grid(strided)
 
 
 @given(cfg=conv_configs(max_kernel=5), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
@@ -359,4 +388,5 @@ def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: 
         mp.setattr(_config, "copy_threads", lambda: threads)
         mp.setattr(_windows, "SMALL_COPY", 0)
         mp.setattr(_windows, "SMALL_FOLD", 0)
+        mp.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
         _against_torch(cfg, seed, method="direct")

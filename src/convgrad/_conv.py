@@ -24,6 +24,7 @@ from ._fast import (
     route,
 )
 from ._fft import fft_forward, fft_input_grad, fft_weight_grad
+from ._grid import grid_forward, grid_input_grad, grid_weight_grad
 from ._padding import pad, pad_adjoint
 from ._validate import (
     Geometry,
@@ -197,6 +198,8 @@ def forward_batched(x: Array, w: Array, geom: Geometry, *, method: str = "auto")
         return fft_forward(x, w, geom)
     if kind == "pointwise":
         return pointwise_forward(x, w, geom)
+    if kind == "grid":
+        return grid_forward(x, w, geom)
     return gemm_forward(x, w, geom)
 
 
@@ -207,6 +210,8 @@ def weight_grad_batched(g: Array, x: Array, geom: Geometry, *, method: str = "au
         return fft_weight_grad(g, x, geom)
     if kind == "pointwise":
         return pointwise_weight_grad(g, x, geom)
+    if kind == "grid":
+        return grid_weight_grad(g, x, geom)
     return gemm_weight_grad(g, x, geom)
 
 
@@ -217,6 +222,8 @@ def input_grad_batched(g: Array, w: Array, geom: Geometry, *, method: str = "aut
         return fft_input_grad(g, w, geom)
     if kind == "pointwise":
         return pointwise_input_grad(g, w, geom)
+    if kind == "grid":
+        return grid_input_grad(g, w, geom)
     if kind == "depthwise":
         return depthwise_input_grad(g, w, geom)
     return gemm_input_grad(g, w, geom)

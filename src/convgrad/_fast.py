@@ -18,7 +18,11 @@ The rule (:func:`route`), in order:
    1.3–1.7× *slower* than the general route's batched GEMV over the im2col
    matrix, so they use that; so did a channels-last variant, whose two
    transposes alone cost as much as the GEMV.)
-4. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
+4. ``"grid"`` — stride 1 in every dimension, not tiny: im2col and fold on the
+   flattened padded grid (:mod:`convgrad._grid`), where every kernel offset
+   is a contiguous shift, then one GEMM per group and chunk.
+5. ``"gemm"`` — everything else: im2col (strided copies) and one GEMM per
+   group and chunk.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy.typing as npt
 
 from ._config import split_run
 from ._fft import fft_is_cheaper
+from ._grid import use_grid
 from ._padding import pad_adjoint
 from ._validate import Geometry, prod
 from ._windows import taps
@@ -67,7 +72,7 @@ def is_depthwise(geom: Geometry) -> bool:
 def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward") -> str:
     """The route for one contraction ``op`` (``"forward"``, ``"input"`` or ``"weight"``).
 
-    Returns ``"fft"``, ``"pointwise"``, ``"depthwise"`` (input gradient only) or ``"gemm"``.
+    Returns ``"fft"``, ``"pointwise"``, ``"depthwise"`` (input gradient only), ``"grid"`` or ``"gemm"``.
     """
     if method == "fft" or (method == "auto" and fft_is_cheaper(geom, dtype)):
         return "fft"
@@ -75,6 +80,8 @@ def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = 
         return "pointwise"
     if op == "input" and is_depthwise(geom):
         return "depthwise"
+    if use_grid(geom):
+        return "grid"
     return "gemm"
 
 

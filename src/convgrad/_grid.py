@@ -1,0 +1,158 @@
+"""Stride 1: im2col and fold on the flattened padded grid, where every kernel offset is a plain shift.
+
+Lay the padded input out as ``(C, nb·P)``: channel by channel, the padded
+samples flattened one after another (``P = P_1·…·P_d``). With stride 1 the
+window tap ``k`` of output position ``q`` is padded position ``q + δ·k``, and
+on the flattened grid that is ``m + off(k)`` with ``m`` the flat position of
+``q`` and ``off(k) = Σ_i δ_i·k_i·P_{i+1}·…·P_d``: the same shift for every
+``m``. So
+
+* im2col is one contiguous block copy per kernel offset,
+  ``cols[c, k, m] = grid[c, m + off(k)]``, instead of a strided copy of short rows;
+* fold (the input gradient) is one contiguous block add per offset,
+  ``gxp[c, m + off(k)] += Z[c, k, m]``.
+
+The price is computing at every grid position ``m`` (``P`` per sample
+instead of ``Q``): the positions ``q_i ≥ Q_i`` are junk and dropped from the
+output; in the gradients ``g`` is zero there, so they contribute nothing.
+A position ``m`` with every ``q_i < Q_i`` only reaches ``m + off(k) ≤`` the
+last position of its own sample, so samples never mix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _config
+from ._config import batch_chunks, split_run
+from ._padding import pad, pad_adjoint
+from ._validate import Geometry, prod
+from ._windows import kernel_offsets
+
+Array = npt.NDArray[Any]
+
+
+GRID_MIN_ELEMENTS = 1 << 16
+"""Smaller im2col matrices take the general route (its per-call Python overhead is lower)."""
+
+
+def use_grid(geom: Geometry) -> bool:
+    """The grid route's rule: stride 1 in every dimension (any dilation, padding mode and groups),
+    and an im2col matrix of at least :data:`GRID_MIN_ELEMENTS` entries."""
+    big = geom.n * geom.c_in * prod(geom.kernel) * prod(geom.padded_size) >= GRID_MIN_ELEMENTS
+    return big and all(s == 1 for s in geom.stride)
+
+
+def _offsets(geom: Geometry) -> list[int]:
+    """``off(k)`` for every kernel offset, in C order."""
+    flat = [prod(geom.padded_size[i + 1 :]) for i in range(geom.d)]
+    return [sum(k * dl * f for k, dl, f in zip(ks, geom.dilation, flat)) for ks in kernel_offsets(geom)]
+
+
+def _tail(geom: Geometry) -> int:
+    """Room after the last sample for the largest shift."""
+    return _offsets(geom)[-1]
+
+
+def _per_sample_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
+    return geom.c_in * prod(geom.kernel) * prod(geom.padded_size) * dtype.itemsize
+
+
+def _valid(geom: Geometry) -> tuple[slice, ...]:
+    """The grid positions that are outputs: ``q_i < Q_i``."""
+    return tuple(slice(0, q) for q in geom.out_size)
+
+
+def _grid_input(x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
+    """``pad(x)`` laid out ``(C, nb·P + tail)``, the tail zero."""
+    nb, m = x.shape[0], x.shape[0] * prod(geom.padded_size)
+    grid = np.empty((geom.c_in, m + _tail(geom)), dtype=dtype)
+    grid[:, m:] = 0
+    body = grid[:, :m].reshape((geom.c_in, nb) + geom.padded_size)
+    if geom.padding_mode == "zeros":
+        body[...] = 0
+        inner = tuple(slice(lo, lo + s) for lo, s in zip(geom.pad_lo, geom.in_size))
+        body[(slice(None), slice(None)) + inner] = x.swapaxes(0, 1)
+    else:
+        body[...] = pad(x, geom).swapaxes(0, 1)
+    return grid
+
+
+def _grid_grad(g: Array, geom: Geometry) -> Array:
+    """``g`` on the grid, zero at the junk positions: ``(G, O/G, nb·P)``."""
+    nb = g.shape[0]
+    grid = np.zeros((geom.c_out, nb) + geom.padded_size, dtype=g.dtype)
+    grid[(slice(None), slice(None)) + _valid(geom)] = g.swapaxes(0, 1)
+    return grid.reshape(geom.groups, geom.c_out // geom.groups, -1)
+
+
+def _cols(grid: Array, geom: Geometry, m: int) -> Array:
+    """im2col on the grid: ``cols[c, k, m] = grid[c, m + off(k)]``, as ``(G, (C/G)·K, m)`` matrices."""
+    offsets = _offsets(geom)
+    cols = _config.scratch((geom.c_in, len(offsets), m), grid.dtype)
+
+    def copy(c0: int, c1: int) -> None:
+        for i, off in enumerate(offsets):
+            cols[c0:c1, i] = grid[c0:c1, off : off + m]
+
+    split_run(geom.c_in, cols.size, copy)
+    return cols.reshape(geom.groups, -1, m)
+
+
+def grid_forward(x: Array, w: Array, geom: Geometry) -> Array:
+    """``y = conv(x, w)`` at stride 1: grid im2col and one GEMM per group and chunk."""
+    n, dtype = x.shape[0], np.result_type(x, w)
+    y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
+    og = geom.c_out // geom.groups
+    w_t = w.reshape(geom.groups, og, -1).swapaxes(1, 2)  # (G, j, O/G)
+    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
+        nb = n1 - n0
+        m = nb * prod(geom.padded_size)
+        cols = _cols(_grid_input(x[n0:n1], geom, dtype), geom, m)
+        # (G, m, j) @ (G, j, O/G) -> (G, m, O/G)
+        y_grid = np.matmul(cols.swapaxes(1, 2), w_t).reshape((geom.groups, nb) + geom.padded_size + (og,))
+        y_valid = y_grid[(slice(None), slice(None)) + _valid(geom)]  # (G, nb, *Q, O/G)
+        y_chunk = y[n0:n1].reshape((nb, geom.groups, og) + geom.out_size)
+        y_chunk[...] = np.moveaxis(np.moveaxis(y_valid, -1, 2), 0, 1)
+    return y
+
+
+def grid_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
+    """``gw[o, c, k] = Σ_{n,m} g[n, o, m] · cols[c, k, m]`` at stride 1."""
+    dtype = np.result_type(g, x)
+    cg, og = geom.c_in // geom.groups, geom.c_out // geom.groups
+    gw_t = np.zeros((geom.groups, cg * prod(geom.kernel), og), dtype=dtype)
+    for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, dtype)):
+        m = (n1 - n0) * prod(geom.padded_size)
+        cols = _cols(_grid_input(x[n0:n1], geom, dtype), geom, m)
+        # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
+        gw_t += np.matmul(cols, _grid_grad(g[n0:n1].astype(dtype, copy=False), geom).swapaxes(1, 2))
+    return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
+
+
+def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
+    """``gx = pad_adjoint(fold(wᵀ g))`` at stride 1, the fold one contiguous add per offset."""
+    n, dtype = g.shape[0], np.result_type(g, w)
+    gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
+    w_t = w.reshape(geom.groups, geom.c_out // geom.groups, -1).swapaxes(1, 2)  # (G, j, O/G)
+    offsets = _offsets(geom)
+    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
+        nb = n1 - n0
+        m = nb * prod(geom.padded_size)
+        z = _config.scratch((geom.c_in, len(offsets), m), dtype)
+        # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
+        np.matmul(w_t, _grid_grad(g[n0:n1].astype(dtype, copy=False), geom), out=z.reshape(geom.groups, -1, m))
+        folded = np.empty((geom.c_in, m + offsets[-1]), dtype=dtype)
+
+        def add(c0: int, c1: int, z: Array = z, folded: Array = folded, m: int = m) -> None:
+            folded[c0:c1] = 0
+            for i, off in enumerate(offsets):
+                folded[c0:c1, off : off + m] += z[c0:c1, i]
+
+        split_run(geom.c_in, z.size, add)
+        gxp = folded[:, :m].reshape((geom.c_in, nb) + geom.padded_size).swapaxes(0, 1)
+        gx[n0:n1] = pad_adjoint(gxp, geom)
+    return gx
