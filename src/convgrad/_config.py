@@ -8,11 +8,13 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_WORKSPACE_BYTES = 256 * 1024 * 1024
 """Default budget for the im2col / col2im workspace of one call: 256 MiB."""
@@ -158,6 +160,8 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
         return
     with _pool_lock:
         if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # ~10 ms to import: only when first needed
+
             _pool = ThreadPoolExecutor(max_workers=copy_threads(), thread_name_prefix="convgrad")
         pool = _pool
     bounds = [total * i // threads for i in range(threads + 1)]
