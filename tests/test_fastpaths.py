@@ -158,9 +158,11 @@ def test_grid_matches_torch(cfg: Config, seed: int) -> None:
     cfg = dataclasses.replace(cfg, stride=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
+        _fast.route.cache_clear()  # the route is remembered per geometry
         if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
             assert _fast.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
         _against_torch(cfg, seed, method="direct")
+    _fast.route.cache_clear()
 
 
 def test_grid_route_threshold() -> None:
@@ -389,4 +391,6 @@ def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: 
         mp.setattr(_windows, "SMALL_COPY", 0)
         mp.setattr(_windows, "SMALL_FOLD", 0)
         mp.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
+        _fast.route.cache_clear()
         _against_torch(cfg, seed, method="direct")
+    _fast.route.cache_clear()

@@ -27,6 +27,7 @@ The rule (:func:`route`), in order:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,8 +70,9 @@ def is_depthwise(geom: Geometry) -> bool:
     return geom.c_in == geom.c_out == geom.groups > 1
 
 
+@functools.lru_cache(maxsize=512)
 def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward") -> str:
-    """The route for one contraction ``op`` (``"forward"``, ``"input"`` or ``"weight"``).
+    """The route for one contraction ``op`` (``"forward"``, ``"input"`` or ``"weight"``), remembered per geometry.
 
     Returns ``"fft"``, ``"pointwise"``, ``"depthwise"`` (input gradient only), ``"grid"`` or ``"gemm"``.
     """
