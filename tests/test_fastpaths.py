@@ -394,3 +394,37 @@ def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: 
         _fast.route.cache_clear()
         _against_torch(cfg, seed, method="direct")
     _fast.route.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("w_shape", "kw", "method"),
+    [
+        ((3, 4, 1, 1), {"stride": 2}, "auto"),  # pointwise
+        ((4, 1, 3, 2), {"groups": 4, "padding": 1}, "auto"),  # depthwise input gradient, grid otherwise
+        ((3, 4, 3, 2), {"padding": 1, "dilation": 2}, "auto"),  # grid
+        ((3, 4, 3, 2), {"padding": 1, "stride": 2}, "auto"),  # gemm
+        ((6, 2, 3, 2), {"padding": 1, "groups": 2}, "fft"),
+    ],
+)
+def test_views_in_and_inputs_untouched_on_every_route(
+    w_shape: tuple[int, ...], kw: dict[str, int], method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negative-stride and transposed views give the numbers of their contiguous copies; nothing is written."""
+    monkeypatch.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
+    _fast.route.cache_clear()
+    rng = np.random.default_rng(1)
+    base_x = rng.standard_normal((9, 7, 4, 3))
+    x = base_x.transpose(3, 2, 1, 0)[:, :, ::-1]  # (3, 4, 7, 9), negative and permuted strides
+    w = rng.standard_normal(w_shape[::-1]).T[..., ::-1]
+    y = cg.conv(x, w, **kw, method=method)
+    g = rng.standard_normal(y.shape)[..., ::-1]
+    snapshot = [a.copy() for a in (x, w, g)]
+    grads = cg.conv_backward(g, x, w, **kw, method=method)
+    refs = [cg.conv(x.copy(), w.copy(), **kw, method="direct"),
+            *cg.conv_backward(g.copy(), x.copy(), w.copy(), **kw, method="direct")]
+    for ours, ref in zip((y, *grads), refs):
+        _close(ours, ref)
+    for a, before in zip((x, w, g), snapshot):
+        np.testing.assert_array_equal(a, before)
+    _fast.route.cache_clear()
