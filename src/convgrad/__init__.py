@@ -3,10 +3,18 @@
 Forward, input gradient, weight gradient and bias gradient for N-dimensional
 convolution and transposed convolution with PyTorch's semantics (stride,
 padding in every form, dilation, groups, padding modes), without autograd.
+
+The core (``conv``, its gradients, ``conv_transpose``) is imported with the
+package; the tools around it (``gradcheck``, ``explain``, ``conv_matrix``,
+the ``signal`` and ``tensorflow`` conventions, double backward) are imported
+on first use, so that ``import convgrad`` costs little more than NumPy.
 """
 
-from . import signal, tensorflow
-from ._check import GradcheckResult, dot_test, gradcheck
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._config import get_workspace_budget, set_workspace_budget, workspace_budget
 from ._conv import (
     Grads,
@@ -17,12 +25,46 @@ from ._conv import (
     conv_output_shape,
     conv_weight_grad,
 )
-from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
-from ._explain import Explanation, explain
-from ._matrix import conv_matrix
 from ._transpose import conv_transpose, conv_transpose_backward, conv_transpose_output_shape
 
+if TYPE_CHECKING:
+    from . import signal, tensorflow
+    from ._check import GradcheckResult, dot_test, gradcheck
+    from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
+    from ._explain import Explanation, explain
+    from ._matrix import conv_matrix
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "signal": (".signal", None),
+    "tensorflow": (".tensorflow", None),
+    "GradcheckResult": ("._check", "GradcheckResult"),
+    "dot_test": ("._check", "dot_test"),
+    "gradcheck": ("._check", "gradcheck"),
+    "DoubleGrads": ("._double", "DoubleGrads"),
+    "conv_double_backward": ("._double", "conv_double_backward"),
+    "conv_transpose_double_backward": ("._double", "conv_transpose_double_backward"),
+    "Explanation": ("._explain", "Explanation"),
+    "explain": ("._explain", "explain"),
+    "conv_matrix": ("._matrix", "conv_matrix"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the tools around the core on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'convgrad' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DoubleGrads",
