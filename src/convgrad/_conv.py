@@ -8,6 +8,7 @@ Within group ``γ`` write ``j = (c, k)`` for a (channel, kernel offset) pair.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -191,42 +192,37 @@ def gemm_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 # ----------------------------------------------------------------------------- the three contractions
 
 
+_KERNELS: dict[str, dict[str, Callable[[Array, Array, Geometry], Array]]] = {
+    "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "grid": grid_forward, "gemm": gemm_forward},
+    "weight": {
+        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "grid": grid_weight_grad, "gemm": gemm_weight_grad,
+    },
+    "input": {
+        "fft": fft_input_grad, "pointwise": pointwise_input_grad, "grid": grid_input_grad,
+        "depthwise": depthwise_input_grad, "gemm": gemm_input_grad,
+    },
+}
+"""Each contraction's implementation on every route :func:`route` can pick for it."""
+
+
+def _run(op: str, a: Array, b: Array, geom: Geometry, method: str) -> Array:
+    """Contraction ``op`` of ``a`` and ``b`` by the route :func:`route` picks."""
+    return _KERNELS[op][route(geom, np.result_type(a, b), method, op)](a, b, geom)
+
+
 def forward_batched(x: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``y = conv(x, w)`` for batched ``x`` already in the compute dtype, by the route :func:`route` picks."""
-    kind = route(geom, np.result_type(x, w), method, "forward")
-    if kind == "fft":
-        return fft_forward(x, w, geom)
-    if kind == "pointwise":
-        return pointwise_forward(x, w, geom)
-    if kind == "grid":
-        return grid_forward(x, w, geom)
-    return gemm_forward(x, w, geom)
+    return _run("forward", x, w, geom, method)
 
 
 def weight_grad_batched(g: Array, x: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` (no conjugation)."""
-    kind = route(geom, np.result_type(g, x), method, "weight")
-    if kind == "fft":
-        return fft_weight_grad(g, x, geom)
-    if kind == "pointwise":
-        return pointwise_weight_grad(g, x, geom)
-    if kind == "grid":
-        return grid_weight_grad(g, x, geom)
-    return gemm_weight_grad(g, x, geom)
+    return _run("weight", g, x, geom, method)
 
 
 def input_grad_batched(g: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
     """``gx = pad_adjoint(fold(Z))``, ``Z[n, c, k, q] = Σ_o g[n, o, q] · w[o, c, k]`` (no conjugation)."""
-    kind = route(geom, np.result_type(g, w), method, "input")
-    if kind == "fft":
-        return fft_input_grad(g, w, geom)
-    if kind == "pointwise":
-        return pointwise_input_grad(g, w, geom)
-    if kind == "grid":
-        return grid_input_grad(g, w, geom)
-    if kind == "depthwise":
-        return depthwise_input_grad(g, w, geom)
-    return gemm_input_grad(g, w, geom)
+    return _run("input", g, w, geom, method)
 
 
 def bias_grad_batched(g: Array) -> Array:
