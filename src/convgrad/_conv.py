@@ -235,6 +235,18 @@ def _conj(a: Array) -> Array:
     return np.conj(a) if a.dtype.kind == "c" else a
 
 
+def with_bias(
+    contraction: Callable[..., Array], x: Array, w: Array, b: Optional[Array], geom: Geometry, method: str
+) -> Array:
+    """``contraction(x, w) + b`` in the compute dtype, returned in the result dtype (``conv``, ``conv_transpose``)."""
+    dtype = result_dtype(x, w, *([] if b is None else [b]))
+    work = compute_dtype(dtype)
+    y = contraction(as_batched(x, geom).astype(work, copy=False), w.astype(work, copy=False), geom, method=method)
+    if b is not None:
+        y += b.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
+    return finish(y, geom, dtype)
+
+
 # ----------------------------------------------------------------------------- the public API
 
 
@@ -380,14 +392,7 @@ def conv(
     )
     if b_arr is not None:
         check_bias(b_arr, geom.c_out)
-    dtype = result_dtype(x_arr, w_arr, *([] if b_arr is None else [b_arr]))
-    work = compute_dtype(dtype)
-    y = forward_batched(
-        as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom, method=method
-    )
-    if b_arr is not None:
-        y += b_arr.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
-    return finish(y, geom, dtype)
+    return with_bias(forward_batched, x_arr, w_arr, b_arr, geom, method)
 
 
 def conv_input_grad(

@@ -26,6 +26,7 @@ from ._conv import (
     forward_batched,
     input_grad_batched,
     weight_grad_batched,
+    with_bias,
 )
 from ._fast import check_method
 from ._validate import (
@@ -148,14 +149,7 @@ def conv_transpose(
     )
     if b_arr is not None:
         check_bias(b_arr, geom.c_in)
-    dtype = result_dtype(x_arr, w_arr, *([] if b_arr is None else [b_arr]))
-    work = compute_dtype(dtype)
-    y = input_grad_batched(
-        as_batched(x_arr, geom).astype(work, copy=False), w_arr.astype(work, copy=False), geom, method=method
-    )
-    if b_arr is not None:
-        y += b_arr.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
-    return finish(y, geom, dtype)
+    return with_bias(input_grad_batched, x_arr, w_arr, b_arr, geom, method)
 
 
 def conv_transpose_backward(
