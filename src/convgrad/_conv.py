@@ -391,7 +391,7 @@ def conv(
         padding_mode=padding_mode,
     )
     if b_arr is not None:
-        check_bias(b_arr, geom.c_out)
+        check_bias(b_arr.shape, geom.c_out)
     return with_bias(forward_batched, x_arr, w_arr, b_arr, geom, method)
 
 

@@ -148,7 +148,7 @@ def conv_transpose(
         dilation=dilation, groups=groups, output_shape=output_shape,
     )
     if b_arr is not None:
-        check_bias(b_arr, geom.c_in)
+        check_bias(b_arr.shape, geom.c_in)
     return with_bias(input_grad_batched, x_arr, w_arr, b_arr, geom, method)
 
 

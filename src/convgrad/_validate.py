@@ -420,10 +420,10 @@ def check_grad_output_shape(grad_output: np.ndarray, expected: Shape, context: s
         )
 
 
-def check_bias(b: np.ndarray, c_out: int) -> None:
-    """The bias is ``(out_channels,)``."""
-    if b.shape != (c_out,):
-        raise ValueError(f"b must have shape (out_channels,) = ({c_out},); got shape {b.shape}")
+def check_bias(b_shape: Shape, c_out: int) -> None:
+    """The bias is ``(out_channels,)`` (``b_shape`` a tuple, for NumPy arrays and tensors alike)."""
+    if b_shape != (c_out,):
+        raise ValueError(f"b must have shape (out_channels,) = ({c_out},); got shape {b_shape}")
 
 
 def prod(shape: Sequence[int]) -> int:

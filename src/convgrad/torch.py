@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import _conv
-from ._validate import Geometry, IntOrTuple, PaddingArg, conv_geometry, transpose_geometry
+from ._validate import Geometry, IntOrTuple, PaddingArg, check_bias, conv_geometry, transpose_geometry
 
 __all__ = [
     "Conv1d",
@@ -211,11 +211,6 @@ def _check_tensors(x: object, w: object, b: object) -> None:
             raise ValueError(f"{name} is on device {t.device} but x is on device {first.device}")
 
 
-def _check_bias_shape(b: Optional[Tensor], channels: int) -> None:
-    if b is not None and tuple(b.shape) != (channels,):
-        raise ValueError(f"b must have shape (out_channels,) = ({channels},); got shape {tuple(b.shape)}")
-
-
 def conv(
     x: Tensor,
     w: Tensor,
@@ -273,7 +268,8 @@ def conv(
         tuple(x.shape), tuple(w.shape), stride=stride, padding=padding, dilation=dilation, groups=groups,
         padding_mode=padding_mode,
     )
-    _check_bias_shape(b, geom.c_out)
+    if b is not None:
+        check_bias(tuple(b.shape), geom.c_out)
     return _apply(ConvFunction, x, w, b, geom)
 
 
@@ -325,7 +321,8 @@ def conv_transpose(
         tuple(x.shape), tuple(w.shape), stride=stride, padding=padding, output_padding=output_padding,
         dilation=dilation, groups=groups, output_shape=output_shape,
     )
-    _check_bias_shape(b, geom.c_in)
+    if b is not None:
+        check_bias(tuple(b.shape), geom.c_in)
     return _apply(ConvTransposeFunction, x, w, b, geom)
 
 
