@@ -98,10 +98,9 @@ def _prepare(
     x_arr: Array,
     w_arr: Array,
     geom: Geometry,
-    x_shape: tuple[int, ...],
     bias_size: int,
 ) -> _Upstream:
-    ggx_arr = _optional(ggx, "ggx", x_shape, "x.shape")
+    ggx_arr = _optional(ggx, "ggx", x_arr.shape, "x.shape")
     ggw_arr = _optional(ggw, "ggw", w_arr.shape, "w.shape")
     ggb_arr = _optional(ggb, "ggb", (bias_size,), "(out_channels,) =")
     present = [a for a in (ggx_arr, ggw_arr, ggb_arr) if a is not None]
@@ -214,7 +213,7 @@ def conv_double_backward(
         padding_mode=padding_mode,
     )
     check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
-    u = _prepare(ggx, ggw, ggb, g_arr, x_arr, w_arr, geom, x_arr.shape, geom.c_out)
+    u = _prepare(ggx, ggw, ggb, g_arr, x_arr, w_arr, geom, geom.c_out)
 
     # ∂/∂g: the forward map (linear in each of x and w) applied to the upstream gradients
     terms: list[Array] = []
@@ -301,7 +300,7 @@ def conv_transpose_double_backward(
         dilation=dilation, groups=groups, output_shape=output_shape,
     )
     check_grad_output_shape(g_arr, geom.input_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
-    u = _prepare(ggx, ggw, ggb, g_arr, x_arr, w_arr, geom, x_arr.shape, geom.c_in)
+    u = _prepare(ggx, ggw, ggb, g_arr, x_arr, w_arr, geom, geom.c_in)
 
     # ∂/∂g: the transposed map (the forward conv's input gradient) applied to the upstream gradients
     terms: list[Array] = []
