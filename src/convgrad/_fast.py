@@ -39,7 +39,7 @@ from ._fft import fft_is_cheaper
 from ._grid import use_grid
 from ._padding import pad_adjoint
 from ._validate import Geometry, prod
-from ._windows import taps
+from ._windows import taps, window_starts
 
 Array = npt.NDArray[Any]
 
@@ -92,8 +92,7 @@ def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = 
 
 def _strided_input(x: Array, geom: Geometry) -> Array:
     """``x[n, γ, c, q] = x[n, γ·C/G + c, q·s]`` as a contiguous ``(nb, G, C/G, Q)`` array."""
-    taps = tuple(slice(0, (q - 1) * s + 1, s) for q, s in zip(geom.out_size, geom.stride))
-    xs = np.ascontiguousarray(x[(slice(None), slice(None)) + taps])
+    xs = np.ascontiguousarray(x[(slice(None), slice(None)) + window_starts(geom)])
     return xs.reshape(x.shape[0], geom.groups, geom.c_in // geom.groups, prod(geom.out_size))
 
 
@@ -125,8 +124,7 @@ def pointwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     if geom.out_size == geom.in_size:
         return gxs
     gx = np.zeros((n, geom.c_in) + geom.in_size, dtype=gxs.dtype)
-    taps = tuple(slice(0, (q - 1) * s + 1, s) for q, s in zip(geom.out_size, geom.stride))
-    gx[(slice(None), slice(None)) + taps] = gxs
+    gx[(slice(None), slice(None)) + window_starts(geom)] = gxs
     return gx
 
 

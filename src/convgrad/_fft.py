@@ -46,6 +46,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ._config import batch_chunks
 from ._padding import pad, pad_adjoint
 from ._validate import Geometry, prod
+from ._windows import window_starts
 
 Array = npt.NDArray[Any]
 
@@ -281,7 +282,7 @@ def _upsampled(g: Array, geom: Geometry) -> Array:
     if g.shape[2:] == full:
         return g
     gu = np.zeros(g.shape[:2] + full, dtype=g.dtype)
-    gu[(slice(None), slice(None)) + tuple(slice(0, (q - 1) * s + 1, s) for q, s in zip(geom.out_size, geom.stride))] = g
+    gu[(slice(None), slice(None)) + window_starts(geom)] = g
     return gu
 
 
@@ -302,7 +303,7 @@ def fft_forward(x: Array, w: Array, geom: Geometry) -> Array:
     h_f = h_f.reshape((geom.c_in // geom.groups, geom.groups, -1) + h_f.shape[2:]).swapaxes(0, 1)
     h_f = h_f.reshape((geom.c_in, -1) + h_f.shape[3:])  # (C, O/G, *F), input channel first
     y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
-    keep = tuple(slice(0, (q - 1) * s + 1, s) for q, s in zip(geom.out_size, geom.stride))
+    keep = window_starts(geom)
     for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, p, dtype)):
         a_f = _block_spectra(pad(x[n0:n1], geom), p, nblk, real)
         r = _inverse(_mix(a_f, h_f, geom.groups), p, real)

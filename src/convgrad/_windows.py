@@ -38,9 +38,13 @@ def unfold(xp: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     """
     d = geom.d
     view = sliding_window_view(xp, geom.span, axis=tuple(range(2, 2 + d)))
-    positions = tuple(slice(0, (q - 1) * s + 1, s) for q, s in zip(geom.out_size, geom.stride))
-    taps = tuple(slice(None, None, dl) for dl in geom.dilation)
-    return view[(slice(None), slice(None)) + positions + taps]
+    dilated = tuple(slice(None, None, dl) for dl in geom.dilation)
+    return view[(slice(None), slice(None)) + window_starts(geom) + dilated]
+
+
+def window_starts(geom: Geometry) -> tuple[slice, ...]:
+    """The positions ``q·s`` where the ``geom.out_size`` windows start (kernel offset 0)."""
+    return tap_slices(geom, (0,) * geom.d)
 
 
 def kernel_offsets(geom: Geometry) -> list[tuple[int, ...]]:

@@ -62,7 +62,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._conv import Array, ArrayLike, conv, conv_input_grad, conv_weight_grad
+from ._conv import Array, ArrayLike, _conj, conv, conv_input_grad, conv_weight_grad
+from ._fast import METHODS
 from ._validate import check_array
 
 __all__ = [
@@ -78,7 +79,6 @@ __all__ = [
 ]
 
 MODES = ("full", "same", "valid")
-METHODS = ("auto", "direct", "fft")
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -256,7 +256,7 @@ def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str
     """
     m = _check_mode(mode, method)
     a, b = _pair(in1, in2)
-    return _xcorr(a, np.conj(b) if b.dtype.kind == "c" else b, m, method)
+    return _xcorr(a, _conj(b), m, method)
 
 
 def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
@@ -472,7 +472,7 @@ def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method:
     """
     m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return conv(xa, np.conj(wa) if wa.dtype.kind == "c" else wa, padding=pads, method=method)
+    return conv(xa, _conj(wa), padding=pads, method=method)
 
 
 def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:

@@ -47,7 +47,6 @@ layout.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, Union
@@ -55,7 +54,7 @@ from typing import Any, NamedTuple, Optional, Union
 import numpy as np
 
 from ._conv import Array, ArrayLike, conv, conv_input_grad, conv_weight_grad
-from ._validate import check_array, check_int, normalize_shape
+from ._validate import _is_int, check_array, check_int, normalize_shape
 
 __all__ = [
     "TFGrads",
@@ -111,10 +110,6 @@ class TFGrads(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- arguments
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _channels_first(data_format: object, d: int, op: str) -> bool:
