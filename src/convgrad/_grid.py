@@ -107,16 +107,15 @@ def grid_forward(x: Array, w: Array, geom: Geometry) -> Array:
     n, dtype = x.shape[0], np.result_type(x, w)
     y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
     og = geom.c_out // geom.groups
-    w_t = w.reshape(geom.groups, og, -1).swapaxes(1, 2)  # (G, j, O/G)
+    w_mat = w.reshape(geom.groups, og, -1)  # (G, O/G, j)
     for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
         nb = n1 - n0
         m = nb * prod(geom.padded_size)
         cols = _cols(_grid_input(x[n0:n1], geom, dtype), geom, m)
-        # (G, m, j) @ (G, j, O/G) -> (G, m, O/G)
-        y_grid = np.matmul(cols.swapaxes(1, 2), w_t).reshape((geom.groups, nb) + geom.padded_size + (og,))
-        y_valid = y_grid[(slice(None), slice(None)) + _valid(geom)]  # (G, nb, *Q, O/G)
-        y_chunk = y[n0:n1].reshape((nb, geom.groups, og) + geom.out_size)
-        y_chunk[...] = np.moveaxis(np.moveaxis(y_valid, -1, 2), 0, 1)
+        # (G, O/G, j) @ (G, j, m) -> (G, O/G, m): m last, so the copy below moves whole rows
+        y_grid = np.matmul(w_mat, cols).reshape((geom.groups, og, nb) + geom.padded_size)
+        y_valid = y_grid[(slice(None),) * 3 + _valid(geom)]  # (G, O/G, nb, *Q)
+        y[n0:n1].reshape((nb, geom.groups, og) + geom.out_size)[...] = np.moveaxis(y_valid, 2, 0)
     return y
 
 
