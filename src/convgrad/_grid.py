@@ -155,3 +155,29 @@ def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
         gxp = folded[:, :m].reshape((geom.c_in, nb) + geom.padded_size).swapaxes(0, 1)
         gx[n0:n1] = pad_adjoint(gxp, geom)
     return gx
+
+
+def grid_depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
+    """``groups == C == O`` at stride 1: ``gxp[c, m + off(k)] += w[c, k] · g[c, m]``, long contiguous rows.
+
+    The same multiply-adds as :func:`convgrad._fast.depthwise_input_grad`, but each one runs over a
+    channel's whole flattened grid instead of over rows of one plane.
+    """
+    n, dtype = g.shape[0], np.result_type(g, w)
+    offsets = _offsets(geom)
+    m = n * prod(geom.padded_size)
+    g_grid = _grid_grad(g.astype(dtype, copy=False), geom).reshape(geom.c_out, m)
+    w_taps = w.reshape(geom.c_out, -1).astype(dtype, copy=False)
+    folded = np.zeros((geom.c_in, m + offsets[-1]), dtype=dtype)
+
+    def work(c0: int, c1: int) -> None:
+        tmp = np.empty(m, dtype=dtype)
+        for c in range(c0, c1):
+            for i, off in enumerate(offsets):
+                np.multiply(g_grid[c], w_taps[c, i], out=tmp)
+                folded[c, off : off + m] += tmp
+
+    split_run(geom.c_in, geom.c_in * m * len(offsets), work)
+    gxp = folded[:, :m].reshape((geom.c_in, n) + geom.padded_size).swapaxes(0, 1)
+    return np.ascontiguousarray(pad_adjoint(gxp, geom))
+
