@@ -29,6 +29,7 @@ ROUTES = {
     "depthwise": (_conv.gemm_forward, _fast.depthwise_input_grad, _conv.gemm_weight_grad),  # input grad only
     "fft": (_fft.fft_forward, _fft.fft_input_grad, _fft.fft_weight_grad),
     "grid": (_grid.grid_forward, _grid.grid_input_grad, _grid.grid_weight_grad),
+    "grid_depthwise": (_grid.grid_forward, _grid.grid_depthwise_input_grad, _grid.grid_depthwise_weight_grad),
 }
 
 
@@ -82,7 +83,8 @@ def pointwise(cfg: Config) -> Config:
 
 @given(cfg=conv_configs(max_kernel=2, max_channels_per_group=2, max_groups=3))
 def test_route_rule(cfg: Config) -> None:
-    """pointwise iff every kernel is 1 and nothing is padded; depthwise (input gradient only) iff G == C == O > 1."""
+    """pointwise iff every kernel is 1 and nothing is padded; depthwise iff G == C == O > 1 (the input
+    gradient, and the weight gradient where the grid route applies)."""
     geom = _geometry(cfg)
     f64 = np.dtype(np.float64)
     pointwise_ = all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
@@ -90,7 +92,7 @@ def test_route_rule(cfg: Config) -> None:
     for op in ("forward", "input", "weight"):
         expected = (
             "pointwise" if pointwise_
-            else "depthwise" if depthwise and op == "input"
+            else "depthwise" if depthwise and (op == "input" or (op == "weight" and _grid.use_grid(geom)))
             else "grid" if _grid.use_grid(geom)
             else "gemm"
         )
@@ -145,6 +147,16 @@ def test_pointwise_matches_general_route(cfg: Config, seed: int) -> None:
 @given(cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1), seed=st.integers(0, 2**32 - 1))
 def test_depthwise_matches_general_route(cfg: Config, seed: int) -> None:
     _against_general(cfg, "depthwise", seed, np.float64)
+
+
+@given(
+    cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1),
+    seed=st.integers(0, 2**32 - 1),
+    complex_=st.booleans(),
+)
+def test_grid_depthwise_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
+    cfg = dataclasses.replace(cfg, stride=1)
+    _against_general(cfg, "grid_depthwise", seed, np.complex128 if complex_ else np.float64)
 
 
 @given(cfg=conv_configs(max_kernel=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())

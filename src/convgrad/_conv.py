@@ -25,7 +25,7 @@ from ._fast import (
     route,
 )
 from ._fft import fft_forward, fft_input_grad, fft_weight_grad
-from ._grid import grid_forward, grid_input_grad, grid_weight_grad
+from ._grid import grid_depthwise_weight_grad, grid_forward, grid_input_grad, grid_weight_grad
 from ._padding import pad, pad_adjoint
 from ._validate import (
     Geometry,
@@ -198,7 +198,8 @@ def gemm_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 _KERNELS: dict[str, dict[str, Callable[[Array, Array, Geometry], Array]]] = {
     "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "grid": grid_forward, "gemm": gemm_forward},
     "weight": {
-        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "grid": grid_weight_grad, "gemm": gemm_weight_grad,
+        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "depthwise": grid_depthwise_weight_grad,
+        "grid": grid_weight_grad, "gemm": gemm_weight_grad,
     },
     "input": {
         "fft": fft_input_grad, "pointwise": pointwise_input_grad, "grid": grid_input_grad,

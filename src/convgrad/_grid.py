@@ -181,3 +181,24 @@ def grid_depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     gxp = folded[:, :m].reshape((geom.c_in, n) + geom.padded_size).swapaxes(0, 1)
     return np.ascontiguousarray(pad_adjoint(gxp, geom))
 
+
+
+def grid_depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
+    """``groups == C == O`` at stride 1: ``gw[c, k] = Σ_m g[c, m] · grid[c, m + off(k)]``, one dot per (c, k).
+
+    Dot products of contiguous rows; the general route's im2col would copy the input once per offset.
+    """
+    n, dtype = x.shape[0], np.result_type(g, x)
+    offsets = _offsets(geom)
+    m = n * prod(geom.padded_size)
+    grid = _grid_input(x, geom, dtype)
+    g_grid = _grid_grad(g.astype(dtype, copy=False), geom).reshape(geom.c_out, m)
+    gw = np.empty((geom.c_out, len(offsets)), dtype=dtype)
+
+    def work(c0: int, c1: int) -> None:
+        for c in range(c0, c1):
+            for i, off in enumerate(offsets):
+                gw[c, i] = np.dot(grid[c, off : off + m], g_grid[c])
+
+    split_run(geom.c_in, geom.c_in * m * len(offsets), work)
+    return gw.reshape(geom.weight_shape)
