@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 
 import convgrad as cg
-from convgrad._check import GradcheckError
+from convgrad._gradcheck import GradcheckError
 from strategies import Config, conv_configs
 
 

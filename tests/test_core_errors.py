@@ -42,7 +42,7 @@ def _raises(exc: type[Exception], match: str, fn: Any, *args: Any, **kwargs: Any
         # padding
         (ValueError, r"padding must be >= 0; got -1", (X, W), {"groups": 2, "padding": -1}),
         (ValueError, r"padding\[1\]\[0\] must be >= 0; got -2", (X, W), {"groups": 2, "padding": ((0, 0), (-2, 1))}),
-        (ValueError, r"padding must have one entry per spatial dimension \(2\); got \(1,\) with 1 entries", (X, W), {"groups": 2, "padding": (1,)}),
+        (ValueError, r"padding must have one entry per spatial dimension \(2\); got \(1, 2, 3\) with 3 entries", (X, W), {"groups": 2, "padding": (1, 2, 3)}),
         (ValueError, r"padding must be 'valid', 'same', an int or a tuple; got the unknown string 'full'", (X, W), {"groups": 2, "padding": "full"}),
         (ValueError, r"padding='same' is not supported for strided convolutions \(as in PyTorch\); got stride=\(2, 1\)", (X, W), {"groups": 2, "padding": "same", "stride": (2, 1)}),
         (ValueError, r"padding\[0\] must be an int or a \(before, after\) pair of ints; got \(1, 2, 3\)", (X, W), {"groups": 2, "padding": ((1, 2, 3), 0)}),
@@ -100,14 +100,12 @@ def test_conv_output_shape_errors() -> None:
 
 def test_errors_are_raised_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Validation happens first: no contraction runs for a bad call."""
-    import convgrad._conv as core
+    import convgrad.engine.dispatch as dispatch
 
     def forbidden(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("work started before validation finished")
 
-    monkeypatch.setattr(core, "forward_batched", forbidden)
-    monkeypatch.setattr(core, "input_grad_batched", forbidden)
-    monkeypatch.setattr(core, "weight_grad_batched", forbidden)
+    monkeypatch.setattr(dispatch, "run", forbidden)
     with pytest.raises(ValueError, match="b must have shape"):
         cg.conv(X, W, np.zeros(5), groups=2)
     with pytest.raises(ValueError, match=r"grad_output\.shape"):

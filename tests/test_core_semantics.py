@@ -48,7 +48,7 @@ def test_float32_never_passes_through_float64(rng: np.random.Generator, monkeypa
         seen.extend(np.asarray(a).dtype for a in args[:2])
         return real_matmul(*args, **kwargs)
 
-    import convgrad._conv as core
+    import convgrad.engine.gemm as core
 
     monkeypatch.setattr(core.np, "matmul", spy)
     _all_results(*_arrays(rng, np.float32))

@@ -19,22 +19,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import convgrad as cg
-from convgrad import _config, _conv, _fast, _fft, _grid, _validate, _windows
+from convgrad import _geometry as geometry
+from convgrad._arguments import METHODS
+from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, pointwise, state, windows
 from strategies import Config, conv_configs
 from torch_ref import torch_conv, torch_conv_transpose
 
-GENERAL = (_conv.gemm_forward, _conv.gemm_input_grad, _conv.gemm_weight_grad)
+GENERAL = (gemm.gemm_forward, gemm.gemm_input_grad, gemm.gemm_weight_grad)
 ROUTES = {
-    "pointwise": (_fast.pointwise_forward, _fast.pointwise_input_grad, _fast.pointwise_weight_grad),
-    "depthwise": (_conv.gemm_forward, _fast.depthwise_input_grad, _conv.gemm_weight_grad),  # input grad only
-    "fft": (_fft.fft_forward, _fft.fft_input_grad, _fft.fft_weight_grad),
-    "grid": (_grid.grid_forward, _grid.grid_input_grad, _grid.grid_weight_grad),
-    "grid_depthwise": (_grid.grid_forward, _grid.grid_depthwise_input_grad, _grid.grid_depthwise_weight_grad),
+    "pointwise": (pointwise.pointwise_forward, pointwise.pointwise_input_grad, pointwise.pointwise_weight_grad),
+    "depthwise": (gemm.gemm_forward, depthwise.depthwise_input_grad, gemm.gemm_weight_grad),  # input grad only
+    "fft": (fft.fft_forward, fft.fft_input_grad, fft.fft_weight_grad),
+    "grid": (grid.grid_forward, grid.grid_input_grad, grid.grid_weight_grad),
+    "grid_depthwise": (grid.grid_forward, grid.grid_depthwise_input_grad, grid.grid_depthwise_weight_grad),
 }
 
 
-def _geometry(cfg: Config) -> _validate.Geometry:
-    return _validate.conv_geometry(cfg.x_shape, cfg.w_shape, **cfg.kwargs())
+def use_grid(geom: geometry.Geometry) -> bool:
+    return dispatch.grid_applies(geom, 8, cg.get_workspace_budget())
+
+
+def _geometry(cfg: Config) -> geometry.Geometry:
+    return geometry.conv_geometry(cfg.x_shape, cfg.w_shape, **cfg.kwargs())
 
 
 def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-10) -> None:
@@ -92,28 +98,29 @@ def test_route_rule(cfg: Config) -> None:
     for op in ("forward", "input", "weight"):
         expected = (
             "pointwise" if pointwise_
-            else "depthwise" if depthwise and (op == "input" or (op == "weight" and _grid.use_grid(geom)))
-            else "grid" if _grid.use_grid(geom)
+            else ("grid_depthwise" if use_grid(geom) else "depthwise") if depthwise and op == "input"
+            else "grid_depthwise" if depthwise and op == "weight" and use_grid(geom)
+            else "grid" if use_grid(geom)
             else "gemm"
         )
-        assert _fast.route(geom, f64, "direct", op) == expected
-        assert _fast.route(geom, f64, "fft", op) == "fft"
+        assert dispatch.route(geom, f64, "direct", op) == expected
+        assert dispatch.route(geom, f64, "fft", op) == "fft"
         # kernels of at most 8 taps are never sent to the FFT by the cost model
-        assert _fast.route(geom, f64, "auto", op) == expected
+        assert dispatch.route(geom, f64, "auto", op) == expected
 
 
 def test_auto_picks_fft_for_large_kernels_only() -> None:
-    large = _validate.conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
-    large_2d = _validate.conv_geometry((8, 32, 64, 64), (32, 32, 15, 15), padding=7)
-    small = _validate.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    tiny_large_kernel = _validate.conv_geometry((1, 1, 20), (1, 1, 15))
+    large = geometry.conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
+    large_2d = geometry.conv_geometry((8, 32, 64, 64), (32, 32, 15, 15), padding=7)
+    small = geometry.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    tiny_large_kernel = geometry.conv_geometry((1, 1, 20), (1, 1, 15))
     f32 = np.dtype(np.float32)
-    assert _fast.route(large, f32) == "fft" and _fast.route(large_2d, f32) == "fft"
-    assert _fast.route(small, f32) == "grid"
-    assert _fast.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST (and GRID_MIN_ELEMENTS)
-    assert _fast.route(large, f32, "direct") == "grid"
-    assert _fft.fft_cost(large) < _fft.direct_cost(large)
-    assert _fft.fft_cost(small) > _fft.direct_cost(small)
+    assert dispatch.route(large, f32) == "fft" and dispatch.route(large_2d, f32) == "fft"
+    assert dispatch.route(small, f32) == "grid"
+    assert dispatch.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST (and GRID_MIN_ELEMENTS)
+    assert dispatch.route(large, f32, "direct") == "grid"
+    assert cost.fft_cost(large) < cost.gemm_cost(large)
+    assert cost.fft_cost(small) > cost.gemm_cost(small)
 
 
 @given(n=st.integers(1, 3000))
@@ -124,14 +131,14 @@ def test_fast_length_is_the_smallest_5_smooth_length(n: int) -> None:
                 m //= p
         return m == 1
 
-    length = _fft.fast_length(n)
+    length = cost.fast_length(n)
     assert length >= n and smooth(length)
     assert not any(smooth(m) for m in range(n, length))
 
 
 def test_fft_plan_blocks_cover_the_output() -> None:
-    geom = _validate.conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
-    plan = _fft.plan(geom)
+    geom = geometry.conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
+    plan = cost.plan(geom)
     assert plan.block[0] >= 2 * 63 - 1 and plan.step[0] == plan.block[0] - 62
     assert plan.blocks((4096,))[0] * plan.step[0] >= 4096
 
@@ -169,19 +176,20 @@ def test_grid_matches_torch(cfg: Config, seed: int) -> None:
     """Stride-1 configurations, the size threshold lifted so that small ones take the grid route too."""
     cfg = dataclasses.replace(cfg, stride=1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
-        _fast.route.cache_clear()  # the route is remembered per geometry
+        mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
+        mp.setattr(cost, "grid_cost", lambda geom: 0.0)  # grid wherever it applies
+        state.clear_caches()  # the route is remembered per geometry
         if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
-            assert _fast.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
+            assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
         _against_torch(cfg, seed, method="direct")
-    _fast.route.cache_clear()
+    state.clear_caches()
 
 
 def test_grid_route_threshold() -> None:
-    small = _validate.conv_geometry((1, 1, 5, 5), (1, 1, 3, 3))
-    large = _validate.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    strided = _validate.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=(1, 2))
-    assert not _grid.use_grid(small) and _grid.use_grid(large) and not _grid.use_grid(strided)
+    small = geometry.conv_geometry((1, 1, 5, 5), (1, 1, 3, 3))
+    large = geometry.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    strided = geometry.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=(1, 2))
+    assert not use_grid(small) and use_grid(large) and not use_grid(strided)
 
 
 @given(cfg=conv_configs(max_kernel=5), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
@@ -204,7 +212,7 @@ def test_depthwise_and_pointwise_complex(seed: int, complex_: bool) -> None:
 @given(cfg=conv_configs(max_stride=3, max_groups=3), seed=st.integers(0, 2**32 - 1))
 def test_pointwise_matches_torch(cfg: Config, seed: int) -> None:
     cfg = pointwise(cfg)
-    assert _fast.route(_geometry(cfg), np.dtype(np.float64)) == "pointwise"
+    assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == "pointwise"
     _against_torch(cfg, seed)
 
 
@@ -252,14 +260,14 @@ def test_small_copy_and_fold_shortcuts_match_torch(small: bool, cfg: Config, see
     """im2col's single strided copy and fold's 0/1-matrix GEMM, and their per-offset loops."""
     limit = 1 << 40 if small else 0
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_windows, "SMALL_COPY", limit)
-        mp.setattr(_windows, "SMALL_FOLD", limit)
+        mp.setattr(windows, "SMALL_COPY", limit)
+        mp.setattr(windows, "SMALL_FOLD", limit)
         _against_torch(cfg, seed, method="direct")
 
 
 def test_fold_matrix_is_the_fold() -> None:
-    geom = _validate.conv_geometry((1, 1, 7), (1, 1, 3), stride=2, dilation=2, padding=1)
-    m = _windows.fold_matrix(geom, np.dtype(np.float64))
+    geom = geometry.conv_geometry((1, 1, 7), (1, 1, 3), stride=2, dilation=2, padding=1)
+    m = windows.fold_matrix(geom, np.dtype(np.float64))
     assert m.shape == (3 * geom.out_size[0], 9) and not m.flags.writeable
     # row (k, q) has its single 1 at q·s + k·δ
     assert [int(np.argmax(row)) for row in m] == [q * 2 + k * 2 for k in range(3) for q in range(geom.out_size[0])]
@@ -319,7 +327,7 @@ def test_workspace_is_per_thread_and_optional(rng: np.random.Generator, monkeypa
     for a, b in zip(serial, parallel):
         for u, v in zip(a, b):
             np.testing.assert_array_equal(u, v)
-    monkeypatch.setattr(_config, "REUSE_WORKSPACE", False)
+    monkeypatch.setattr(state, "REUSE_WORKSPACE", False)
     fresh = cg.conv_backward(cg.conv(xs[0], w, padding=1), xs[0], w, padding=1)
     for u, v in zip(fresh, serial[0]):
         np.testing.assert_array_equal(u, v)
@@ -356,8 +364,7 @@ def test_method_must_be_known(bad: Any, monkeypatch: pytest.MonkeyPatch) -> None
     def forbidden(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("work started before validation finished")
 
-    for name in ("forward_batched", "input_grad_batched", "weight_grad_batched"):
-        monkeypatch.setattr(_conv, name, forbidden)
+    monkeypatch.setattr(dispatch, "run", forbidden)
     message = rf"method must be one of \('auto', 'direct', 'fft'\); got {bad!r}"
     calls = [
         lambda: cg.conv(x, w, method=bad),
@@ -375,7 +382,7 @@ def test_method_must_be_known(bad: Any, monkeypatch: pytest.MonkeyPatch) -> None
 def test_methods_agree_on_the_public_functions(rng: np.random.Generator) -> None:
     x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((6, 2, 5, 4))
     kw = {"stride": (2, 1), "padding": ((2, 1), (0, 3)), "dilation": (1, 2), "groups": 2, "padding_mode": "reflect"}
-    y = {m: cg.conv(x, w, **kw, method=m) for m in _fast.METHODS}
+    y = {m: cg.conv(x, w, **kw, method=m) for m in METHODS}
     g = rng.standard_normal(y["direct"].shape)
     for m in ("auto", "fft"):
         _close(y[m], y["direct"])
@@ -398,14 +405,14 @@ def test_empty_batch_on_every_route() -> None:
 def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: int) -> None:
     """im2col, fold and the depthwise blocks split by channel over several threads (forced for small sizes)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
-        mp.setattr(_config, "copy_threads", lambda: threads)
-        mp.setattr(_windows, "SMALL_COPY", 0)
-        mp.setattr(_windows, "SMALL_FOLD", 0)
-        mp.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
-        _fast.route.cache_clear()
+        mp.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)
+        mp.setattr(state, "copy_threads", lambda: threads)
+        mp.setattr(windows, "SMALL_COPY", 0)
+        mp.setattr(windows, "SMALL_FOLD", 0)
+        mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
+        state.clear_caches()
         _against_torch(cfg, seed, method="direct")
-    _fast.route.cache_clear()
+    state.clear_caches()
 
 
 @pytest.mark.parametrize(
@@ -422,9 +429,9 @@ def test_views_in_and_inputs_untouched_on_every_route(
     w_shape: tuple[int, ...], kw: dict[str, int], method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Negative-stride and transposed views give the numbers of their contiguous copies; nothing is written."""
-    monkeypatch.setattr(_grid, "GRID_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
-    _fast.route.cache_clear()
+    monkeypatch.setattr(cost, "GRID_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)
+    state.clear_caches()
     rng = np.random.default_rng(1)
     base_x = rng.standard_normal((9, 7, 4, 3))
     x = base_x.transpose(3, 2, 1, 0)[:, :, ::-1]  # (3, 4, 7, 9), negative and permuted strides
@@ -439,4 +446,4 @@ def test_views_in_and_inputs_untouched_on_every_route(
         _close(ours, ref)
     for a, before in zip((x, w, g), snapshot):
         np.testing.assert_array_equal(a, before)
-    _fast.route.cache_clear()
+    state.clear_caches()

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import convgrad._conv
+import convgrad.engine
 import convgrad.torch as cgt
 from bridge_cases import Case, cases, reference
 
@@ -108,13 +108,13 @@ class _Spy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         self.calls = 0
-        original = getattr(convgrad._conv, name)
+        original = getattr(convgrad.engine, name)
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(convgrad._conv, name, spy)
+        monkeypatch.setattr(convgrad.engine, name, spy)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -126,8 +126,8 @@ def test_needs_input_grad_is_honoured(monkeypatch: pytest.MonkeyPatch, transpose
     b = torch.randn(3 if transposed else 2, dtype=torch.float64, requires_grad=needs[2])
     y = cgt.conv_transpose(x, w, b, stride=2) if transposed else cgt.conv(x, w[:, :2], b)
     # the input gradient of a conv is a transposed conv (input_grad_batched) and vice versa
-    input_kernel = "forward_batched" if transposed else "input_grad_batched"
-    spies = {name: _Spy(monkeypatch, name) for name in (input_kernel, "weight_grad_batched", "bias_grad_batched")}
+    input_kernel = "forward" if transposed else "input_grad"
+    spies = {name: _Spy(monkeypatch, name) for name in (input_kernel, "weight_grad", "bias_grad")}
     y.backward(torch.ones_like(y))
     assert [spy.calls for spy in spies.values()] == [int(n) for n in needs]
     assert [t.grad is not None for t in (x, w, b)] == list(needs)

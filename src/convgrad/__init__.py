@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._config import get_workspace_budget, set_workspace_budget, workspace_budget
 from ._conv import (
     Grads,
     conv,
@@ -26,12 +25,18 @@ from ._conv import (
     conv_weight_grad,
 )
 from ._transpose import conv_transpose, conv_transpose_backward, conv_transpose_output_shape
+from .engine.state import (
+    get_workspace_budget,
+    release_workspace,
+    set_workspace_budget,
+    workspace_budget,
+)
 
 if TYPE_CHECKING:
     from . import signal, tensorflow
-    from ._check import GradcheckResult, dot_test, gradcheck
     from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
     from ._explain import Explanation, explain
+    from ._gradcheck import GradcheckResult, dot_test, gradcheck
     from ._matrix import conv_matrix
 
 __version__ = "0.1.0"
@@ -39,9 +44,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "signal": (".signal", None),
     "tensorflow": (".tensorflow", None),
-    "GradcheckResult": ("._check", "GradcheckResult"),
-    "dot_test": ("._check", "dot_test"),
-    "gradcheck": ("._check", "gradcheck"),
+    "GradcheckResult": ("._gradcheck", "GradcheckResult"),
+    "dot_test": ("._gradcheck", "dot_test"),
+    "gradcheck": ("._gradcheck", "gradcheck"),
     "DoubleGrads": ("._double", "DoubleGrads"),
     "conv_double_backward": ("._double", "conv_double_backward"),
     "conv_transpose_double_backward": ("._double", "conv_transpose_double_backward"),
@@ -88,6 +93,7 @@ __all__ = [
     "explain",
     "get_workspace_budget",
     "gradcheck",
+    "release_workspace",
     "set_workspace_budget",
     "signal",
     "tensorflow",

@@ -1,9 +1,10 @@
-"""Convolution and its exact gradients: three contractions over one window map.
+"""The public convolution API: ``conv``, its three gradients, ``conv_backward`` and ``conv_output_shape``.
 
 Notation (see the README's glossary): ``x (N, C, *S)``, ``w (O, C/G, *K)``,
 ``y (N, O, *Q)``, ``g`` the upstream gradient shaped like ``y``; ``U`` the
 windows of the padded input, ``U[n, c, q, k] = pad(x)[n, c, q·s + k·δ]``.
-Within group ``γ`` write ``j = (c, k)`` for a (channel, kernel offset) pair.
+Every function checks its arguments with :func:`convgrad._prepare.prepare`
+and hands the arithmetic to :mod:`convgrad.engine`.
 """
 
 from __future__ import annotations
@@ -14,33 +15,10 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 import numpy.typing as npt
 
-from . import _config
-from ._config import batch_chunks
-from ._fast import (
-    check_method,
-    depthwise_input_grad,
-    pointwise_forward,
-    pointwise_input_grad,
-    pointwise_weight_grad,
-    route,
-)
-from ._fft import fft_forward, fft_input_grad, fft_weight_grad
-from ._grid import grid_depthwise_weight_grad, grid_forward, grid_input_grad, grid_weight_grad
-from ._padding import pad, pad_adjoint
-from ._validate import (
-    Geometry,
-    IntOrTuple,
-    PaddingArg,
-    check_array,
-    check_bias,
-    check_grad_output_shape,
-    compute_dtype,
-    conv_geometry,
-    normalize_shape,
-    prod,
-    result_dtype,
-)
-from ._windows import fold, im2col
+from . import engine
+from ._arguments import IntOrTuple, PaddingArg, check_array, compute_dtype, normalize_shape, result_dtype
+from ._geometry import conv_geometry
+from ._prepare import Prepared, prepare
 
 ArrayLike = npt.ArrayLike
 Array = npt.NDArray[Any]
@@ -64,191 +42,18 @@ class Grads(NamedTuple):
     bias: Array
 
 
-# ----------------------------------------------------------------------------- the checked geometry, memoised
-
-_GEOMETRIES: dict[tuple[Any, ...], Geometry] = {}
-
-
-def _exact_key(value: object) -> object:
-    """A hashable key that tells ``2`` from ``2.0`` and ``True``; TypeError for anything but ints, strs, tuples."""
-    if type(value) in (int, str):
-        return (type(value), value)
-    if type(value) in (tuple, list):
-        return (type(value), tuple(_exact_key(v) for v in value))  # type: ignore[attr-defined]
-    raise TypeError(value)
-
-
-def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], **kwargs: Any) -> Geometry:
-    """:func:`conv_geometry`, remembered for plain arguments (it costs ~15 µs of Python per call).
-
-    Only successful checks are remembered, keyed by the exact types and
-    values of the arguments, so every invalid call still raises from the
-    validation layer; arguments of other types are checked every time.
-    """
-    try:
-        key = (x_shape, w_shape, tuple((name, _exact_key(v)) for name, v in sorted(kwargs.items())))
-    except TypeError:
-        return conv_geometry(x_shape, w_shape, **kwargs)
-    geom = _GEOMETRIES.get(key)
-    if geom is None:
-        geom = conv_geometry(x_shape, w_shape, **kwargs)
-        if len(_GEOMETRIES) >= 512:
-            _GEOMETRIES.clear()
-        _GEOMETRIES[key] = geom
-    return geom
-
-
-# ----------------------------------------------------------------------------- batching and chunks
-
-
-def as_batched(a: Array, geom: Geometry) -> Array:
-    """``(C, *S)`` -> ``(1, C, *S)`` for unbatched geometries."""
-    return a if geom.batched else a[np.newaxis]
-
-
-def finish(a: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
-    """Cast to the result dtype and drop the batch axis of unbatched calls."""
-    a = a.astype(dtype, copy=False)
-    return a if geom.batched else a[0]
-
-
-def _per_sample_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
-    """Bytes of one sample's windows: ``C·K·Q`` elements."""
-    return geom.c_in * prod(geom.kernel) * prod(geom.out_size) * dtype.itemsize
-
-
-def _cols(xp: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
-    """im2col of a chunk into the workspace, viewed as ``(G, (C/G)·K, nb·Q)`` matrices."""
-    nb = xp.shape[0]
-    cols = _config.scratch((geom.c_in,) + geom.kernel + (nb,) + geom.out_size, dtype)
-    im2col(xp, geom, cols)
-    return cols.reshape(geom.groups, -1, nb * prod(geom.out_size))
-
-
-def _weight_matrices(w: Array, geom: Geometry) -> Array:
-    """``w (O, C/G, *K)`` -> ``(G, O/G, (C/G)·K)``, a view."""
-    return w.reshape(geom.groups, geom.c_out // geom.groups, -1)
-
-
-def _group_rows(g: Array, geom: Geometry) -> Array:
-    """``g (nb, O, *Q)`` -> ``(G, O/G, nb·Q)``: a copy that makes each group's rows contiguous."""
-    nb, og = g.shape[0], geom.c_out // geom.groups
-    rows = g.reshape(nb, geom.groups, og, -1).transpose(1, 2, 0, 3)
-    return np.ascontiguousarray(rows).reshape(geom.groups, og, -1)
-
-
-# ----------------------------------------------------------------------------- the general route: im2col + GEMM
-#
-# One chunk of nb samples at a time, m = (n, q) running over nb·Q, j = (c, k) over (C/G)·K:
-#   cols[γ, j, m] = U[n, γ·C/G + c, q, k]                      (im2col, the one big copy)
-#   forward       y[γ, o, m]  = Σ_j w[γ, o, j] · cols[γ, j, m]
-#   weight grad   gwᵀ[γ, j, o] = Σ_m cols[γ, j, m] · g[γ, o, m]
-#   input grad    Z[γ, j, m]  = Σ_o w[γ, o, j] · g[γ, o, m],  then gx = pad_adjoint(fold(Z))
-# Each is one GEMM per group whose long side is nb·Q; these orientations measured fastest with OpenBLAS.
-# The forward result is written with m = (n, q) last, so putting it in place is one contiguous copy
-# per (n, o) row; the transposed product yᵀ[γ, m, o] needed a transposing copy as slow as the GEMM
-# (first layer N=8 3→64 224² k7 s2: 135 -> 66 ms for the forward pass).
-
-
-def gemm_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y = conv(x, w)`` by im2col and one GEMM per group and chunk."""
-    n, og = x.shape[0], geom.c_out // geom.groups
-    dtype = np.result_type(x, w)
-    y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
-    w_mat = _weight_matrices(w, geom)  # (G, O/G, j)
-    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
-        nb = n1 - n0
-        cols = _cols(pad(x[n0:n1], geom), geom, dtype)
-        # (G, O/G, j) @ (G, j, m) -> (G, O/G, m)
-        y_g = np.matmul(w_mat, cols).reshape(geom.groups, og, nb, -1)
-        # (G, O/G, nb, Q) -> (nb, G, O/G, Q)
-        y[n0:n1].reshape(nb, geom.groups, og, -1)[...] = y_g.transpose(2, 0, 1, 3)
-    return y
-
-
-def gemm_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` by im2col and one GEMM per group and chunk."""
-    dtype = np.result_type(g, x)
-    gw_t = np.zeros((geom.groups, (geom.c_in // geom.groups) * prod(geom.kernel), geom.c_out // geom.groups), dtype)
-    for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, dtype)):
-        cols = _cols(pad(x[n0:n1], geom), geom, dtype)
-        # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
-        gw_t += np.matmul(cols, _group_rows(g[n0:n1], geom).swapaxes(1, 2))
-    return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
-
-
-def gemm_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``gx = pad_adjoint(fold(Z))``, ``Z = wᵀ g`` per group, by one GEMM per group and chunk."""
-    n = g.shape[0]
-    dtype = np.result_type(g, w)
-    gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
-    w_t = _weight_matrices(w, geom).swapaxes(1, 2)  # (G, j, O/G)
-    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
-        nb = n1 - n0
-        z = _config.scratch((geom.c_in,) + geom.kernel + (nb,) + geom.out_size, dtype)
-        # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
-        np.matmul(w_t, _group_rows(g[n0:n1], geom), out=z.reshape(geom.groups, -1, nb * prod(geom.out_size)))
-        gx[n0:n1] = pad_adjoint(fold(z, geom), geom)
-    return gx
-
-
-# ----------------------------------------------------------------------------- the three contractions
-
-
-_KERNELS: dict[str, dict[str, Callable[[Array, Array, Geometry], Array]]] = {
-    "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "grid": grid_forward, "gemm": gemm_forward},
-    "weight": {
-        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "depthwise": grid_depthwise_weight_grad,
-        "grid": grid_weight_grad, "gemm": gemm_weight_grad,
-    },
-    "input": {
-        "fft": fft_input_grad, "pointwise": pointwise_input_grad, "grid": grid_input_grad,
-        "depthwise": depthwise_input_grad, "gemm": gemm_input_grad,
-    },
-}
-"""Each contraction's implementation on every route :func:`route` can pick for it."""
-
-
-def _run(op: str, a: Array, b: Array, geom: Geometry, method: str) -> Array:
-    """Contraction ``op`` of ``a`` and ``b`` by the route :func:`route` picks."""
-    return _KERNELS[op][route(geom, np.result_type(a, b), method, op)](a, b, geom)
-
-
-def forward_batched(x: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
-    """``y = conv(x, w)`` for batched ``x`` already in the compute dtype, by the route :func:`route` picks."""
-    return _run("forward", x, w, geom, method)
-
-
-def weight_grad_batched(g: Array, x: Array, geom: Geometry, *, method: str = "auto") -> Array:
-    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` (no conjugation)."""
-    return _run("weight", g, x, geom, method)
-
-
-def input_grad_batched(g: Array, w: Array, geom: Geometry, *, method: str = "auto") -> Array:
-    """``gx = pad_adjoint(fold(Z))``, ``Z[n, c, k, q] = Σ_o g[n, o, q] · w[o, c, k]`` (no conjugation)."""
-    return _run("input", g, w, geom, method)
-
-
-def bias_grad_batched(g: Array) -> Array:
-    """``gb[o] = Σ_{n,q} g[n, o, q]``."""
-    total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
-    return total
-
-
-def _conj(a: Array) -> Array:
+def conj(a: Array) -> Array:
+    """``conj(a)`` for complex arrays, ``a`` itself otherwise (PyTorch's gradients conjugate the other operand)."""
     return np.conj(a) if a.dtype.kind == "c" else a
 
 
-def with_bias(
-    contraction: Callable[..., Array], x: Array, w: Array, b: Optional[Array], geom: Geometry, method: str
-) -> Array:
-    """``contraction(x, w) + b`` in the compute dtype, returned in the result dtype (``conv``, ``conv_transpose``)."""
-    dtype = result_dtype(x, w, *([] if b is None else [b]))
-    work = compute_dtype(dtype)
-    y = contraction(as_batched(x, geom).astype(work, copy=False), w.astype(work, copy=False), geom, method=method)
+def with_bias(contraction: Callable[..., Array], p: Prepared, a: str = "x") -> Array:
+    """``contraction(p[a], p["w"]) + b`` in the compute dtype, returned in the result dtype (``conv``, transposed)."""
+    y = contraction(p[a], p["w"], p.geom, p.method, exact=p.exact)
+    b = p.get("b")
     if b is not None:
-        y += b.astype(work, copy=False).reshape((-1,) + (1,) * geom.d)
-    return finish(y, geom, dtype)
+        y += b.reshape((-1,) + (1,) * p.geom.d)
+    return p.finish(y)
 
 
 # ----------------------------------------------------------------------------- the public API
@@ -387,16 +192,9 @@ def conv(
     >>> cg.conv(x, w, padding=1)
     array([[[ 9., 20., 22., 24., 41.]]])
     """
-    x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
-    b_arr = None if b is None else check_array(b, "b")
-    check_method(method)
-    geom = checked_geometry(
-        x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
-        padding_mode=padding_mode,
-    )
-    if b_arr is not None:
-        check_bias(b_arr.shape, geom.c_out)
-    return with_bias(forward_batched, x_arr, w_arr, b_arr, geom, method)
+    p = prepare({"x": x, "w": w, "b": b}, method=method, stride=stride, padding=padding, dilation=dilation,
+                groups=groups, padding_mode=padding_mode)
+    return with_bias(engine.forward, p)
 
 
 def conv_input_grad(
@@ -451,18 +249,9 @@ def conv_input_grad(
            [ 3.,  3.,  0., -3., -3.],
            [ 1.,  1.,  0., -1., -1.]])
     """
-    g_arr, w_arr = check_array(grad_output, "grad_output"), check_array(w, "w")
-    check_method(method)
-    geom = checked_geometry(
-        normalize_shape(input_shape, "input_shape"), w_arr.shape, stride=stride, padding=padding,
-        dilation=dilation, groups=groups, padding_mode=padding_mode, x_name="input_shape",
-    )
-    check_grad_output_shape(g_arr, geom.output_shape, f"input_shape {geom.input_shape}, w.shape {w_arr.shape}")
-    dtype = result_dtype(g_arr, w_arr)
-    work = compute_dtype(dtype)
-    g_b = as_batched(g_arr, geom).astype(work, copy=False)
-    gx = input_grad_batched(g_b, _conj(w_arr.astype(work, copy=False)), geom, method=method)
-    return finish(gx, geom, dtype)
+    p = prepare({"grad_output": grad_output, "w": w}, input_shape=input_shape, method=method, stride=stride,
+                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    return p.finish(engine.input_grad(p["grad_output"], conj(p["w"]), p.geom, p.method, exact=p.exact))
 
 
 def conv_weight_grad(
@@ -512,18 +301,10 @@ def conv_weight_grad(
            [21., 23., 28.],
            [30., 31., 34.]])
     """
-    g_arr, x_arr = check_array(grad_output, "grad_output"), check_array(x, "x")
-    check_method(method)
-    geom = checked_geometry(
-        x_arr.shape, normalize_shape(weight_shape, "weight_shape"), stride=stride, padding=padding,
-        dilation=dilation, groups=groups, padding_mode=padding_mode, w_name="weight_shape",
-    )
-    check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, weight_shape {geom.weight_shape}")
-    dtype = result_dtype(g_arr, x_arr)
-    work = compute_dtype(dtype)
-    g_b = as_batched(g_arr, geom).astype(work, copy=False)
-    gw = weight_grad_batched(g_b, _conj(as_batched(x_arr, geom).astype(work, copy=False)), geom, method=method)
-    return gw.astype(dtype, copy=False)
+    p = prepare({"grad_output": grad_output, "x": x}, weight_shape=weight_shape, method=method, stride=stride,
+                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    gw = engine.weight_grad(p["grad_output"], conj(p["x"]), p.geom, p.method, exact=p.exact)
+    return p.finish(gw, batched_like_input=False)
 
 
 def conv_bias_grad(grad_output: ArrayLike, /, *, unbatched: bool = False) -> Array:
@@ -557,7 +338,7 @@ def conv_bias_grad(grad_output: ArrayLike, /, *, unbatched: bool = False) -> Arr
         )
     dtype = result_dtype(g_arr)
     g_b = g_arr[np.newaxis] if unbatched else g_arr
-    return bias_grad_batched(g_b.astype(compute_dtype(dtype), copy=False)).astype(dtype, copy=False)
+    return engine.bias_grad(g_b.astype(compute_dtype(dtype), copy=False)).astype(dtype, copy=False)
 
 
 def conv_backward(
@@ -608,19 +389,9 @@ def conv_backward(
     >>> grads.bias
     array([4.])
     """
-    g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
-    check_method(method)
-    geom = checked_geometry(
-        x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
-        padding_mode=padding_mode,
-    )
-    check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
-    dtype = result_dtype(g_arr, x_arr, w_arr)
-    work = compute_dtype(dtype)
-    g_b = as_batched(g_arr, geom).astype(work, copy=False)
-    x_b = as_batched(x_arr, geom).astype(work, copy=False)
-    w_c = w_arr.astype(work, copy=False)
-    gx = input_grad_batched(g_b, _conj(w_c), geom, method=method)
-    gw = weight_grad_batched(g_b, _conj(x_b), geom, method=method)
-    gb = bias_grad_batched(g_b)
-    return Grads(finish(gx, geom, dtype), gw.astype(dtype, copy=False), gb.astype(dtype, copy=False))
+    p = prepare({"grad_output": grad_output, "x": x, "w": w}, method=method, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, padding_mode=padding_mode)
+    g, geom = p["grad_output"], p.geom
+    gx = engine.input_grad(g, conj(p["w"]), geom, p.method, exact=p.exact)
+    gw = engine.weight_grad(g, conj(p["x"]), geom, p.method, exact=p.exact)
+    return Grads(p.finish(gx), p.finish(gw, False), p.finish(engine.bias_grad(g), False))

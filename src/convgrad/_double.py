@@ -23,27 +23,10 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._conv import (
-    Array,
-    ArrayLike,
-    _conj,
-    as_batched,
-    finish,
-    forward_batched,
-    input_grad_batched,
-    weight_grad_batched,
-)
-from ._validate import (
-    Geometry,
-    IntOrTuple,
-    PaddingArg,
-    check_array,
-    check_grad_output_shape,
-    compute_dtype,
-    conv_geometry,
-    result_dtype,
-    transpose_geometry,
-)
+from . import engine
+from ._arguments import IntOrTuple, PaddingArg
+from ._conv import Array, ArrayLike, conj
+from ._prepare import Prepared, prepare
 
 
 class DoubleGrads(NamedTuple):
@@ -68,61 +51,18 @@ class DoubleGrads(NamedTuple):
     weight: Array
 
 
-def _optional(a: Optional[ArrayLike], name: str, expected: tuple[int, ...], rule: str) -> Optional[Array]:
-    """Check an optional upstream gradient against the shape it must have."""
-    if a is None:
-        return None
-    arr = check_array(a, name)
-    if arr.shape != expected:
-        raise ValueError(f"{name}.shape {arr.shape} must equal {rule} {expected}")
-    return arr
-
-
-class _Upstream(NamedTuple):
-    """Batched, compute-dtype arrays for one double-backward call."""
-
-    g: Array
-    x: Array
-    w: Array
-    ggx: Optional[Array]
-    ggw: Optional[Array]
-    ggb: Optional[Array]
-    dtype: np.dtype[Any]
-
-
-def _prepare(
-    ggx: Optional[ArrayLike],
-    ggw: Optional[ArrayLike],
-    ggb: Optional[ArrayLike],
-    g_arr: Array,
-    x_arr: Array,
-    w_arr: Array,
-    geom: Geometry,
-    bias_size: int,
-) -> _Upstream:
-    ggx_arr = _optional(ggx, "ggx", x_arr.shape, "x.shape")
-    ggw_arr = _optional(ggw, "ggw", w_arr.shape, "w.shape")
-    ggb_arr = _optional(ggb, "ggb", (bias_size,), "(out_channels,) =")
-    present = [a for a in (ggx_arr, ggw_arr, ggb_arr) if a is not None]
-    dtype = result_dtype(g_arr, x_arr, w_arr, *present)
-    work = compute_dtype(dtype)
-    return _Upstream(
-        g=as_batched(g_arr, geom).astype(work, copy=False),
-        x=as_batched(x_arr, geom).astype(work, copy=False),
-        w=w_arr.astype(work, copy=False),
-        ggx=None if ggx_arr is None else as_batched(ggx_arr, geom).astype(work, copy=False),
-        ggw=None if ggw_arr is None else ggw_arr.astype(work, copy=False),
-        ggb=None if ggb_arr is None else ggb_arr.astype(work, copy=False),
-        dtype=dtype,
-    )
-
-
 def _sum(terms: list[Array], shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
     """The sum of the present terms (broadcast to ``shape``), zeros when there is none."""
     total = np.zeros(shape, dtype=dtype)
     for term in terms:
         total += term
     return total
+
+
+def _result(u: Prepared, terms: list[Array], g_x: Array, g_w: Array) -> DoubleGrads:
+    """The three terms in the result dtype, unbatched like the call."""
+    g = u["grad_output"]
+    return DoubleGrads(u.finish(_sum(terms, g.shape, g.dtype)), u.finish(g_x), u.finish(g_w, False))
 
 
 def _add_bias(terms: list[Array], ggb: Optional[Array], d: int) -> None:
@@ -144,6 +84,7 @@ def conv_double_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
 ) -> DoubleGrads:
     """Second-order terms of :func:`conv`: the backward pass of :func:`conv_backward`.
 
@@ -172,7 +113,7 @@ def conv_double_backward(
         The upstream gradient of the first backward pass.
     x : array_like, shape=(N, C, *S) or (C, *S)
     w : array_like, shape=(O, C / groups, *K)
-    stride, padding, dilation, groups, padding_mode
+    stride, padding, dilation, groups, padding_mode, method
         As for :func:`conv`.
 
     Returns
@@ -207,26 +148,21 @@ def conv_double_backward(
     >>> dd.grad_output  # conv(ggx, w)
     array([[[0., 0., 0.]]])
     """
-    g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
-    geom = conv_geometry(
-        x_arr.shape, w_arr.shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
-        padding_mode=padding_mode,
-    )
-    check_grad_output_shape(g_arr, geom.output_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
-    u = _prepare(ggx, ggw, ggb, g_arr, x_arr, w_arr, geom, geom.c_out)
-
+    u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, method=method,
+                stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    geom, m, e = u.geom, u.method, u.exact
+    ggx_, ggw_, g, x_, w_ = u.get("ggx"), u.get("ggw"), u["grad_output"], u["x"], u["w"]
     # ∂/∂g: the forward map (linear in each of x and w) applied to the upstream gradients
     terms: list[Array] = []
-    if u.ggx is not None:
-        terms.append(forward_batched(u.ggx, u.w, geom))
-    if u.ggw is not None:
-        terms.append(forward_batched(u.x, u.ggw, geom))
-    _add_bias(terms, u.ggb, geom.d)
-    g_g = _sum(terms, u.g.shape, u.g.dtype)
+    if ggx_ is not None:
+        terms.append(engine.forward(ggx_, w_, geom, m, exact=e))
+    if ggw_ is not None:
+        terms.append(engine.forward(x_, ggw_, geom, m, exact=e))
+    _add_bias(terms, u.get("ggb"), geom.d)
     # ∂/∂x of ⟨gw, ggw⟩ = conv_input_grad(g, ggw); ∂/∂w of ⟨gx, ggx⟩ = conv_weight_grad(g, ggx)
-    g_x = np.zeros_like(u.x) if u.ggw is None else input_grad_batched(u.g, _conj(u.ggw), geom)
-    g_w = np.zeros_like(u.w) if u.ggx is None else weight_grad_batched(u.g, _conj(u.ggx), geom)
-    return DoubleGrads(finish(g_g, geom, u.dtype), finish(g_x, geom, u.dtype), g_w.astype(u.dtype, copy=False))
+    g_x = np.zeros_like(x_) if ggw_ is None else engine.input_grad(g, conj(ggw_), geom, m, exact=e)
+    g_w = np.zeros_like(w_) if ggx_ is None else engine.weight_grad(g, conj(ggx_), geom, m, exact=e)
+    return _result(u, terms, g_x, g_w)
 
 
 def conv_transpose_double_backward(
@@ -244,6 +180,7 @@ def conv_transpose_double_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     output_shape: Optional[tuple[int, ...]] = None,
+    method: str = "auto",
 ) -> DoubleGrads:
     """Second-order terms of :func:`conv_transpose`: the backward pass of :func:`conv_transpose_backward`.
 
@@ -270,7 +207,7 @@ def conv_transpose_double_backward(
         Shaped like ``conv_transpose(x, w, ...)``.
     x : array_like, shape=(N, C_in, *S) or (C_in, *S)
     w : array_like, shape=(C_in, C_out / groups, *K)
-    stride, padding, output_padding, dilation, groups, output_shape
+    stride, padding, output_padding, dilation, groups, output_shape, method
         As for :func:`conv_transpose`.
 
     Returns
@@ -294,23 +231,19 @@ def conv_transpose_double_backward(
     >>> dd.input  # conv(g, ggw)
     array([[[1., 1.]]])
     """
-    g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
-    geom = transpose_geometry(
-        x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
-        dilation=dilation, groups=groups, output_shape=output_shape,
-    )
-    check_grad_output_shape(g_arr, geom.input_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
-    u = _prepare(ggx, ggw, ggb, g_arr, x_arr, w_arr, geom, geom.c_in)
-
+    u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, transposed=True,
+                method=method, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+                groups=groups, output_shape=output_shape)
+    geom, m, e = u.geom, u.method, u.exact
+    ggx_, ggw_, g, x_, w_ = u.get("ggx"), u.get("ggw"), u["grad_output"], u["x"], u["w"]
     # ∂/∂g: the transposed map (the forward conv's input gradient) applied to the upstream gradients
     terms: list[Array] = []
-    if u.ggx is not None:
-        terms.append(input_grad_batched(u.ggx, u.w, geom))
-    if u.ggw is not None:
-        terms.append(input_grad_batched(u.x, u.ggw, geom))
-    _add_bias(terms, u.ggb, geom.d)
-    g_g = _sum(terms, u.g.shape, u.g.dtype)
+    if ggx_ is not None:
+        terms.append(engine.input_grad(ggx_, w_, geom, m, exact=e))
+    if ggw_ is not None:
+        terms.append(engine.input_grad(x_, ggw_, geom, m, exact=e))
+    _add_bias(terms, u.get("ggb"), geom.d)
     # ∂/∂x of ⟨gw, ggw⟩ = conv(g, conj(ggw)); ∂/∂w of ⟨gx, ggx⟩ = the transposed weight gradient at ggx
-    g_x = np.zeros_like(u.x) if u.ggw is None else forward_batched(u.g, _conj(u.ggw), geom)
-    g_w = np.zeros_like(u.w) if u.ggx is None else weight_grad_batched(_conj(u.ggx), u.g, geom)
-    return DoubleGrads(finish(g_g, geom, u.dtype), finish(g_x, geom, u.dtype), g_w.astype(u.dtype, copy=False))
+    g_x = np.zeros_like(x_) if ggw_ is None else engine.forward(g, conj(ggw_), geom, m, exact=e)
+    g_w = np.zeros_like(w_) if ggx_ is None else engine.weight_grad(conj(ggx_), g, geom, m, exact=e)
+    return _result(u, terms, g_x, g_w)

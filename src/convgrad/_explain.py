@@ -13,10 +13,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _recipes as rc
+from ._arguments import IntOrTuple, PaddingArg, normalize_shape, prod
 from ._conv import conv_backward
+from ._geometry import Geometry
 from ._matrix import matrix_geometry
 from ._transpose import conv_transpose_backward
-from ._validate import Geometry, IntOrTuple, PaddingArg, normalize_shape, prod
 
 Array = npt.NDArray[Any]
 

@@ -13,21 +13,19 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 import numpy.typing as npt
 
-from . import _config
-from ._padding import pad
-from ._validate import (
-    Geometry,
+from ._arguments import (
     IntOrTuple,
     PaddingArg,
     check_array,
     compute_dtype,
-    conv_geometry,
     normalize_shape,
     prod,
     result_dtype,
-    transpose_geometry,
 )
-from ._windows import unfold
+from ._geometry import Geometry, conv_geometry, transpose_geometry
+from .engine.padding import pad
+from .engine.state import get_workspace_budget
+from .engine.windows import unfold
 
 Array = npt.NDArray[Any]
 
@@ -220,7 +218,7 @@ def matrix_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
 
 def check_matrix_budget(geom: Geometry, dtype: np.dtype[Any], budget: Optional[int] = None) -> None:
     """Refuse, before any work, a matrix whose construction would exceed the workspace budget."""
-    limit = _config.get_workspace_budget() if budget is None else budget
+    limit = get_workspace_budget() if budget is None else budget
     need = matrix_bytes(geom, dtype)
     if need > limit:
         raise ValueError(

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ._arguments import prod
 from ._explain import explain_footprints
-from ._validate import prod
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._explain import Explanation

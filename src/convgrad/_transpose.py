@@ -15,31 +15,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ._conv import (
-    Array,
-    ArrayLike,
-    Grads,
-    _conj,
-    as_batched,
-    bias_grad_batched,
-    finish,
-    forward_batched,
-    input_grad_batched,
-    weight_grad_batched,
-    with_bias,
-)
-from ._fast import check_method
-from ._validate import (
-    IntOrTuple,
-    PaddingArg,
-    check_array,
-    check_bias,
-    check_grad_output_shape,
-    compute_dtype,
-    normalize_shape,
-    result_dtype,
-    transpose_geometry,
-)
+from . import engine
+from ._arguments import IntOrTuple, PaddingArg, normalize_shape
+from ._conv import Array, ArrayLike, Grads, conj, with_bias
+from ._geometry import transpose_geometry
+from ._prepare import prepare
 
 
 def conv_transpose_output_shape(
@@ -140,16 +120,9 @@ def conv_transpose(
     >>> cg.conv_transpose(delta, np.array([[[-1.0, 2.0, 1.0]]]), padding=1)
     array([[[ 0., -1.,  2.,  1.,  0.]]])
     """
-    x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
-    b_arr = None if b is None else check_array(b, "b")
-    check_method(method)
-    geom = transpose_geometry(
-        x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
-        dilation=dilation, groups=groups, output_shape=output_shape,
-    )
-    if b_arr is not None:
-        check_bias(b_arr.shape, geom.c_in)
-    return with_bias(input_grad_batched, x_arr, w_arr, b_arr, geom, method)
+    p = prepare({"x": x, "w": w, "b": b}, transposed=True, method=method, stride=stride, padding=padding,
+                output_padding=output_padding, dilation=dilation, groups=groups, output_shape=output_shape)
+    return with_bias(engine.input_grad, p)
 
 
 def conv_transpose_backward(
@@ -196,20 +169,11 @@ def conv_transpose_backward(
     >>> g.input, g.weight
     (array([[[1., 2.]]]), array([[[1., 1.]]]))
     """
-    g_arr, x_arr, w_arr = check_array(grad_output, "grad_output"), check_array(x, "x"), check_array(w, "w")
-    check_method(method)
-    geom = transpose_geometry(
-        x_arr.shape, w_arr.shape, stride=stride, padding=padding, output_padding=output_padding,
-        dilation=dilation, groups=groups, output_shape=output_shape,
-    )
-    check_grad_output_shape(g_arr, geom.input_shape, f"x.shape {x_arr.shape}, w.shape {w_arr.shape}")
-    dtype = result_dtype(g_arr, x_arr, w_arr)
-    work = compute_dtype(dtype)
-    g_b = as_batched(g_arr, geom).astype(work, copy=False)
-    x_b = as_batched(x_arr, geom).astype(work, copy=False)
-    w_c = w_arr.astype(work, copy=False)
-    gx = forward_batched(g_b, _conj(w_c), geom, method=method)
-    gw = weight_grad_batched(_conj(x_b), g_b, geom, method=method)
-    gb = bias_grad_batched(g_b)
-    return Grads(finish(gx, geom, dtype), gw.astype(dtype, copy=False), gb.astype(dtype, copy=False))
+    p = prepare({"grad_output": grad_output, "x": x, "w": w}, transposed=True, method=method, stride=stride,
+                padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
+                output_shape=output_shape)
+    g, geom = p["grad_output"], p.geom
+    gx = engine.forward(g, conj(p["w"]), geom, p.method, exact=p.exact)
+    gw = engine.weight_grad(conj(p["x"]), g, geom, p.method, exact=p.exact)
+    return Grads(p.finish(gx), p.finish(gw, False), p.finish(engine.bias_grad(g), False))
 

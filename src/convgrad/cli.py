@@ -15,13 +15,14 @@ from typing import Any, NoReturn, Optional
 
 import numpy as np
 
-from ._check import gradcheck
+from ._arguments import prod
 from ._conv import conv, conv_backward
 from ._explain import explain
+from ._geometry import Geometry
+from ._gradcheck import gradcheck
 from ._matrix import check_matrix_budget, matrix_geometry
 from ._recipes import Numbers
 from ._transpose import conv_transpose, conv_transpose_backward
-from ._validate import Geometry, prod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_PRINTED = 32

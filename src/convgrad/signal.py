@@ -62,9 +62,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._conv import Array, ArrayLike, _conj, conv, conv_input_grad, conv_weight_grad
-from ._fast import METHODS
-from ._validate import check_array
+from ._arguments import METHODS, check_array
+from ._conv import Array, ArrayLike, conj, conv, conv_input_grad, conv_weight_grad
 
 __all__ = [
     "SignalGrads",
@@ -256,7 +255,7 @@ def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str
     """
     m = _check_mode(mode, method)
     a, b = _pair(in1, in2)
-    return _xcorr(a, _conj(b), m, method)
+    return _xcorr(a, conj(b), m, method)
 
 
 def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
@@ -472,7 +471,7 @@ def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method:
     """
     m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return conv(xa, _conj(wa), padding=pads, method=method)
+    return conv(xa, conj(wa), padding=pads, method=method)
 
 
 def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:

@@ -53,8 +53,9 @@ from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
+from ._arguments import check_array, check_int, normalize_shape
+from ._arguments import is_int as _is_int
 from ._conv import Array, ArrayLike, conv, conv_input_grad, conv_weight_grad
-from ._validate import _is_int, check_array, check_int, normalize_shape
 
 __all__ = [
     "TFGrads",

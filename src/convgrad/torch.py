@@ -30,8 +30,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from . import _conv
-from ._validate import Geometry, IntOrTuple, PaddingArg, check_bias, conv_geometry, transpose_geometry
+from . import engine
+from ._arguments import IntOrTuple, PaddingArg, check_bias
+from ._geometry import Geometry, conv_geometry, transpose_geometry
 
 __all__ = [
     "Conv1d",
@@ -62,7 +63,8 @@ def _array(t: Tensor) -> np.ndarray:
 
 def _batched(t: Tensor, geom: Geometry) -> np.ndarray:
     """:func:`_array` with the batch axis that unbatched calls lack."""
-    return _conv.as_batched(_array(t), geom)
+    a = _array(t)
+    return a if geom.batched else a[np.newaxis]
 
 
 def _tensor(a: np.ndarray, like: Tensor, geom: Optional[Geometry]) -> Tensor:
@@ -95,7 +97,7 @@ class ConvFunction(torch.autograd.Function):
     """``y = conv(x, w) + b`` as a ``torch.autograd.Function`` (any order of derivatives).
 
     Called as ``ConvFunction.apply(x, w, b, geom)`` with the
-    :class:`~convgrad._validate.Geometry` from ``conv_geometry``; use
+    :class:`~convgrad._geometry.Geometry` from ``conv_geometry``; use
     :func:`conv`, which checks the arguments and builds it.
     """
 
@@ -104,7 +106,7 @@ class ConvFunction(torch.autograd.Function):
         """Run :func:`convgrad.conv` on NumPy copies of the tensors."""
         ctx.geom = geom
         ctx.save_for_backward(x, w)
-        y = _conv.forward_batched(_batched(x, geom), _array(w), geom)
+        y = engine.forward(_batched(x, geom), _array(w), geom)
         if b is not None:
             y += _bias_view(_array(b), geom.d)
         return _tensor(y, x, geom)
@@ -137,7 +139,7 @@ class ConvTransposeFunction(torch.autograd.Function):
         """Run :func:`convgrad.conv_transpose` on NumPy copies of the tensors."""
         ctx.geom = geom
         ctx.save_for_backward(x, w)
-        y = _conv.input_grad_batched(_batched(x, geom), _array(w), geom)
+        y = engine.input_grad(_batched(x, geom), _array(w), geom)
         if b is not None:
             y += _bias_view(_array(b), geom.d)
         return _tensor(y, x, geom)
@@ -161,7 +163,7 @@ class _WeightGradFunction(torch.autograd.Function):
     def forward(ctx: Any, g: Tensor, x: Tensor, geom: Geometry) -> Tensor:  # type: ignore[override]
         ctx.geom = geom
         ctx.save_for_backward(g, x)
-        gw = _conv.weight_grad_batched(_batched(g, geom), _batched(x, geom), geom)
+        gw = engine.weight_grad(_batched(g, geom), _batched(x, geom), geom)
         return _tensor(gw, g, None)
 
     @staticmethod
@@ -182,7 +184,7 @@ class _BiasGradFunction(torch.autograd.Function):
     def forward(ctx: Any, g: Tensor, geom: Geometry) -> Tensor:  # type: ignore[override]
         ctx.shape = tuple(g.shape)
         ctx.geom = geom
-        return _tensor(_conv.bias_grad_batched(_batched(g, geom)), g, None)
+        return _tensor(engine.bias_grad(_batched(g, geom)), g, None)
 
     @staticmethod
     def backward(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]

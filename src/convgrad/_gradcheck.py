@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 import numpy.typing as npt
 
-from ._validate import check_array, normalize_shape
+from ._arguments import check_array, normalize_shape
 
 Array = npt.NDArray[Any]
 

@@ -11,7 +11,6 @@ offset.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import Any
 
@@ -19,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ._config import split_run
-from ._validate import Geometry, prod
+from .._geometry import Geometry, prod
+from .state import cache, split_run
 
 SMALL_COPY = 4096
 """Below this many elements per kernel offset, im2col copies once from a strided view
@@ -52,7 +51,7 @@ def kernel_offsets(geom: Geometry) -> list[tuple[int, ...]]:
     return list(itertools.product(*(range(k) for k in geom.kernel)))
 
 
-@functools.lru_cache(maxsize=128)
+@cache(maxsize=128)
 def taps(geom: Geometry) -> tuple[tuple[tuple[int, ...], tuple[slice, ...]], ...]:
     """Every kernel offset with its :func:`tap_slices`, computed once per geometry."""
     return tuple((k, tap_slices(geom, k)) for k in kernel_offsets(geom))
@@ -94,7 +93,7 @@ def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.N
     return out
 
 
-@functools.lru_cache(maxsize=64)
+@cache(maxsize=64)
 def fold_matrix(geom: Geometry, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     """The 0/1 matrix ``M[(k, q), p] = [q·s + k·δ = p]`` of one plane's fold, ``(K·Q, P)``."""
     k_idx = np.indices(geom.kernel).reshape(geom.d, -1, 1)
@@ -111,11 +110,13 @@ def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     """Adjoint of :func:`im2col`: ``z (C, *K, N, *Q)`` -> ``(N, C, *P)``.
 
     Small problems (at most :data:`SMALL_FOLD` entries in one plane's fold
-    matrix) multiply by :func:`fold_matrix` in one GEMM instead of one
-    Python-level ``+=`` per kernel offset.
+    matrix) with finite ``z`` multiply by :func:`fold_matrix` in one GEMM
+    instead of one Python-level ``+=`` per kernel offset. (With a NaN or an
+    infinity in ``z`` that product would put NaN wherever a zero of the
+    matrix meets it, so such ``z`` takes the loop.)
     """
     c, nb, kq = z.shape[0], z.shape[1 + geom.d], prod(geom.kernel) * prod(geom.out_size)
-    if kq * prod(geom.padded_size) <= SMALL_FOLD:
+    if kq * prod(geom.padded_size) <= SMALL_FOLD and np.isfinite(z).all():
         planes = z.reshape(c, prod(geom.kernel), nb, -1).transpose(0, 2, 1, 3).reshape(c * nb, kq)
         folded = np.matmul(planes, fold_matrix(geom, z.dtype)).reshape((c, nb) + geom.padded_size)
         return np.ascontiguousarray(folded.swapaxes(0, 1))

@@ -21,33 +21,21 @@ last position of its own sample, so samples never mix.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _config
-from ._config import batch_chunks, split_run
-from ._padding import pad, pad_adjoint
-from ._validate import Geometry, prod
-from ._windows import kernel_offsets
+from .._geometry import Geometry, prod
+from .cost import grid_sample_bytes
+from .padding import pad, pad_adjoint
+from .state import batch_chunks, cache, scratch, split_run
+from .windows import kernel_offsets
 
 Array = npt.NDArray[Any]
 
 
-GRID_MIN_ELEMENTS = 1 << 16
-"""Smaller im2col matrices take the general route (its per-call Python overhead is lower)."""
-
-
-def use_grid(geom: Geometry) -> bool:
-    """The grid route's rule: stride 1 in every dimension (any dilation, padding mode and groups),
-    and an im2col matrix of at least :data:`GRID_MIN_ELEMENTS` entries."""
-    big = geom.n * geom.c_in * prod(geom.kernel) * prod(geom.padded_size) >= GRID_MIN_ELEMENTS
-    return big and all(s == 1 for s in geom.stride)
-
-
-@functools.lru_cache(maxsize=128)
+@cache(maxsize=128)
 def _offsets(geom: Geometry) -> tuple[int, ...]:
     """``off(k)`` for every kernel offset, in C order, computed once per geometry (~12 µs of Python).
 
@@ -58,12 +46,32 @@ def _offsets(geom: Geometry) -> tuple[int, ...]:
 
 
 def _per_sample_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
-    return geom.c_in * prod(geom.kernel) * prod(geom.padded_size) * dtype.itemsize
+    return grid_sample_bytes(geom, np.dtype(dtype).itemsize)
 
 
 def _valid(geom: Geometry) -> tuple[slice, ...]:
     """The grid positions that are outputs: ``q_i < Q_i``."""
     return tuple(slice(0, q) for q in geom.out_size)
+
+
+def _zero_junk(a: Array, geom: Geometry) -> None:
+    """Set the junk positions (some ``q_i ≥ Q_i``) of ``a (..., nb·P)`` to zero, in place.
+
+    Needed only where the junk holds a NaN or an infinity: multiplied by the
+    zero of ``g`` there it would give NaN instead of nothing.
+    """
+    lead = a.shape[:-1]
+    grid = a.reshape(lead + (-1,) + geom.padded_size)
+    for i, q in enumerate(geom.out_size):
+        if q < geom.padded_size[i]:
+            grid[(Ellipsis,) + (slice(None),) * i + (slice(q, None),) + (slice(None),) * (geom.d - 1 - i)] = 0
+
+
+def _valid_mask(geom: Geometry, nb: int) -> npt.NDArray[np.bool_]:
+    """``True`` at the output positions of the flattened grid of ``nb`` samples."""
+    mask = np.zeros((nb,) + geom.padded_size, dtype=bool)
+    mask[(slice(None),) + _valid(geom)] = True
+    return mask.reshape(-1)
 
 
 def _grid_input(x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
@@ -92,7 +100,7 @@ def _grid_grad(g: Array, geom: Geometry) -> Array:
 def _cols(grid: Array, geom: Geometry, m: int) -> Array:
     """im2col on the grid: ``cols[c, k, m] = grid[c, m + off(k)]``, as ``(G, (C/G)·K, m)`` matrices."""
     offsets = _offsets(geom)
-    cols = _config.scratch((geom.c_in, len(offsets), m), grid.dtype)
+    cols = scratch((geom.c_in, len(offsets), m), grid.dtype)
 
     def copy(c0: int, c1: int) -> None:
         for i, off in enumerate(offsets):
@@ -127,6 +135,8 @@ def grid_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, dtype)):
         m = (n1 - n0) * prod(geom.padded_size)
         cols = _cols(_grid_input(x[n0:n1], geom, dtype), geom, m)
+        if not np.isfinite(x[n0:n1]).all():
+            _zero_junk(cols, geom)
         # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
         gw_t += np.matmul(cols, _grid_grad(g[n0:n1].astype(dtype, copy=False), geom).swapaxes(1, 2))
     return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
@@ -138,12 +148,15 @@ def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
     w_t = w.reshape(geom.groups, geom.c_out // geom.groups, -1).swapaxes(1, 2)  # (G, j, O/G)
     offsets = _offsets(geom)
+    w_finite = bool(np.isfinite(w).all())
     for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
         nb = n1 - n0
         m = nb * prod(geom.padded_size)
-        z = _config.scratch((geom.c_in, len(offsets), m), dtype)
+        z = scratch((geom.c_in, len(offsets), m), dtype)
         # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
         np.matmul(w_t, _grid_grad(g[n0:n1].astype(dtype, copy=False), geom), out=z.reshape(geom.groups, -1, m))
+        if not w_finite:
+            _zero_junk(z, geom)
         folded = np.empty((geom.c_in, m + offsets[-1]), dtype=dtype)
 
         def add(c0: int, c1: int, z: Array = z, folded: Array = folded, m: int = m) -> None:
@@ -160,7 +173,7 @@ def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 def grid_depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """``groups == C == O`` at stride 1: ``gxp[c, m + off(k)] += w[c, k] · g[c, m]``, long contiguous rows.
 
-    The same multiply-adds as :func:`convgrad._fast.depthwise_input_grad`, but each one runs over a
+    The same multiply-adds as :func:`convgrad.engine.depthwise.depthwise_input_grad`, but each one runs over a
     channel's whole flattened grid instead of over rows of one plane.
     """
     n, dtype = g.shape[0], np.result_type(g, w)
@@ -169,12 +182,16 @@ def grid_depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     g_grid = _grid_grad(g.astype(dtype, copy=False), geom).reshape(geom.c_out, m)
     w_taps = w.reshape(geom.c_out, -1).astype(dtype, copy=False)
     folded = np.zeros((geom.c_in, m + offsets[-1]), dtype=dtype)
+    finite = np.isfinite(w_taps).all(axis=1)
+    junk = None if finite.all() else ~_valid_mask(geom, n)
 
     def work(c0: int, c1: int) -> None:
         tmp = np.empty(m, dtype=dtype)
         for c in range(c0, c1):
             for i, off in enumerate(offsets):
                 np.multiply(g_grid[c], w_taps[c, i], out=tmp)
+                if junk is not None and not finite[c]:
+                    tmp[junk] = 0
                 folded[c, off : off + m] += tmp
 
     split_run(geom.c_in, geom.c_in * m * len(offsets), work)
@@ -194,11 +211,16 @@ def grid_depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     grid = _grid_input(x, geom, dtype)
     g_grid = _grid_grad(g.astype(dtype, copy=False), geom).reshape(geom.c_out, m)
     gw = np.empty((geom.c_out, len(offsets)), dtype=dtype)
+    finite = np.asarray(np.isfinite(grid).all(axis=1))
+    valid = None if finite.all() else _valid_mask(geom, n)
 
     def work(c0: int, c1: int) -> None:
         for c in range(c0, c1):
             for i, off in enumerate(offsets):
-                gw[c, i] = np.dot(grid[c, off : off + m], g_grid[c])
+                if valid is not None and not finite[c]:  # junk positions hold inputs that meet g's zeros
+                    gw[c, i] = np.dot(grid[c, off : off + m][valid], g_grid[c][valid])
+                else:
+                    gw[c, i] = np.dot(grid[c, off : off + m], g_grid[c])
 
     split_run(geom.c_in, geom.c_in * m * len(offsets), work)
     return gw.reshape(geom.weight_shape)

@@ -1,25 +1,56 @@
-"""The one validation layer: arguments in, a checked :class:`Geometry` out.
+"""The checked geometry of a convolution, and the one place its size formulas live.
 
-Every public function normalises its arguments here before doing any work.
-Each error names the argument, states the rule and shows the values.
+Per spatial dimension, with input size ``S``, padding ``(l, h)``, kernel ``K``,
+stride ``s`` and dilation ``δ``:
+
+* padded size ``P = S + l + h``; kernel span ``κ = δ(K − 1) + 1``;
+* output size ``Q = ⌊(P − κ) / s⌋ + 1`` (:func:`out_size`; must be ≥ 1);
+* a transposed convolution's output size ``(S − 1)·s − l − h + κ + a`` with
+  output padding ``a`` (:func:`transposed_size`).
+
+:func:`conv_geometry` and :func:`transpose_geometry` check a call's shapes and
+geometry arguments and return a :class:`Geometry`; a transposed convolution is
+described by the geometry of the forward convolution it is the adjoint of.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
 
-import numpy as np
-import numpy.typing as npt
+from ._arguments import (
+    Shape,
+    check_int,
+    check_padding_mode,
+    normalize_padding,
+    normalize_shape,
+    normalize_tuple,
+    prod,
+)
 
-IntOrTuple = Union[int, Sequence[int]]
-PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
-Shape = tuple[int, ...]
+__all__ = ["Geometry", "conv_geometry", "out_size", "prod", "transpose_geometry", "transposed_size"]
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1, lo: int = 0, hi: int = 0) -> int:
+    """``Q = ⌊(S + l + h − δ(K − 1) − 1) / s⌋ + 1``: outputs along one dimension (< 1 means none fit).
+
+    Examples
+    --------
+    >>> out_size(224, 7, stride=2, lo=3, hi=3)
+    112
+    """
+    return (size + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def transposed_size(size: int, kernel: int, stride: int = 1, dilation: int = 1, lo: int = 0, hi: int = 0,
+                    output_padding: int = 0) -> int:
+    """``(S − 1)·s − l − h + δ(K − 1) + a + 1``: a transposed convolution's output along one dimension.
+
+    Examples
+    --------
+    >>> transposed_size(112, 7, stride=2, lo=3, hi=3, output_padding=1)
+    224
+    """
+    return (size - 1) * stride - lo - hi + dilation * (kernel - 1) + output_padding + 1
 
 
 @dataclass(frozen=True)
@@ -83,129 +114,10 @@ class Geometry:
         return any(self.pad_lo) or any(self.pad_hi)
 
 
-# ----------------------------------------------------------------------------- scalars and tuples
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def check_int(value: object, name: str, minimum: int) -> int:
-    """Return ``value`` as an int, or raise naming ``name``."""
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
-    as_int: int = int(value)  # type: ignore[call-overload]
-    if as_int < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {as_int}")
-    return as_int
-
-
-def normalize_tuple(value: object, d: int, name: str, minimum: int) -> Shape:
-    """An int or a ``d``-sequence of ints ``>= minimum`` -> a ``d``-tuple."""
-    if _is_int(value) or isinstance(value, (bool, np.bool_)):
-        return (check_int(value, name, minimum),) * d
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
-        raise TypeError(
-            f"{name} must be an int or a tuple of {d} ints (one per spatial dimension); got {value!r}"
-        )
-    items = list(value)
-    if len(items) != d:
-        raise ValueError(
-            f"{name} must be an int or a tuple of {d} ints (one per spatial dimension); "
-            f"got {tuple(items)!r} with {len(items)} entries"
-        )
-    return tuple(check_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
-
-
-def normalize_shape(shape: object, name: str) -> Shape:
-    """A sequence of non-negative ints -> a tuple."""
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence | np.ndarray):
-        raise TypeError(f"{name} must be a tuple of ints; got {shape!r}")
-    return tuple(check_int(v, f"{name}[{i}]", 0) for i, v in enumerate(shape))
-
-
-def normalize_padding(
-    padding: object, d: int, kernel: Shape, dilation: Shape, stride: Shape, *, allow_strings: bool = True
-) -> tuple[Shape, Shape]:
-    """Every padding form -> ``(before, after)`` tuples.
-
-    Forms: an int; a ``d``-tuple of ints; a ``d``-tuple of ``(before, after)``
-    pairs; ``"valid"`` (no padding); ``"same"`` (total ``dilation·(k−1)``,
-    the odd one after, stride 1 only, as PyTorch).
-    """
-    if isinstance(padding, str):
-        if not allow_strings:
-            raise ValueError(
-                f"padding must be an int, a tuple of {d} ints or of {d} (before, after) pairs "
-                f"for a transposed convolution; got the string {padding!r}"
-            )
-        if padding == "valid":
-            return (0,) * d, (0,) * d
-        if padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(
-                    f"padding='same' is not supported for strided convolutions (as in PyTorch); "
-                    f"got stride={stride}"
-                )
-            totals = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
-            lo = tuple(t // 2 for t in totals)
-            hi = tuple(t - t // 2 for t in totals)
-            return lo, hi
-        raise ValueError(f"padding must be 'valid', 'same', an int or a tuple; got the unknown string {padding!r}")
-    if _is_int(padding):
-        p = check_int(padding, "padding", 0)
-        return (p,) * d, (p,) * d
-    if not isinstance(padding, Sequence | np.ndarray):
-        raise TypeError(
-            f"padding must be an int, 'valid', 'same', a tuple of {d} ints or of {d} (before, after) pairs; "
-            f"got {padding!r}"
-        )
-    items = list(padding)
-    if len(items) != d:
-        raise ValueError(
-            f"padding must have one entry per spatial dimension ({d}); got {tuple(items)!r} with {len(items)} entries"
-        )
-    lo_list: list[int] = []
-    hi_list: list[int] = []
-    for i, item in enumerate(items):
-        if _is_int(item):
-            p = check_int(item, f"padding[{i}]", 0)
-            lo_list.append(p)
-            hi_list.append(p)
-        elif isinstance(item, Sequence | np.ndarray) and not isinstance(item, (str, bytes)) and len(item) == 2:
-            lo_list.append(check_int(item[0], f"padding[{i}][0]", 0))
-            hi_list.append(check_int(item[1], f"padding[{i}][1]", 0))
-        else:
-            raise ValueError(f"padding[{i}] must be an int or a (before, after) pair of ints; got {item!r}")
-    return tuple(lo_list), tuple(hi_list)
-
-
-# ----------------------------------------------------------------------------- arrays and dtypes
-
-
-def check_array(a: object, name: str) -> np.ndarray:
-    """``np.asarray`` that refuses non-numeric data, naming the argument."""
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "biufc":
-        raise TypeError(
-            f"{name} must have a numeric dtype (bool, integer, floating or complex); got dtype {arr.dtype}"
-        )
-    return arr
-
-
-def result_dtype(*arrays: npt.NDArray[Any]) -> np.dtype[Any]:
-    """The dtype of the result: NumPy promotion, integers and bools -> float64."""
-    dtype = np.result_type(*arrays)
-    if dtype.kind in "biu":
-        return np.dtype(np.float64)
-    return dtype
-
-
-def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """The dtype the arithmetic runs in: float16 is computed in float32."""
-    if dtype == np.float16:
-        return np.dtype(np.float32)
-    return dtype
+    @property
+    def full_size(self) -> Shape:
+        """``P − κ + 1``: the output size at stride 1."""
+        return tuple(p - sp + 1 for p, sp in zip(self.padded_size, self.span))
 
 
 # ----------------------------------------------------------------------------- the geometry
@@ -263,8 +175,7 @@ def conv_geometry(
     stride_t = normalize_tuple(stride, d, "stride", 1)
     dilation_t = normalize_tuple(dilation, d, "dilation", 1)
     g = check_int(groups, "groups", 1)
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}")
+    mode = check_padding_mode(padding_mode)
     lo, hi = normalize_padding(padding, d, kernel, dilation_t, stride_t)
     cin_axis = _axis(x_name, 1 if batched else 0)
     if c_in % g:
@@ -276,17 +187,18 @@ def conv_geometry(
             f"{_axis(w_name, 1)} ({c_per_group}) must equal in_channels / groups "
             f"({cin_axis} = {c_in}, groups = {g}: {c_in // g})"
         )
-    check_padding_mode_limits(padding_mode, in_size, lo, hi)
-    out_size = []
+    check_padding_mode_limits(mode, in_size, lo, hi)
+    sizes = []
     for i, (s, k, st, dl, pl, ph) in enumerate(zip(in_size, kernel, stride_t, dilation_t, lo, hi)):
-        padded, span = s + pl + ph, dl * (k - 1) + 1
-        if padded < span:
+        q = out_size(s, k, st, dl, pl, ph)
+        if q < 1:
+            padded, span = s + pl + ph, dl * (k - 1) + 1
             raise ValueError(
                 f"output size would be < 1 in spatial dimension {i}: the padded input size {padded} "
                 f"(input {s} + padding {pl} + {ph}) is smaller than the dilated kernel size {span} "
                 f"(dilation {dl} * (kernel {k} - 1) + 1)"
             )
-        out_size.append((padded - span) // st + 1)
+        sizes.append(q)
     return Geometry(
         batched=batched,
         n=n,
@@ -295,12 +207,12 @@ def conv_geometry(
         groups=g,
         in_size=in_size,
         kernel=kernel,
-        out_size=tuple(out_size),
+        out_size=tuple(sizes),
         stride=stride_t,
         dilation=dilation_t,
         pad_lo=lo,
         pad_hi=hi,
-        padding_mode=padding_mode,
+        padding_mode=mode,
     )
 
 
@@ -356,7 +268,7 @@ def transpose_geometry(
     if c_in % g:
         raise ValueError(f"groups={g} does not divide in_channels={c_in} ({cin_axis})")
     base = tuple(
-        (s - 1) * st - pl - ph + dl * (k - 1) + 1
+        transposed_size(s, k, st, dl, pl, ph)
         for s, st, pl, ph, dl, k in zip(in_size, stride_t, lo, hi, dilation_t, kernel)
     )
     limits = tuple(max(st, dl) for st, dl in zip(stride_t, dilation_t))
@@ -412,20 +324,3 @@ def transpose_geometry(
     )
 
 
-def check_grad_output_shape(grad_output: np.ndarray, expected: Shape, context: str) -> None:
-    """``grad_output`` must have the forward output's shape."""
-    if grad_output.shape != expected:
-        raise ValueError(
-            f"grad_output.shape {grad_output.shape} must equal the forward output shape {expected} ({context})"
-        )
-
-
-def check_bias(b_shape: Shape, c_out: int) -> None:
-    """The bias is ``(out_channels,)`` (``b_shape`` a tuple, for NumPy arrays and tensors alike)."""
-    if b_shape != (c_out,):
-        raise ValueError(f"b must have shape (out_channels,) = ({c_out},); got shape {b_shape}")
-
-
-def prod(shape: Sequence[int]) -> int:
-    """Product of a shape (1 for an empty one)."""
-    return math.prod(shape)

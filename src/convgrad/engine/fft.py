@@ -22,159 +22,28 @@ channel contraction is then one small matrix product per frequency, e.g.
 transforms; ``scipy.fft`` is used when SciPy is installed (about 2–5× faster
 here than ``numpy.fft``), ``numpy.fft`` otherwise.
 
-The cost model (:func:`fft_is_cheaper`), in the manner of
-``scipy.signal.choose_conv_method``, compares estimated times in units of
-one GEMM flop: direct ``2·N·O·Q·(C/G)·K`` plus the im2col copy, against
-transforms ``c_fft·B·log₂B`` per transformed block plus
-``c_mix`` per complex multiply-add of the per-frequency products. The
-constants were measured on the benchmark machine (OpenBLAS float32 GEMM
-≈ 160 GFLOP/s; ``scipy.fft`` ≈ 0.55 ns per point and ``log₂`` of the length,
-``numpy.fft`` ≈ 1.3–4.5 ns; one complex multiply-add of the products ≈ 0.25 ns).
+The block lengths and the route's cost and workspace are estimated in
+:mod:`convgrad.engine.cost`. The route is used for finite data only: a NaN or
+infinity in one block would spread over the whole block in the transforms,
+and :mod:`convgrad.engine.dispatch` sends such data to the direct routes.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import math
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._config import batch_chunks
-from ._padding import pad, pad_adjoint
-from ._validate import Geometry, prod
-from ._windows import window_starts
+from .._geometry import Geometry, prod
+from .cost import Plan, fft_fixed_bytes, fft_module, fft_sample_bytes, plan
+from .padding import pad, pad_adjoint
+from .state import batch_chunks, get_workspace_budget
+from .windows import window_starts
 
 Array = npt.NDArray[Any]
-
-COPY_FLOPS_PER_ELEMENT = 30.0
-"""Cost of copying one element into the im2col matrix, in GEMM flops."""
-
-MIX_FLOPS_PER_MAC = 40.0
-"""Cost of one complex multiply-add of the per-frequency products, in GEMM flops."""
-
-FFT_FLOPS_SCIPY = 90.0
-"""Cost of ``scipy.fft`` per transformed point and ``log₂`` of the block length, in GEMM flops."""
-
-FFT_FLOPS_NUMPY = 300.0
-"""Cost of ``numpy.fft`` per transformed point and ``log₂`` of the block length, in GEMM flops."""
-
-MIN_DIRECT_COST = 2e7
-"""Direct contractions cheaper than this (about 0.1 ms) are never worth planning an FFT for."""
-
-CALL_FLOPS = 2e6
-"""Fixed cost of one FFT contraction (Python and transform set-up), in GEMM flops (about 12 µs)."""
-
-
-def fast_length(n: int) -> int:
-    """The smallest ``2^a·3^b·5^c ≥ n``: a length pocketfft transforms quickly.
-
-    Examples
-    --------
-    >>> [fast_length(n) for n in (1, 7, 17, 97, 101)]
-    [1, 8, 18, 100, 108]
-    """
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
-def _fft_module() -> Any:
-    """``scipy.fft`` when SciPy is installed, else ``numpy.fft`` (same call signatures)."""
-    try:
-        import scipy.fft
-    except ImportError:  # pragma: no cover - SciPy is installed wherever the tests run
-        return np.fft
-    return scipy.fft
-
-
-# ----------------------------------------------------------------------------- the block plan
-
-
-class Plan(NamedTuple):
-    """Block lengths of one overlap-save correlation, per spatial dimension."""
-
-    block: tuple[int, ...]  # B: transform length
-    step: tuple[int, ...]  # B' = B − κ + 1: outputs per block
-    span: tuple[int, ...]  # κ
-
-    def blocks(self, length: tuple[int, ...]) -> tuple[int, ...]:
-        """Blocks needed for ``length`` outputs."""
-        return tuple(-(-q // b) for q, b in zip(length, self.step))
-
-    def freqs(self) -> int:
-        """Frequencies per block (real transforms keep half the last axis)."""
-        return prod(self.block[:-1]) * (self.block[-1] // 2 + 1)
-
-
-def _candidates(span: int, length: int) -> list[int]:
-    """Block lengths worth trying for one dimension: a few multiples of the span, or one block."""
-    whole = fast_length(length + span - 1)
-    found = {min(whole, fast_length(m * span)) for m in (2, 4, 8, 16)} | {whole}
-    return sorted(b for b in found if b >= span)
-
-
-def _plan_cost(geom: Geometry, block: tuple[int, ...], fft_flops: float) -> float:
-    span = geom.span
-    step = tuple(b - sp + 1 for b, sp in zip(block, span))
-    full = tuple(p - sp + 1 for p, sp in zip(geom.padded_size, span))
-    nblk = prod(tuple(-(-q // st) for q, st in zip(full, step)))
-    points = prod(block)
-    freqs = prod(block[:-1]) * (block[-1] // 2 + 1)
-    cg = geom.c_in // geom.groups
-    planes = geom.n * (geom.c_in + geom.c_out) * nblk + geom.c_out * cg
-    transforms = fft_flops * planes * points * math.log2(max(2, points))
-    mixing = MIX_FLOPS_PER_MAC * geom.n * geom.c_out * cg * nblk * freqs
-    return transforms + mixing + CALL_FLOPS
-
-
-@functools.lru_cache(maxsize=128)
-def plan(geom: Geometry) -> Plan:
-    """The block lengths of least estimated cost (every combination of :func:`_candidates`)."""
-    fft_flops = FFT_FLOPS_SCIPY if _fft_module() is not np.fft else FFT_FLOPS_NUMPY
-    full = tuple(p - sp + 1 for p, sp in zip(geom.padded_size, geom.span))
-    options = [_candidates(sp, q) for sp, q in zip(geom.span, full)]
-    best = min(itertools.product(*options), key=lambda b: _plan_cost(geom, b, fft_flops))
-    return Plan(best, tuple(b - sp + 1 for b, sp in zip(best, geom.span)), geom.span)
-
-
-def fft_cost(geom: Geometry) -> float:
-    """Estimated cost of one FFT contraction, in GEMM flops."""
-    fft_flops = FFT_FLOPS_SCIPY if _fft_module() is not np.fft else FFT_FLOPS_NUMPY
-    return _plan_cost(geom, plan(geom).block, fft_flops)
-
-
-def direct_cost(geom: Geometry) -> float:
-    """Estimated cost of one im2col + GEMM contraction, in GEMM flops."""
-    cg, k, q = geom.c_in // geom.groups, prod(geom.kernel), prod(geom.out_size)
-    return 2.0 * geom.n * geom.c_out * q * cg * k + COPY_FLOPS_PER_ELEMENT * geom.n * geom.c_in * k * q
-
-
-def fft_is_cheaper(geom: Geometry, dtype: np.dtype[Any]) -> bool:
-    """The ``method="auto"`` rule: FFT when its estimated cost is below the direct one.
-
-    Only floating and complex data are considered, with kernels of more than
-    8 taps: below that the direct route always won in the measurements.
-    """
-    if prod(geom.kernel) <= 8 or np.dtype(dtype).kind not in "fc" or geom.n == 0:
-        return False
-    direct = direct_cost(geom)
-    if direct < MIN_DIRECT_COST:
-        return False
-    return fft_cost(geom) < direct
-
 
 # ----------------------------------------------------------------------------- blocked correlation
 
@@ -185,14 +54,14 @@ def _is_real(dtype: np.dtype[Any]) -> bool:
 
 def _transform(a: Array, p: Plan, real: bool) -> Array:
     """Transform of length ``p.block`` over the trailing ``d`` axes."""
-    fft = _fft_module()
+    fft = fft_module()
     axes = tuple(range(a.ndim - len(p.block), a.ndim))
     out: Array = (fft.rfftn if real else fft.fftn)(a, s=p.block, axes=axes)
     return out
 
 
 def _inverse(a: Array, p: Plan, real: bool) -> Array:
-    fft = _fft_module()
+    fft = fft_module()
     axes = tuple(range(a.ndim - len(p.block), a.ndim))
     out: Array = (fft.irfftn if real else fft.ifftn)(a, s=p.block, axes=axes)
     return out
@@ -267,18 +136,13 @@ def _dilated_kernel(w: Array, geom: Geometry) -> Array:
     return wd
 
 
-def _full_size(geom: Geometry) -> tuple[int, ...]:
-    """``Q̃ = P − κ + 1``, the stride-1 output size."""
-    return tuple(p - sp + 1 for p, sp in zip(geom.padded_size, geom.span))
-
-
 def _upsampled(g: Array, geom: Geometry) -> Array:
     """``g̃``: ``s − 1`` zeros between the entries of ``g``, shape ``(nb, O, *Q̃)``.
 
     ``Q̃`` can exceed ``(Q − 1)·s + 1`` (a transposed convolution's output
     padding): the tail is zero.
     """
-    full = _full_size(geom)
+    full = geom.full_size
     if g.shape[2:] == full:
         return g
     gu = np.zeros(g.shape[:2] + full, dtype=g.dtype)
@@ -286,9 +150,11 @@ def _upsampled(g: Array, geom: Geometry) -> Array:
     return gu
 
 
-def _per_sample_bytes(geom: Geometry, p: Plan, dtype: np.dtype[Any]) -> int:
-    nblk = prod(p.blocks(geom.padded_size))
-    return 4 * (geom.c_in + geom.c_out) * nblk * p.freqs() * dtype.itemsize
+def _chunks(n: int, geom: Geometry, dtype: np.dtype[Any]) -> Iterator[tuple[int, int]]:
+    """Batch chunks whose spectra fit in what the budget leaves beside the kernel spectra."""
+    itemsize = np.dtype(dtype).itemsize
+    room = max(1, get_workspace_budget() - fft_fixed_bytes(geom, itemsize))
+    return batch_chunks(n, fft_sample_bytes(geom, itemsize), room)
 
 
 # ----------------------------------------------------------------------------- the three contractions
@@ -297,14 +163,14 @@ def _per_sample_bytes(geom: Geometry, p: Plan, dtype: np.dtype[Any]) -> int:
 def fft_forward(x: Array, w: Array, geom: Geometry) -> Array:
     """``y = conv(x, w)`` by FFT (any stride, dilation, groups, padding mode)."""
     n, dtype = x.shape[0], np.result_type(x, w)
-    real, p, full = _is_real(dtype), plan(geom), _full_size(geom)
+    real, p, full = _is_real(dtype), plan(geom), geom.full_size
     nblk = p.blocks(full)
     h_f = _kernel_spectra(_dilated_kernel(w, geom).swapaxes(0, 1), p, real)  # (C/G, O, *F)
     h_f = h_f.reshape((geom.c_in // geom.groups, geom.groups, -1) + h_f.shape[2:]).swapaxes(0, 1)
     h_f = h_f.reshape((geom.c_in, -1) + h_f.shape[3:])  # (C, O/G, *F), input channel first
     y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
     keep = window_starts(geom)
-    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, p, dtype)):
+    for n0, n1 in _chunks(n, geom, dtype):
         a_f = _block_spectra(pad(x[n0:n1], geom), p, nblk, real)
         r = _inverse(_mix(a_f, h_f, geom.groups), p, real)
         y[n0:n1] = _assemble(r, p, full)[(slice(None), slice(None)) + keep]
@@ -320,7 +186,7 @@ def fft_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     h_f = _kernel_spectra(wd[(slice(None), slice(None)) + (slice(None, None, -1),) * geom.d], p, real)  # (O, C/G, *F)
     gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
     rim = ((0, 0), (0, 0)) + tuple((sp - 1, sp - 1) for sp in geom.span)
-    for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, p, dtype)):
+    for n0, n1 in _chunks(n, geom, dtype):
         a = np.pad(_upsampled(g[n0:n1], geom), rim)
         r = _inverse(_mix(_block_spectra(a, p, nblk, real), h_f, geom.groups), p, real)
         gx[n0:n1] = pad_adjoint(_assemble(r, p, geom.padded_size), geom)
@@ -330,11 +196,11 @@ def fft_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 def fft_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """``gw[o, c, k] = Σ_{n, q} g̃[n, o, q]·xp[n, c, q + δ·k]``, block by block of ``q``, by FFT."""
     dtype = np.result_type(g, x)
-    real, p, full = _is_real(dtype), plan(geom), _full_size(geom)
+    real, p, full = _is_real(dtype), plan(geom), geom.full_size
     nblk = p.blocks(full)
     d, cg, og = geom.d, geom.c_in // geom.groups, geom.c_out // geom.groups
     acc: Array | None = None
-    for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, p, dtype)):
+    for n0, n1 in _chunks(x.shape[0], geom, dtype):
         nb = n1 - n0
         x_f = _block_spectra(pad(x[n0:n1], geom), p, nblk, real)  # (nb, C, *nblk, *F)
         # g̃ cut into blocks of B' (zero tail), each a kernel: (nb, O, *nblk, *B')

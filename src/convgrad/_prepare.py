@@ -1,0 +1,157 @@
+"""The one boundary: every public convolution function's arguments in, checked and ready arrays out.
+
+:func:`prepare` is the only call a public function (core, transposed, double
+backward, the torch bridge, the TensorFlow and SciPy conventions through the
+core) makes before handing work to :mod:`convgrad.engine`. It checks every
+argument before any work, builds the geometry (remembered for plain
+arguments), settles the dtypes and adds the batch axis of unbatched calls.
+Errors are raised here and nowhere else.
+
+Array roles go by argument name: ``x``/``ggx`` have the forward input's shape,
+``grad_output`` the forward output's, ``w``/``ggw`` the weight's, ``b``/``ggb``
+the bias's. For a transposed convolution (``transposed=True``) the geometry is
+that of the forward convolution it is the adjoint of, so ``x`` plays the
+forward *output* and ``grad_output`` the forward *input*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from ._arguments import (
+    check_array,
+    check_bias,
+    check_grad_output_shape,
+    check_method,
+    compute_dtype,
+    is_exact,
+    normalize_shape,
+    result_dtype,
+)
+from ._geometry import Geometry, conv_geometry, transpose_geometry
+from .engine.state import Memo
+
+Array = npt.NDArray[Any]
+
+_BATCHED_LIKE_INPUT = ("x", "ggx")
+
+_GEOMETRIES: Memo[tuple[Any, ...], Geometry] = Memo(512)
+
+
+def _exact_key(value: object) -> object:
+    """A hashable key that tells ``2`` from ``2.0`` and ``True``; TypeError for anything but ints, strs, tuples."""
+    if type(value) in (int, str) or value is None:
+        return (type(value), value)
+    if type(value) in (tuple, list):
+        return (type(value), tuple(_exact_key(v) for v in value))  # type: ignore[attr-defined]
+    raise TypeError(value)
+
+
+def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], *, transposed: bool = False,
+                     **kwargs: Any) -> Geometry:
+    """:func:`conv_geometry` (or :func:`transpose_geometry`), remembered for plain arguments (~15 µs a call).
+
+    Only successful checks are remembered, keyed by the exact types and
+    values of the arguments, so every invalid call still raises from the
+    checks; arguments of other types are checked every time.
+    """
+    build = transpose_geometry if transposed else conv_geometry
+    try:
+        key = (transposed, x_shape, w_shape, tuple((name, _exact_key(v)) for name, v in sorted(kwargs.items())))
+    except TypeError:
+        return build(x_shape, w_shape, **kwargs)
+    geom = _GEOMETRIES.get(key)
+    if geom is None:
+        geom = build(x_shape, w_shape, **kwargs)
+        _GEOMETRIES.put(key, geom)
+    return geom
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked call: its geometry, dtypes and arrays (batched, in the compute dtype)."""
+
+    geom: Geometry
+    dtype: np.dtype[Any]
+    """The result dtype: NumPy's promotion, integers and bools as float64."""
+    work: np.dtype[Any]
+    """The dtype the arithmetic runs in (float16 runs in float32)."""
+    exact: bool
+    """Whether every array holds integers or bools."""
+    method: str
+    arrays: dict[str, Optional[Array]]
+
+    def __getitem__(self, name: str) -> Array:
+        a = self.arrays[name]
+        if a is None:  # pragma: no cover - a caller asking for an array it made optional
+            raise KeyError(name)
+        return a
+
+    def get(self, name: str) -> Optional[Array]:
+        return self.arrays.get(name)
+
+    def finish(self, a: Array, batched_like_input: bool = True) -> Array:
+        """Cast to the result dtype; drop the batch axis of unbatched calls (for batched results)."""
+        a = a.astype(self.dtype, copy=False)
+        return a if (self.geom.batched or not batched_like_input) else a[0]
+
+
+def _context(arrays: Mapping[str, np.ndarray], geom: Geometry) -> str:
+    x = f"x.shape {arrays['x'].shape}" if "x" in arrays else f"input_shape {geom.input_shape}"
+    w = f"w.shape {arrays['w'].shape}" if "w" in arrays else f"weight_shape {geom.weight_shape}"
+    return f"{x}, {w}"
+
+
+def prepare(
+    arrays: Mapping[str, object],
+    *,
+    transposed: bool = False,
+    input_shape: object = None,
+    weight_shape: object = None,
+    method: object = "auto",
+    **geometry: Any,
+) -> Prepared:
+    """Check a call and return its :class:`Prepared` form.
+
+    ``arrays`` maps argument names (``x``, ``w``, ``b``, ``grad_output``,
+    ``ggx``, ``ggw``, ``ggb``) to what the caller passed (``None`` for an
+    omitted optional array); ``input_shape``/``weight_shape`` stand in for
+    ``x``/``w`` when the call has only their shapes; ``geometry`` holds the
+    geometry keywords of :func:`conv_geometry` or :func:`transpose_geometry`.
+    """
+    checked = {name: check_array(a, name) for name, a in arrays.items() if a is not None}
+    method_s = check_method(method)
+    x_name, w_name = "x", "w"
+    if "x" in checked:
+        x_shape = checked["x"].shape
+    else:
+        x_shape, x_name = normalize_shape(input_shape, "input_shape"), "input_shape"
+    if "w" in checked:
+        w_shape = checked["w"].shape
+    else:
+        w_shape, w_name = normalize_shape(weight_shape, "weight_shape"), "weight_shape"
+    geom = checked_geometry(x_shape, w_shape, transposed=transposed, x_name=x_name, w_name=w_name, **geometry)
+    as_output = geom.input_shape if transposed else geom.output_shape
+    if "grad_output" in checked:
+        check_grad_output_shape(checked["grad_output"], as_output, _context(checked, geom))
+    bias_size = geom.c_in if transposed else geom.c_out
+    if "b" in checked:
+        check_bias(checked["b"].shape, bias_size)
+    for name, like, rule in (("ggx", x_shape, "x.shape"), ("ggw", w_shape, "w.shape"),
+                             ("ggb", (bias_size,), "(out_channels,) =")):
+        if name in checked and checked[name].shape != like:
+            raise ValueError(f"{name}.shape {checked[name].shape} must equal {rule} {like}")
+    dtype = result_dtype(*checked.values())
+    work = compute_dtype(dtype)
+    ready: dict[str, Optional[Array]] = {name: None for name in arrays}
+    for name, a in checked.items():
+        batched = name in _BATCHED_LIKE_INPUT or name == "grad_output"
+        if batched and not geom.batched:
+            a = a[np.newaxis]
+        ready[name] = a.astype(work, copy=False)
+    return Prepared(geom, dtype, work, is_exact(*checked.values()), method_s, ready)

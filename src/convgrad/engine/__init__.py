@@ -1,0 +1,50 @@
+"""The engine: the four operations of a convolution on a checked geometry.
+
+Arrays come in batched (``(N, C, *S)``) and in the compute dtype, already
+checked by :func:`convgrad._prepare.prepare`; nothing here validates.
+
+* :mod:`.dispatch` — the route table and the rule that picks a route;
+* :mod:`.cost` — the cost model: estimated time and workspace of each route;
+* routes — :mod:`.gemm` (im2col + GEMM, any geometry), :mod:`.grid` (stride 1,
+  on the flattened grid), :mod:`.pointwise` (1×1 kernels), :mod:`.depthwise`,
+  :mod:`.fft` (overlap-save); :mod:`.windows` (the window map and its adjoint)
+  and :mod:`.padding` (the padding map and its adjoint) under them;
+* :mod:`.state` — every piece of shared mutable state (budget, scratch
+  buffers, thread pool, caches), thread-, fork- and interrupt-safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy.typing as npt
+
+from .._geometry import Geometry
+from . import dispatch
+
+Array = npt.NDArray[Any]
+
+__all__ = ["bias_grad", "forward", "input_grad", "weight_grad"]
+
+
+def forward(x: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    """``y[n, o, q] = Σ_{c,k} U[n, γ(o)·C/G + c, q, k] · w[o, c, k]`` (no bias)."""
+    return dispatch.run("forward", x, w, geom, method, exact=exact)
+
+
+def input_grad(g: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    """``gx = pad_adjoint(fold(Z))``, ``Z[n, c, k, q] = Σ_o g[n, o, q] · w[o, c, k]`` (no conjugation)."""
+    return dispatch.run("input", g, w, geom, method, exact=exact)
+
+
+def weight_grad(g: Array, x: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` (no conjugation)."""
+    return dispatch.run("weight", g, x, geom, method, exact=exact)
+
+
+def bias_grad(g: Array) -> Array:
+    """``gb[o] = Σ_{n,q} g[n, o, q]``."""
+    total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    return total
+
+

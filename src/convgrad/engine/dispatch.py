@@ -1,0 +1,134 @@
+"""The route table and the rule that picks a route for each contraction.
+
+Every route computes what the gemm route computes (same arguments, same
+dtypes); only the order of the arithmetic, the speed and the workspace differ.
+The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
+``"input"`` or ``"weight"``):
+
+1. ``"fft"`` — ``method="fft"``, or ``method="auto"`` when the cost model of
+   :mod:`convgrad.engine.cost` estimates it cheaper (large kernels). Only for
+   finite floating data whose spectra fit the workspace budget: integer data
+   must come out exact, and a NaN or an infinity would spread over a whole
+   block; such calls take the direct routes below, ``method="fft"`` included.
+2. ``"pointwise"`` — every kernel size is 1 and there is no padding.
+3. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
+   (``"grid_depthwise"`` at stride 1 where the grid applies), the weight
+   gradient where the grid applies (as ``"grid_depthwise"``).
+4. ``"grid"`` — stride 1 in every dimension, a window matrix of at least
+   :data:`~convgrad.engine.cost.GRID_MIN_ELEMENTS` entries, one sample's grid
+   windows within the budget, and a lower estimated cost than the gemm route
+   (the grid computes at every padded position, ``P`` per sample, not ``Q``).
+5. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._geometry import Geometry, prod
+from . import cost
+from .depthwise import depthwise_input_grad
+from .fft import fft_forward, fft_input_grad, fft_weight_grad
+from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
+from .grid import grid_depthwise_input_grad, grid_depthwise_weight_grad, grid_forward, grid_input_grad, grid_weight_grad
+from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad
+from .state import cache, get_workspace_budget
+
+Array = npt.NDArray[Any]
+Contraction = Callable[[Array, Array, Geometry], Array]
+
+ROUTES: dict[str, dict[str, Contraction]] = {
+    "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "grid": grid_forward, "gemm": gemm_forward},
+    "input": {
+        "fft": fft_input_grad, "pointwise": pointwise_input_grad, "depthwise": depthwise_input_grad,
+        "grid_depthwise": grid_depthwise_input_grad, "grid": grid_input_grad, "gemm": gemm_input_grad,
+    },
+    "weight": {
+        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "grid_depthwise": grid_depthwise_weight_grad,
+        "grid": grid_weight_grad, "gemm": gemm_weight_grad,
+    },
+}
+"""Each contraction's implementation on every route :func:`route` can pick for it."""
+
+
+def is_pointwise(geom: Geometry) -> bool:
+    """Every kernel size is 1 and nothing is padded."""
+    return all(k == 1 for k in geom.kernel) and not geom.has_padding
+
+
+def is_depthwise(geom: Geometry) -> bool:
+    """One input and one output channel per group, and more than one group: ``groups == C == O > 1``.
+
+    (A single channel is one GEMV, which the gemm route does with less Python overhead.)
+    """
+    return geom.c_in == geom.c_out == geom.groups > 1
+
+
+def grid_applies(geom: Geometry, itemsize: int, budget: int) -> bool:
+    """Stride 1, not tiny, one sample's grid windows within ``budget``, and cheaper than the gemm route."""
+    if any(s != 1 for s in geom.stride):
+        return False
+    if geom.n * geom.c_in * prod(geom.kernel) * prod(geom.padded_size) < cost.GRID_MIN_ELEMENTS:
+        return False
+    if cost.grid_sample_bytes(geom, itemsize) > budget:
+        return False
+    return cost.grid_cost(geom) <= cost.gemm_cost(geom)
+
+
+def fft_applies(geom: Geometry, itemsize: int, budget: int, method: str) -> bool:
+    """``method="fft"``, or ``"auto"`` and cheaper by the cost model; and its fixed spectra plus one sample's fit."""
+    if method == "direct" or geom.n == 0:
+        return False
+    if method == "auto":
+        if prod(geom.kernel) <= 8:  # below this the direct routes always won in the measurements
+            return False
+        direct = cost.gemm_cost(geom)
+        if direct < cost.MIN_DIRECT_COST or cost.fft_cost(geom) >= direct:
+            return False
+    return cost.fft_fixed_bytes(geom, itemsize) + cost.fft_sample_bytes(geom, itemsize) <= budget
+
+
+@cache(maxsize=1024)
+def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, budget: int) -> str:
+    if fft_ok and fft_applies(geom, itemsize, budget, method):
+        return "fft"
+    if is_pointwise(geom):
+        return "pointwise"
+    grid = grid_applies(geom, itemsize, budget)
+    if is_depthwise(geom) and op == "input":
+        return "grid_depthwise" if grid else "depthwise"
+    if is_depthwise(geom) and op == "weight" and grid:
+        return "grid_depthwise"
+    return "grid" if grid else "gemm"
+
+
+def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward", *,
+          exact: bool = False, finite: bool = True) -> str:
+    """The route for one contraction ``op`` (``"forward"``, ``"input"`` or ``"weight"``), remembered per geometry.
+
+    ``exact``: the data are integers or bools (no FFT); ``finite``: no NaN or
+    infinity in the operands (the FFT needs both).
+    """
+    dtype = np.dtype(dtype)
+    fft_ok = finite and not exact and dtype.kind in "fc"
+    return _route(geom, dtype.itemsize, method, op, fft_ok, get_workspace_budget())
+
+
+def could_use_fft(geom: Geometry, dtype: np.dtype[Any], method: str, exact: bool) -> bool:
+    """Whether the FFT is a candidate at all (only then is it worth checking the data for NaN and infinity)."""
+    if exact or np.dtype(dtype).kind not in "fc" or method == "direct":
+        return False
+    return route(geom, dtype, method, "forward") == "fft" or route(geom, dtype, method, "weight") == "fft"
+
+
+def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    """Contraction ``op`` of ``a`` and ``b`` (batched, in the compute dtype) by the route :func:`route` picks."""
+    dtype = np.result_type(a, b)
+    finite = True
+    if could_use_fft(geom, dtype, method, exact):
+        finite = bool(np.isfinite(a).all() and np.isfinite(b).all())
+    return ROUTES[op][route(geom, dtype, method, op, exact=exact, finite=finite)](a, b, geom)

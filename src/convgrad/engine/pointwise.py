@@ -1,0 +1,76 @@
+"""The pointwise route: every kernel size 1 and no padding, so each output is a plain matrix product of channels.
+
+No windows at all: ``y[n, o, q] = Σ_c w[o, c] · x[n, c, q·s]`` reads a strided
+slice of ``x`` (stride > 1) or ``x`` itself. The weight gradient is one GEMM per
+group over the whole chunk, ``(O/G, nb·Q) @ (nb·Q, C/G)``, never one product per
+sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._geometry import Geometry, prod
+from .state import batch_chunks
+from .windows import window_starts
+
+Array = npt.NDArray[Any]
+
+
+def _strided_input(x: Array, geom: Geometry) -> Array:
+    """``x[n, γ, c, q] = x[n, γ·C/G + c, q·s]`` as a contiguous ``(nb, G, C/G, Q)`` array."""
+    xs = np.ascontiguousarray(x[(slice(None), slice(None)) + window_starts(geom)])
+    return xs.reshape(x.shape[0], geom.groups, geom.c_in // geom.groups, prod(geom.out_size))
+
+
+def _grouped(a: Array, geom: Geometry, channels: int) -> Array:
+    """``(nb, channels, *Q)`` -> ``(nb, G, channels / G, Q)``."""
+    return a.reshape(a.shape[0], geom.groups, channels // geom.groups, prod(geom.out_size))
+
+
+def _rows(a: Array, geom: Geometry, channels: int) -> Array:
+    """``(nb, channels, *Q)`` (or its strided input) -> ``(G, channels / G, nb·Q)``, contiguous."""
+    nb = a.shape[0]
+    grouped = a.reshape(nb, geom.groups, channels // geom.groups, -1).transpose(1, 2, 0, 3)
+    return np.ascontiguousarray(grouped).reshape(geom.groups, channels // geom.groups, -1)
+
+
+def pointwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
+    """1×1 kernel, no padding: ``y[n, o, q] = Σ_c w[o, c] · x[n, c, q·s]``."""
+    # (G, O/G, C/G) @ (nb, G, C/G, Q) -> (nb, G, O/G, Q)
+    y: Array = np.matmul(w.reshape(geom.groups, geom.c_out // geom.groups, -1), _strided_input(x, geom))
+    return y.reshape((x.shape[0], geom.c_out) + geom.out_size)
+
+
+def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
+    """1×1 kernel, no padding: ``gw[o, c] = Σ_{n,q} g[n, o, q] · x[n, c, q·s]``, one GEMM per group and chunk.
+
+    The two operands are copied channel-major, ``(G, channels/G, nb·Q)``, in
+    chunks of samples within the workspace budget, so the sum over samples
+    and positions is the GEMM's own inner dimension (no per-sample products).
+    """
+    dtype = np.result_type(g, x)
+    og, cg = geom.c_out // geom.groups, geom.c_in // geom.groups
+    gw = np.zeros((geom.groups, og, cg), dtype=dtype)
+    per_sample = (geom.c_in + geom.c_out) * prod(geom.out_size) * dtype.itemsize
+    for n0, n1 in batch_chunks(x.shape[0], per_sample):
+        xs = x[(slice(n0, n1), slice(None)) + window_starts(geom)]
+        # (G, O/G, m) @ (G, m, C/G) -> (G, O/G, C/G)
+        gw += np.matmul(_rows(g[n0:n1], geom, geom.c_out), _rows(xs, geom, geom.c_in).swapaxes(1, 2))
+    return gw.reshape(geom.weight_shape)
+
+
+def pointwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
+    """1×1 kernel, no padding: ``gx[n, c, q·s] = Σ_o w[o, c] · g[n, o, q]``, zero between strides."""
+    n = g.shape[0]
+    w_t = w.reshape(geom.groups, geom.c_out // geom.groups, -1).swapaxes(1, 2)
+    # (G, C/G, O/G) @ (nb, G, O/G, Q) -> (nb, G, C/G, Q)
+    gxs: Array = np.matmul(w_t, _grouped(g, geom, geom.c_out)).reshape((n, geom.c_in) + geom.out_size)
+    if geom.out_size == geom.in_size:
+        return gxs
+    gx = np.zeros((n, geom.c_in) + geom.in_size, dtype=gxs.dtype)
+    gx[(slice(None), slice(None)) + window_starts(geom)] = gxs
+    return gx

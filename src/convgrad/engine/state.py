@@ -1,0 +1,340 @@
+"""Every piece of the engine's shared mutable state, in one place: the budget, scratch buffers, the pool, caches.
+
+Rules this module keeps, so that no route has to think about them:
+
+* **The workspace budget** is a process-wide default (:func:`set_workspace_budget`)
+  that a ``with workspace_budget(n):`` block overrides for its own context only
+  (a :mod:`contextvars` variable: each thread and each asyncio task sees its own).
+* **Scratch buffers** are per thread (:func:`scratch`): two threads never share
+  one. A thread keeps its buffer between calls (a fresh large allocation costs
+  a page fault per 4 KiB); :func:`release_workspace` frees it, and the buffer
+  of a finished thread is freed with the thread.
+* **The copy pool** (:func:`split_run`) never outlives the call that uses it:
+  ``split_run`` returns, or raises, only after every piece it handed out has
+  finished, also when one piece raises or the caller is interrupted
+  (``KeyboardInterrupt``). A forked child starts with no pool (the parent's
+  threads do not exist there) and makes its own; after interpreter shutdown
+  has begun, work runs on the calling thread.
+* **Caches** are ``functools.lru_cache`` (thread-safe) or :class:`Memo`, all
+  registered here and cleared together by :func:`clear_caches`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import itertools
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+K = TypeVar("K")
+V = TypeVar("V")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# ----------------------------------------------------------------------------- the workspace budget
+
+
+DEFAULT_WORKSPACE_BYTES = 256 * 1024 * 1024
+"""Default budget for the scratch matrices of one call: 256 MiB."""
+
+_default_budget = DEFAULT_WORKSPACE_BYTES
+_budget: contextvars.ContextVar[int | None] = contextvars.ContextVar("convgrad_workspace_budget", default=None)
+
+
+def _check_budget(nbytes: object) -> int:
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
+        raise ValueError(f"nbytes must be a positive integer number of bytes; got {nbytes!r}")
+    return nbytes
+
+
+def get_workspace_budget() -> int:
+    """Return the workspace budget in force here, in bytes.
+
+    Inside a :func:`workspace_budget` block that block's value, otherwise the
+    process default set by :func:`set_workspace_budget` (256 MiB to start with).
+
+    Examples
+    --------
+    >>> import convgrad as cg
+    >>> cg.get_workspace_budget() == 256 * 1024 * 1024
+    True
+    """
+    local = _budget.get()
+    return _default_budget if local is None else local
+
+
+def set_workspace_budget(nbytes: int) -> int:
+    """Set the process-wide default workspace budget in bytes and return the previous default.
+
+    The convolution routines copy the windows of the padded input into
+    matrices (im2col) so that each contraction is a GEMM, and the FFT route
+    keeps the transforms of blocks. Every route keeps this scratch memory
+    within the budget: the batch is processed in chunks, a single sample that
+    does not fit is split over output positions and channels, and a route
+    whose smallest piece cannot fit is not chosen. Results and padded copies
+    of the inputs are not counted.
+
+    A :func:`workspace_budget` block overrides the default in its own context
+    (thread or task) only.
+
+    Parameters
+    ----------
+    nbytes : int
+        The budget, at least 1 byte.
+
+    Returns
+    -------
+    int
+        The default that was in force before.
+
+    Raises
+    ------
+    ValueError
+        If ``nbytes`` is not a positive integer.
+
+    Examples
+    --------
+    >>> import convgrad as cg
+    >>> old = cg.set_workspace_budget(64 * 1024 * 1024)
+    >>> cg.get_workspace_budget()
+    67108864
+    >>> _ = cg.set_workspace_budget(old)
+    """
+    global _default_budget
+    nbytes = _check_budget(nbytes)
+    previous = _default_budget
+    _default_budget = nbytes
+    return previous
+
+
+@contextlib.contextmanager
+def workspace_budget(nbytes: int) -> Iterator[None]:
+    """Use a different workspace budget inside a ``with`` block, in this thread (or task) only.
+
+    Other threads keep their own budget; when the block ends the budget in
+    force before it is back, however other threads enter and leave theirs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> x, w = np.ones((4, 1, 5, 5)), np.ones((1, 1, 3, 3))
+    >>> with cg.workspace_budget(1024):   # forces one sample per chunk
+    ...     y = cg.conv(x, w)
+    >>> float(y[0, 0, 0, 0])
+    9.0
+    """
+    token = _budget.set(_check_budget(nbytes))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def batch_chunks(n: int, per_sample_bytes: int, budget: int | None = None) -> Iterator[tuple[int, int]]:
+    """``[n0, n1)`` ranges of samples whose workspace stays within the budget (>= 1 sample)."""
+    limit = get_workspace_budget() if budget is None else budget
+    step = max(1, limit // max(1, per_sample_bytes))
+    for n0 in range(0, n, step):
+        yield n0, min(n, n0 + step)
+
+
+# ----------------------------------------------------------------------------- the reusable workspace
+
+_local = threading.local()
+REUSE_WORKSPACE = True
+"""Whether each thread keeps its scratch buffer between calls (see :func:`scratch`)."""
+
+
+def scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """An uninitialised array backed by this thread's reusable buffer.
+
+    One byte buffer per thread, grown when a call needs more and kept for the
+    next call. Its size is bounded by the workspace budget (the routes never
+    ask for more). Results never live in it. Free it with :func:`release_workspace`.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not REUSE_WORKSPACE:
+        return np.empty(shape, dtype=dtype)
+    buffer: npt.NDArray[np.uint8] | None = getattr(_local, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        _local.buffer = None  # let the old buffer go before the new one is allocated
+        buffer = np.empty(max(nbytes, 64), dtype=np.uint8)
+        _local.buffer = buffer
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def release_workspace() -> int:
+    """Free the calling thread's scratch buffer; return how many bytes it held.
+
+    A thread keeps the scratch memory of its largest call (at most the
+    workspace budget) for the next one. Call this in a long-lived thread after
+    a burst of large convolutions to give that memory back; the next call
+    allocates again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convgrad as cg
+    >>> _ = cg.conv(np.ones((2, 3, 64, 64)), np.ones((4, 3, 3, 3)))
+    >>> cg.release_workspace() >= 0
+    True
+    >>> cg.release_workspace()
+    0
+    """
+    buffer: npt.NDArray[np.uint8] | None = getattr(_local, "buffer", None)
+    _local.buffer = None
+    return 0 if buffer is None else int(buffer.nbytes)
+
+
+# ----------------------------------------------------------------------------- both cores for the copies
+
+PARALLEL_MIN_ELEMENTS = 1 << 20
+"""Copies and folds over fewer elements than this run on the calling thread only."""
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = os.getpid()
+
+
+def _forget_pool_after_fork() -> None:
+    """In a forked child: the parent's pool threads do not exist here, and its lock may be held."""
+    global _pool, _pool_lock, _pool_pid
+    _pool, _pool_lock, _pool_pid = None, threading.Lock(), os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def copy_threads() -> int:
+    """Threads for the element-wise copies and sums (NumPy releases the GIL in them): the cores, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _get_pool() -> ThreadPoolExecutor | None:
+    """The process's copy pool, made on first use; ``None`` once interpreter shutdown has begun."""
+    global _pool
+    if _pool_pid != os.getpid():  # forked by a path that skipped the at-fork hook
+        _forget_pool_after_fork()
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # ~10 ms to import: only when first needed
+
+            _pool = ThreadPoolExecutor(max_workers=copy_threads(), thread_name_prefix="convgrad")
+        return _pool
+
+
+def _wait_all(futures: list[Future[None]], cancel: bool) -> None:
+    """Wait until every future has finished (with ``cancel``, those not started never start), whatever
+    interrupts the wait; then re-raise an interruption that came while waiting."""
+    from concurrent.futures import wait
+
+    interrupted: BaseException | None = None
+    if cancel:
+        for future in futures:
+            future.cancel()
+    while True:
+        try:
+            wait(futures)
+            break
+        except BaseException as err:  # a second Ctrl-C while waiting: keep waiting, re-raise after
+            interrupted = interrupted or err
+    if interrupted is not None:
+        raise interrupted
+
+
+def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> None:
+    """Run ``work(i0, i1)`` over ``[0, total)``, split into one contiguous range per core.
+
+    The im2col copy, the fold and the depthwise multiply-adds are single
+    threaded in NumPy while BLAS uses every core; splitting them by channel
+    (disjoint output ranges, so no locking) uses the idle cores. Small jobs
+    (under :data:`PARALLEL_MIN_ELEMENTS` ``elements``) and single-core
+    machines run on the calling thread, which also runs the first range of
+    the others itself.
+
+    Returns, or raises the first error, only when every range has finished:
+    no piece of work outlives the call whose buffers it writes.
+    """
+    threads = min(copy_threads(), total)
+    if threads <= 1 or elements < PARALLEL_MIN_ELEMENTS:
+        work(0, total)
+        return
+    pool = _get_pool()
+    bounds = [total * i // threads for i in range(threads + 1)]
+    ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    futures: list[Future[None]] = []
+    try:
+        for a, b in ranges[1:]:
+            if pool is None:
+                work(a, b)
+                continue
+            try:
+                futures.append(pool.submit(work, a, b))
+            except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+                pool = None
+                work(a, b)
+        work(*ranges[0])
+    except BaseException:
+        _wait_all(futures, cancel=True)
+        raise
+    _wait_all(futures, cancel=False)
+    for future in futures:
+        future.result()
+
+
+# ----------------------------------------------------------------------------- caches
+
+_CACHES: list[Any] = []
+
+
+def cache(maxsize: int) -> Callable[[F], F]:
+    """``functools.lru_cache(maxsize)``, registered so that :func:`clear_caches` empties it."""
+
+    def decorate(function: F) -> F:
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+        _CACHES.append(cached)
+        return cached  # type: ignore[return-value]
+
+    return decorate
+
+
+class Memo(Generic[K, V]):
+    """A bounded, thread-safe dictionary (emptied when full), registered with :func:`clear_caches`."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._data: dict[K, V] = {}
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+        _CACHES.append(self)
+
+    def get(self, key: K) -> V | None:
+        return self._data.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            if len(self._data) >= self._maxsize:
+                self._data.clear()
+            self._data[key] = value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def clear_caches() -> None:
+    """Empty every cache of the engine (geometries, routes, plans, tap slices, fold matrices)."""
+    for c in _CACHES:
+        c.cache_clear()
