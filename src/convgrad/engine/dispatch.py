@@ -131,4 +131,6 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
     finite = True
     if could_use_fft(geom, dtype, method, exact):
         finite = bool(np.isfinite(a).all() and np.isfinite(b).all())
-    return ROUTES[op][route(geom, dtype, method, op, exact=exact, finite=finite)](a, b, geom)
+    contraction = ROUTES[op][route(geom, dtype, method, op, exact=exact, finite=finite)]
+    with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
+        return contraction(a, b, geom)

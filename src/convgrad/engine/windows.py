@@ -65,6 +65,13 @@ def tap_slices(geom: Geometry, k: tuple[int, ...]) -> tuple[slice, ...]:
     )
 
 
+def window_at(geom: Geometry, q: tuple[int, ...]) -> tuple[slice, ...]:
+    """The padded positions ``q·s + k·δ`` that output position ``q``'s window covers, all ``k`` at once."""
+    return tuple(
+        slice(qq * s, qq * s + dl * (k - 1) + 1, dl) for qq, s, dl, k in zip(q, geom.stride, geom.dilation, geom.kernel)
+    )
+
+
 def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Copy the windows of ``xp (N, C, *P)`` into ``out``, laid out ``(C, *K, N, *Q)``.
 
@@ -85,9 +92,17 @@ def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.N
             view = as_strided(xp, shape=out.shape, strides=strides, writeable=False)
         np.copyto(out, view)
         return out
-    def copy(c0: int, c1: int) -> None:
-        for k, sl in taps(geom):
-            out[(slice(c0, c1),) + k] = xp[(slice(None), slice(c0, c1)) + sl].swapaxes(0, 1)
+    if prod(geom.out_size) < prod(geom.kernel):  # few large windows: one copy per output position
+
+        def copy(c0: int, c1: int) -> None:
+            for q in np.ndindex(*geom.out_size):
+                window = xp[(slice(None), slice(c0, c1)) + window_at(geom, q)]  # (N, c, *K)
+                out[(slice(c0, c1),) + (slice(None),) * geom.d + (slice(None),) + q] = np.moveaxis(window, 0, -1)
+    else:
+
+        def copy(c0: int, c1: int) -> None:
+            for k, sl in taps(geom):
+                out[(slice(c0, c1),) + k] = xp[(slice(None), slice(c0, c1)) + sl].swapaxes(0, 1)
 
     split_run(out.shape[0], out.size, copy)
     return out
@@ -123,10 +138,19 @@ def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     out = np.empty((z.shape[1 + geom.d], z.shape[0]) + geom.padded_size, dtype=z.dtype)
     out_cn = out.swapaxes(0, 1)  # (C, N, *P), a view
 
-    def add(c0: int, c1: int) -> None:
-        out_cn[c0:c1] = 0
-        for k, sl in taps(geom):
-            out_cn[(slice(c0, c1), slice(None)) + sl] += z[(slice(c0, c1),) + k]
+    if prod(geom.out_size) < prod(geom.kernel):  # few large windows: one add per output position
+
+        def add(c0: int, c1: int) -> None:
+            out_cn[c0:c1] = 0
+            for q in np.ndindex(*geom.out_size):
+                zq = z[(slice(c0, c1),) + (slice(None),) * geom.d + (slice(None),) + q]  # (c, *K, N)
+                out_cn[(slice(c0, c1), slice(None)) + window_at(geom, q)] += np.moveaxis(zq, -1, 1)
+    else:
+
+        def add(c0: int, c1: int) -> None:
+            out_cn[c0:c1] = 0
+            for k, sl in taps(geom):
+                out_cn[(slice(c0, c1), slice(None)) + sl] += z[(slice(c0, c1),) + k]
 
     split_run(z.shape[0], z.size, add)
     return out

@@ -1,0 +1,150 @@
+"""NaN and infinity land where PyTorch puts them, on every route, each route forced.
+
+The rule: an entry of a result is non-finite exactly when PyTorch's is (the
+exact sum has a non-finite term), and an infinity stays an infinity of the same
+sign where PyTorch gives one. Every route is forced (the cost model lifted or
+``method="fft"``) and checked to be the route taken, then one NaN, +inf or
+−inf is planted in ``x``, ``w`` or ``g`` at a corner, the centre and the last
+element, and the non-finite pattern of ``y``, ``gx``, ``gw`` and ``gb`` is
+compared with ``torch.autograd.grad`` in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convgrad as cg
+from convgrad._geometry import conv_geometry
+from convgrad.engine import cost, dispatch, state
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+# (route name expected for forward/input/weight, x shape, w shape, kwargs, method)
+CASES: list[tuple[str, tuple[str, str, str], tuple[int, ...], tuple[int, ...], dict[str, Any], str]] = [
+    ("gemm", ("gemm", "gemm", "gemm"), (2, 3, 9, 8), (4, 3, 3, 3), {"stride": 2, "padding": 1}, "direct"),
+    ("gemm small fold", ("gemm", "gemm", "gemm"), (1, 1, 8, 8), (1, 1, 3, 3), {}, "direct"),
+    ("grid", ("grid", "grid", "grid"), (2, 3, 8, 7), (4, 3, 3, 2), {"padding": 1, "dilation": (1, 2)}, "direct"),
+    ("pointwise", ("pointwise",) * 3, (2, 4, 6, 5), (3, 4, 1, 1), {"stride": 2}, "direct"),
+    ("depthwise", ("gemm", "depthwise", "gemm"), (2, 3, 9, 9), (3, 1, 3, 3), {"groups": 3, "stride": 2,
+                                                                             "padding": 1}, "direct"),
+    ("grid depthwise", ("grid", "grid_depthwise", "grid_depthwise"), (2, 3, 8, 8), (3, 1, 3, 3),
+     {"groups": 3, "padding": 1}, "direct"),
+    ("fft requested", ("gemm", "gemm", "gemm"), (2, 2, 40), (3, 2, 11), {"padding": 3, "stride": 2}, "fft"),
+    ("grid 1-d reflect", ("grid", "grid", "grid"), (2, 2, 12), (2, 2, 4), {"padding": 2, "padding_mode": "reflect"},
+     "direct"),
+]
+
+
+@contextmanager
+def _routes_forced(grid: bool = True) -> Iterator[None]:
+    """With ``grid``, the grid routes apply wherever the stride allows: the size threshold and cost comparison lifted."""
+    with pytest.MonkeyPatch.context() as mp:
+        if grid:
+            mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
+            mp.setattr(cost, "grid_cost", lambda geom: 0.0)
+        state.clear_caches()
+        try:
+            yield
+        finally:
+            state.clear_caches()
+
+
+def _torch(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> list[np.ndarray]:
+    kw = dict(kw)
+    mode = kw.pop("padding_mode", "zeros")
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    d = w.ndim - 2
+    if mode != "zeros":
+        p = kw.pop("padding")
+        yt = _CONV[d](F.pad(xt, [p] * (2 * d), mode=mode), wt, bt, **kw)
+    else:
+        yt = _CONV[d](xt, wt, bt, **kw)
+    grads = torch.autograd.grad(yt, (xt, wt, bt), torch.tensor(g))
+    return [yt.detach().numpy()] + [t.numpy() for t in grads]
+
+
+def _same_pattern(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+    assert ours.shape == ref.shape, what
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"NaN pattern of {what}")
+    np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(ref), err_msg=f"+inf pattern of {what}")
+    np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(ref), err_msg=f"-inf pattern of {what}")
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(ours[finite], ref[finite], rtol=1e-9, atol=1e-9, err_msg=what)
+
+
+def _positions(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [(0,) * len(shape), tuple(s // 2 for s in shape), tuple(s - 1 for s in shape)]
+
+
+@pytest.mark.parametrize(("name", "expected", "x_shape", "w_shape", "kw", "method"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_values_land_where_torch_puts_them(
+    name: str, expected: tuple[str, str, str], x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+    kw: dict[str, Any], method: str, value: float,
+) -> None:
+    rng = np.random.default_rng(7)
+    x0, w0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    with _routes_forced("grid" in name):
+        y_shape = cg.conv(x0, w0, **kw).shape
+        geom = conv_geometry(x_shape, w_shape, **kw)
+        g0 = rng.standard_normal(y_shape)
+        for op, route in zip(("forward", "input", "weight"), expected):
+            assert dispatch.route(geom, np.dtype(np.float64), method, op, finite=False) == route, (name, op)
+        for target in ("x", "w", "g"):
+            base = {"x": x0, "w": w0, "g": g0}[target]
+            for pos in _positions(base.shape):
+                arrays = {"x": x0.copy(), "w": w0.copy(), "g": g0.copy()}
+                arrays[target][pos] = value
+                x, w, g = arrays["x"], arrays["w"], arrays["g"]
+                ours = [cg.conv(x, w, b, **kw, method=method), *cg.conv_backward(g, x, w, **kw, method=method)]
+                for what, o, r in zip(("y", "gx", "gw", "gb"), ours, _torch(x, w, b, g, kw)):
+                    _same_pattern(o, r, f"{what} with {value} in {target}{list(pos)} on route {name}")
+
+
+def test_the_reported_fold_case() -> None:
+    """One NaN in the upstream gradient reaches the 9 inputs its window covers, not the whole plane."""
+    w = np.ones((1, 1, 3, 3))
+    g = np.ones((1, 1, 6, 6))
+    g[0, 0, 0, 0] = np.nan
+    gx = cg.conv_input_grad(g, w, input_shape=(1, 1, 8, 8))
+    assert int(np.isnan(gx).sum()) == 9
+    y = cg.conv_transpose(g, w)
+    assert int(np.isnan(y).sum()) == 9
+
+
+def test_nan_in_last_pixel_gives_one_nan_tap_in_the_weight_gradient() -> None:
+    """On the grid routes the junk positions meet g's zeros: they must not turn a NaN into 9 taps."""
+    x = np.ones((1, 1, 16, 16))
+    x[0, 0, -1, -1] = np.nan
+    with _routes_forced():
+        for w_shape, groups in (((1, 1, 3, 3), 1), ((1, 1, 3, 3), 1)):
+            gw = cg.conv_weight_grad(np.ones((1, 1, 14, 14)), x, weight_shape=w_shape, groups=groups)
+            assert int(np.isnan(gw).sum()) == 1 and np.isnan(gw[0, 0, 2, 2])
+        xd = np.ones((1, 2, 16, 16))
+        xd[0, 1, -1, -1] = np.nan
+        gw = cg.conv_weight_grad(np.ones((1, 2, 14, 14)), xd, weight_shape=(2, 1, 3, 3), groups=2)
+        assert int(np.isnan(gw).sum()) == 1 and np.isnan(gw[1, 0, 2, 2])
+
+
+def test_fft_is_never_chosen_for_non_finite_data() -> None:
+    """A NaN in one block of the FFT would spread over the block: such data takes a direct route."""
+    geom = conv_geometry((8, 64, 4096), (64, 64, 63), padding=31)
+    f32 = np.dtype(np.float32)
+    assert dispatch.route(geom, f32, "auto", "forward") == "fft"
+    assert dispatch.route(geom, f32, "auto", "forward", finite=False) != "fft"
+    assert dispatch.route(geom, f32, "fft", "weight", finite=False) != "fft"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 300))
+    x[0, 1, 150] = np.inf
+    w = rng.standard_normal((2, 2, 41))
+    y = cg.conv(x, w, method="fft")
+    ref = F.conv1d(torch.tensor(x), torch.tensor(w)).numpy()
+    _same_pattern(y, ref, "y by method='fft' with an infinity")
