@@ -184,7 +184,9 @@ def check_array(a: object, name: str) -> np.ndarray:
     A PyTorch tensor is accepted (detached and copied to the CPU; bfloat16
     becomes float32, which NumPy can represent exactly).
     """
-    if type(a).__module__.startswith("torch") and hasattr(a, "detach"):
+    if type(a) is np.ndarray:
+        arr = a
+    elif type(a).__module__.startswith("torch") and hasattr(a, "detach"):
         arr = _from_torch(a, name)
     else:
         try:

@@ -16,6 +16,7 @@ described by the geometry of the forward convolution it is the adjoint of.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from ._arguments import (
     Shape,
@@ -76,45 +77,54 @@ class Geometry:
     pad_hi: Shape
     padding_mode: str
 
-    @property
+    def __hash__(self) -> int:
+        """Hashed once (a geometry keys the route and plan caches on every call)."""
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            h = hash(tuple(getattr(self, f) for f in self.__dataclass_fields__))
+            object.__setattr__(self, "_hash", h)
+            return h
+
+    @cached_property
     def d(self) -> int:
         """Number of spatial dimensions."""
         return len(self.kernel)
 
-    @property
+    @cached_property
     def padded_size(self) -> Shape:
         """``P = S + l + h`` per dimension."""
         return tuple(s + lo + hi for s, lo, hi in zip(self.in_size, self.pad_lo, self.pad_hi))
 
-    @property
+    @cached_property
     def span(self) -> Shape:
         """Dilated kernel size ``δ(K − 1) + 1`` per dimension."""
         return tuple(dl * (k - 1) + 1 for k, dl in zip(self.kernel, self.dilation))
 
-    @property
+    @cached_property
     def input_shape(self) -> Shape:
         """Full shape of ``x`` (batched or not, as given)."""
         lead = (self.n, self.c_in) if self.batched else (self.c_in,)
         return lead + self.in_size
 
-    @property
+    @cached_property
     def weight_shape(self) -> Shape:
         """Shape of ``w``: ``(O, C / groups, *K)``."""
         return (self.c_out, self.c_in // self.groups) + self.kernel
 
-    @property
+    @cached_property
     def output_shape(self) -> Shape:
         """Full shape of ``y`` (batched or not, as given)."""
         lead = (self.n, self.c_out) if self.batched else (self.c_out,)
         return lead + self.out_size
 
-    @property
+    @cached_property
     def has_padding(self) -> bool:
         """Whether any side of any dimension is padded."""
         return any(self.pad_lo) or any(self.pad_hi)
 
 
-    @property
+    @cached_property
     def full_size(self) -> Shape:
         """``P − κ + 1``: the output size at stride 1."""
         return tuple(p - sp + 1 for p, sp in zip(self.padded_size, self.span))

@@ -40,15 +40,18 @@ Array = npt.NDArray[Any]
 
 _BATCHED_LIKE_INPUT = ("x", "ggx")
 
+_PLAIN = frozenset((int, str))
+
 _GEOMETRIES: Memo[tuple[Any, ...], Geometry] = Memo(512)
 
 
 def _exact_key(value: object) -> object:
     """A hashable key that tells ``2`` from ``2.0`` and ``True``; TypeError for anything but ints, strs, tuples."""
-    if type(value) in (int, str) or value is None:
-        return (type(value), value)
-    if type(value) in (tuple, list):
-        return (type(value), tuple(_exact_key(v) for v in value))  # type: ignore[attr-defined]
+    kind = type(value)
+    if kind is int or kind is str or value is None:
+        return value if kind is int else (kind, value)  # ints stand for themselves, strings and None are tagged
+    if kind is tuple or kind is list:
+        return (kind, tuple(_exact_key(v) for v in value))  # type: ignore[attr-defined]
     raise TypeError(value)
 
 
@@ -61,8 +64,12 @@ def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], *, tran
     checks; arguments of other types are checked every time.
     """
     build = transpose_geometry if transposed else conv_geometry
+    values = tuple(kwargs.values())
     try:
-        key = (transposed, x_shape, w_shape, tuple((name, _exact_key(v)) for name, v in sorted(kwargs.items())))
+        if _PLAIN.issuperset(map(type, values)):  # ints and strings: their types tell them apart already
+            key: tuple[Any, ...] = (transposed, x_shape, w_shape, tuple(kwargs), values)
+        else:
+            key = (transposed, x_shape, w_shape, tuple(kwargs), tuple([_exact_key(v) for v in values]))
     except TypeError:
         return build(x_shape, w_shape, **kwargs)
     geom = _GEOMETRIES.get(key)
@@ -72,7 +79,7 @@ def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], *, tran
     return geom
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prepared:
     """A checked call: its geometry, dtypes and arrays (batched, in the compute dtype)."""
 
@@ -137,15 +144,16 @@ def prepare(
         w_shape, w_name = normalize_shape(weight_shape, "weight_shape"), "weight_shape"
     geom = checked_geometry(x_shape, w_shape, transposed=transposed, x_name=x_name, w_name=w_name, **geometry)
     as_output = geom.input_shape if transposed else geom.output_shape
-    if "grad_output" in checked:
+    if "grad_output" in checked and checked["grad_output"].shape != as_output:
         check_grad_output_shape(checked["grad_output"], as_output, _context(checked, geom))
     bias_size = geom.c_in if transposed else geom.c_out
     if "b" in checked:
         check_bias(checked["b"].shape, bias_size)
-    for name, like, rule in (("ggx", x_shape, "x.shape"), ("ggw", w_shape, "w.shape"),
-                             ("ggb", (bias_size,), "(out_channels,) =")):
-        if name in checked and checked[name].shape != like:
-            raise ValueError(f"{name}.shape {checked[name].shape} must equal {rule} {like}")
+    if "ggx" in arrays:  # double backward
+        for name, like, rule in (("ggx", x_shape, "x.shape"), ("ggw", w_shape, "w.shape"),
+                                 ("ggb", (bias_size,), "(out_channels,) =")):
+            if name in checked and checked[name].shape != like:
+                raise ValueError(f"{name}.shape {checked[name].shape} must equal {rule} {like}")
     dtype = result_dtype(*checked.values())
     work = compute_dtype(dtype)
     ready: dict[str, Optional[Array]] = {name: None for name in arrays}

@@ -118,19 +118,12 @@ def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = 
     return _route(geom, dtype.itemsize, method, op, fft_ok, get_workspace_budget())
 
 
-def could_use_fft(geom: Geometry, dtype: np.dtype[Any], method: str, exact: bool) -> bool:
-    """Whether the FFT is a candidate at all (only then is it worth checking the data for NaN and infinity)."""
-    if exact or np.dtype(dtype).kind not in "fc" or method == "direct":
-        return False
-    return route(geom, dtype, method, "forward") == "fft" or route(geom, dtype, method, "weight") == "fft"
-
-
 def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
     """Contraction ``op`` of ``a`` and ``b`` (batched, in the compute dtype) by the route :func:`route` picks."""
     dtype = np.result_type(a, b)
-    finite = True
-    if could_use_fft(geom, dtype, method, exact):
-        finite = bool(np.isfinite(a).all() and np.isfinite(b).all())
-    contraction = ROUTES[op][route(geom, dtype, method, op, exact=exact, finite=finite)]
+    name = route(geom, dtype, method, op, exact=exact)
+    if name == "fft" and not (np.isfinite(a).all() and np.isfinite(b).all()):
+        name = route(geom, dtype, method, op, exact=exact, finite=False)
+    contraction = ROUTES[op][name]
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
         return contraction(a, b, geom)

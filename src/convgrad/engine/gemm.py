@@ -97,8 +97,8 @@ def _pieces(geom: Geometry, itemsize: int, budget: int) -> Iterator[Piece]:
     return split(0, (), ())
 
 
-def _split_sample(geom: Geometry, dtype: np.dtype[Any]) -> bool:
-    return gemm_sample_bytes(geom, np.dtype(dtype).itemsize) > get_workspace_budget()
+def _split_sample(geom: Geometry, dtype: np.dtype[Any], budget: int) -> bool:
+    return gemm_sample_bytes(geom, dtype.itemsize) > budget
 
 
 def _spatial(a: Array, sl: tuple[slice, ...]) -> Array:
@@ -114,14 +114,15 @@ def gemm_forward(x: Array, w: Array, geom: Geometry) -> Array:
     dtype = np.result_type(x, w)
     y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
     w_mat = _weight_matrices(w, geom)  # (G, O/G, j)
-    if _split_sample(geom, dtype):
+    budget = get_workspace_budget()
+    if _split_sample(geom, dtype, budget):
         for n0 in range(n):
             xp = pad(x[n0 : n0 + 1], geom)
-            for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, get_workspace_budget()):
+            for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, budget):
                 y_g = np.matmul(w_mat, _cols(_spatial(xp, in_sl), sub, dtype))  # (G, O/G, Q_piece)
                 _spatial(y[n0 : n0 + 1], out_sl)[...] = y_g.reshape((1, geom.c_out) + sub.out_size)
         return y
-    for n0, n1 in batch_chunks(n, gemm_sample_bytes(geom, dtype.itemsize)):
+    for n0, n1 in batch_chunks(n, gemm_sample_bytes(geom, dtype.itemsize), budget):
         nb = n1 - n0
         cols = _cols(pad(x[n0:n1], geom), geom, dtype)
         # (G, O/G, j) @ (G, j, m) -> (G, O/G, m)
@@ -135,14 +136,15 @@ def gemm_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` by im2col and one GEMM per group and chunk."""
     dtype = np.result_type(g, x)
     gw_t = np.zeros((geom.groups, (geom.c_in // geom.groups) * prod(geom.kernel), geom.c_out // geom.groups), dtype)
-    if _split_sample(geom, dtype):
+    budget = get_workspace_budget()
+    if _split_sample(geom, dtype, budget):
         for n0 in range(x.shape[0]):
             xp = pad(x[n0 : n0 + 1], geom)
-            for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, get_workspace_budget()):
+            for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, budget):
                 cols = _cols(_spatial(xp, in_sl), sub, dtype)
                 gw_t += np.matmul(cols, _group_rows(_spatial(g[n0 : n0 + 1], out_sl), geom).swapaxes(1, 2))
     else:
-        for n0, n1 in batch_chunks(x.shape[0], gemm_sample_bytes(geom, dtype.itemsize)):
+        for n0, n1 in batch_chunks(x.shape[0], gemm_sample_bytes(geom, dtype.itemsize), budget):
             cols = _cols(pad(x[n0:n1], geom), geom, dtype)
             # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
             gw_t += np.matmul(cols, _group_rows(g[n0:n1], geom).swapaxes(1, 2))
@@ -164,13 +166,14 @@ def gemm_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     dtype = np.result_type(g, w)
     gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
     w_t = _weight_matrices(w, geom).swapaxes(1, 2)  # (G, j, O/G)
-    if _split_sample(geom, dtype):
+    budget = get_workspace_budget()
+    if _split_sample(geom, dtype, budget):
         for n0 in range(n):
             gxp = np.zeros((1, geom.c_in) + geom.padded_size, dtype=dtype)
-            for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, get_workspace_budget()):
+            for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, budget):
                 _spatial(gxp, in_sl)[...] += _fold_chunk(_spatial(g[n0 : n0 + 1], out_sl), w_t, sub, dtype)
             gx[n0 : n0 + 1] = pad_adjoint(gxp, geom)
         return gx
-    for n0, n1 in batch_chunks(n, gemm_sample_bytes(geom, dtype.itemsize)):
+    for n0, n1 in batch_chunks(n, gemm_sample_bytes(geom, dtype.itemsize), budget):
         gx[n0:n1] = pad_adjoint(_fold_chunk(g[n0:n1], w_t, geom, dtype), geom)
     return gx

@@ -68,7 +68,7 @@ def tap_slices(geom: Geometry, k: tuple[int, ...]) -> tuple[slice, ...]:
 def window_at(geom: Geometry, q: tuple[int, ...]) -> tuple[slice, ...]:
     """The padded positions ``q·s + k·δ`` that output position ``q``'s window covers, all ``k`` at once."""
     return tuple(
-        slice(qq * s, qq * s + dl * (k - 1) + 1, dl) for qq, s, dl, k in zip(q, geom.stride, geom.dilation, geom.kernel)
+        slice(qq * s, qq * s + sp, dl) for qq, s, dl, sp in zip(q, geom.stride, geom.dilation, geom.span)
     )
 
 
