@@ -1,4 +1,4 @@
-"""The PyTorch bridge: autograd Functions, functional API and drop-in modules against ``torch.nn``."""
+"""The PyTorch bridge: functional API (custom operators) and drop-in modules against ``torch.nn``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,15 @@ def test_import_convgrad_does_not_import_torch() -> None:
     code = "import sys, convgrad; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_import_without_torch_names_the_extra() -> None:
+    """One clear line, without the chained ModuleNotFoundError."""
+    code = "import sys; sys.modules['torch'] = None; import convgrad.torch"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == "ImportError: convgrad.torch needs PyTorch: pip install 'convgrad[torch]'"
+    assert "ModuleNotFoundError" not in out.stderr
 
 
 # ----------------------------------------------------------------------------- functional API vs torch

@@ -1,26 +1,70 @@
-"""PyTorch bridge: convgrad as ``torch.autograd`` Functions and drop-in ``torch.nn`` modules.
+"""PyTorch bridge: convgrad as PyTorch custom operators and drop-in ``torch.nn`` modules.
 
-The forward and backward passes run convgrad in NumPy on CPU copies of the
-tensors; the results come back as tensors with the caller's dtype and device.
-Every backward is built from the same differentiable Functions, so gradients
-of gradients (``create_graph=True``, ``torch.autograd.gradgradcheck``) work to
-any order. With ``A_w`` the convolution by ``w`` (``A_w x = conv(x, w)``) and
-``B_x`` the same map seen as a function of the weight (``B_x w = conv(x, w)``):
+How it works
+------------
+The convolution and its gradients are registered with ``torch.library.custom_op``
+as five operators in the ``convgrad`` namespace. Each one runs convgrad in NumPy
+on CPU copies of its tensors (through the same :func:`convgrad._prepare.prepare`
+checks as the NumPy functions) and returns a new tensor with the dtype and device
+of its first tensor argument; float16 and bfloat16 are computed in float32.
 
-==========================================  ========================  =========================
-Function                                    d/d(first argument) · v   d/d(second argument) · v
-==========================================  ========================  =========================
-:class:`ConvFunction`: ``A_w x``            ``A_w̄ᵀ v`` (transposed)  ``B_x̄ᵀ v`` (weight grad)
-:class:`ConvTransposeFunction`: ``A_wᵀ x``  ``A_w̄ v`` (conv)         ``B_vᵀ x̄`` (weight grad)
-weight grad: ``B_xᵀ g``                     ``B_x̄ v`` (conv)         ``A_vᵀ ḡ`` (transposed)
-==========================================  ========================  =========================
+===========================================  ======================================
+Operator (``torch.ops.convgrad.…``)          Computes
+===========================================  ======================================
+``conv_forward(x, w, b, …)``                 ``A_w x + b``: :func:`conv`
+``conv_transpose(x, w, b, …)``               ``A_wᵀ x + b``: :func:`conv_transpose`
+``conv_input_grad(g, w, input_shape, …)``    ``A_wᵀ g``, any ``padding_mode``
+``conv_weight_grad(g, x, weight_shape, …)``  ``B_xᵀ g``
+``conv_bias_grad(g, unbatched)``             ``Σ g`` over all but the channel axis
+===========================================  ======================================
 
-(bars are complex conjugates, no-ops for real tensors). The set is closed:
-each derivative is again one of the three, so no autograd graph of the
-NumPy code is needed at any order.
+Here ``A_w x = conv(x, w)`` and ``B_x w = conv(x, w)`` (the same map seen as a
+function of the weight). Every operator takes the geometry of one forward
+convolution as plain values: ``stride``, ``padding_lo``, ``padding_hi``,
+``dilation`` (lists of ints, one per spatial dimension), ``groups`` and
+``padding_mode`` (``conv_transpose`` takes ``output_padding`` instead, as its
+padding mode is always ``"zeros"``).
 
-This module imports ``torch`` (``pip install "convgrad[torch]"``);
-``import convgrad`` alone never does.
+Each operator has a fake (meta) implementation, which gets the output shape
+from :func:`convgrad._geometry.conv_geometry` or
+:func:`convgrad._geometry.transpose_geometry`, and an autograd formula made of
+these same operators (bars are complex conjugates, no-ops for real tensors):
+
+==============================  ========================  =========================
+Operator                        d/d(first argument) · v   d/d(second argument) · v
+==============================  ========================  =========================
+``A_w x`` (forward)             ``A_w̄ᵀ v`` (input grad)   ``B_x̄ᵀ v`` (weight grad)
+``A_wᵀ x`` (transposed, input)  ``A_w̄ v`` (forward)       ``B_vᵀ x̄`` (weight grad)
+``B_xᵀ g`` (weight grad)        ``B_x̄ v`` (forward)       ``A_vᵀ ḡ`` (input grad)
+==============================  ========================  =========================
+
+The set is closed under differentiation, so gradients of gradients
+(``create_graph=True``, ``torch.autograd.gradgradcheck``) work to any order.
+
+PyTorch's tracers see these operators, with their output shapes, and never the
+NumPy code behind them: ``torch.compile`` (the default inductor backend or any
+other; input shapes may change between calls), ``torch.export.export`` (static
+or dynamic shapes) and ``torch.jit.trace`` (which, as always, records the
+geometry values of the traced call as constants) keep the calls in their
+graphs. One limit is PyTorch's own: a function compiled with an AOT-autograd
+backend (inductor, ``"aot_eager"``) cannot be differentiated twice
+(``create_graph=True``); compile with ``backend="eager"``, or not at all, for
+double backward.
+
+This module needs PyTorch (``pip install 'convgrad[torch]'``);
+``import convgrad`` alone never imports it.
+
+Examples
+--------
+>>> import torch
+>>> import convgrad.torch as cgt
+>>> model = torch.nn.Sequential(cgt.Conv1d(1, 2, 3, padding=1), cgt.ConvTranspose1d(2, 1, 2, stride=2))
+>>> program = torch.export.export(model, (torch.randn(1, 1, 5),))
+>>> sorted({str(node.target) for node in program.graph.nodes if "convgrad" in str(node.target)})
+['convgrad.conv_forward.default', 'convgrad.conv_transpose.default']
+>>> x = torch.randn(1, 1, 5)
+>>> bool(torch.equal(program.module()(x), model(x)))
+True
 """
 
 from __future__ import annotations
@@ -28,169 +72,236 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ModuleNotFoundError as err:
+    if err.name != "torch":
+        raise
+    raise ImportError("convgrad.torch needs PyTorch: pip install 'convgrad[torch]'") from None
 
 from . import engine
 from ._arguments import IntOrTuple, PaddingArg, check_bias
-from ._geometry import Geometry, conv_geometry, transpose_geometry
+from ._conv import conv_bias_grad, with_bias
+from ._geometry import Geometry, conv_geometry, transpose_geometry, transposed_size
+from ._prepare import prepare
 
 __all__ = [
     "Conv1d",
     "Conv2d",
     "Conv3d",
-    "ConvFunction",
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
-    "ConvTransposeFunction",
     "conv",
     "conv_transpose",
 ]
 
 Tensor = torch.Tensor
+Ints = list[int]
 
 
-# ----------------------------------------------------------------------------- tensors <-> arrays
+# ----------------------------------------------------------------------------- helpers
 
 
-def _array(t: Tensor) -> np.ndarray:
-    """A CPU NumPy copy of ``t`` in the dtype convgrad computes in (float32 for 16-bit floats)."""
-    t = t.detach()
-    if t.dtype in (torch.float16, torch.bfloat16):
-        t = t.to(torch.float32)
-    return t.cpu().resolve_conj().resolve_neg().numpy()
-
-
-def _batched(t: Tensor, geom: Geometry) -> np.ndarray:
-    """:func:`_array` with the batch axis that unbatched calls lack."""
-    a = _array(t)
-    return a if geom.batched else a[np.newaxis]
-
-
-def _tensor(a: np.ndarray, like: Tensor, geom: Optional[Geometry]) -> Tensor:
-    """``a`` as a tensor with ``like``'s dtype and device (batch axis dropped for unbatched ``geom``)."""
-    if geom is not None and not geom.batched:
-        a = a[0]
+def _tensor(a: np.ndarray, like: Tensor) -> Tensor:
+    """``a`` as a new tensor with ``like``'s dtype and device."""
     return torch.from_numpy(np.ascontiguousarray(a)).to(device=like.device, dtype=like.dtype)
 
 
-def _bias_view(b: np.ndarray, d: int) -> np.ndarray:
-    return b.reshape((1, -1) + (1,) * d)
+def _geometry(stride: Ints, padding_lo: Ints, padding_hi: Ints, dilation: Ints, groups: int) -> dict[str, Any]:
+    """An operator's geometry values as keyword arguments of :func:`conv_geometry` and :func:`prepare`."""
+    return {"stride": stride, "padding": tuple(zip(padding_lo, padding_hi)), "dilation": dilation, "groups": groups}
 
 
-def _apply(function: type[torch.autograd.Function], *args: Any) -> Tensor:
-    """``function.apply(*args)``, typed."""
-    out: Tensor = function.apply(*args)  # type: ignore[no-untyped-call]
-    return out
+def _conj(t: Tensor) -> Tensor:
+    return t.conj() if t.is_complex() else t
 
 
-def _conj(t: Optional[Tensor]) -> Optional[Tensor]:
-    return None if t is None else t.conj()
+def _unbatched(x: Tensor, w: Tensor) -> bool:
+    return x.dim() == w.dim() - 1
 
 
-# ----------------------------------------------------------------------------- the autograd Functions
-# Every Function takes the checked geometry of one forward convolution: x has
-# geom.input_shape, w geom.weight_shape and g geom.output_shape throughout.
+def _fit(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``t`` cut or zero-padded at the far end of each axis to ``shape`` (a differentiable ``F.pad``)."""
+    pads: list[int] = []
+    for have, want in zip(reversed(t.shape), reversed(shape)):
+        pads += [0, want - have]
+    return torch.nn.functional.pad(t, pads) if any(pads) else t
 
 
-class ConvFunction(torch.autograd.Function):
-    """``y = conv(x, w) + b`` as a ``torch.autograd.Function`` (any order of derivatives).
+# ----------------------------------------------------------------------------- the operators
 
-    Called as ``ConvFunction.apply(x, w, b, geom)`` with the
-    :class:`~convgrad._geometry.Geometry` from ``conv_geometry``; use
-    :func:`conv`, which checks the arguments and builds it.
+
+@torch.library.custom_op("convgrad::conv_forward", mutates_args=())
+def _conv_forward(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
+                  dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+    """``conv(x, w) + b``."""
+    p = prepare({"x": x, "w": w, "b": b}, padding_mode=padding_mode,
+                **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return _tensor(with_bias(engine.forward, p), x)
+
+
+@torch.library.custom_op("convgrad::conv_transpose", mutates_args=())
+def _conv_transpose(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
+                    dilation: Ints, groups: int, output_padding: Ints) -> Tensor:
+    """``conv_transpose(x, w) + b``."""
+    p = prepare({"x": x, "w": w, "b": b}, transposed=True, output_padding=output_padding,
+                **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return _tensor(with_bias(engine.input_grad, p), x)
+
+
+@torch.library.custom_op("convgrad::conv_input_grad", mutates_args=())
+def _conv_input_grad(g: Tensor, w: Tensor, input_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
+                     dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+    """``A_wᵀ g``: the input gradient of a convolution, without conjugation."""
+    p = prepare({"grad_output": g, "w": w}, input_shape=input_shape, padding_mode=padding_mode,
+                **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return _tensor(p.finish(engine.input_grad(p["grad_output"], p["w"], p.geom, p.method, exact=p.exact)), g)
+
+
+@torch.library.custom_op("convgrad::conv_weight_grad", mutates_args=())
+def _conv_weight_grad(g: Tensor, x: Tensor, weight_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
+                      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+    """``B_xᵀ g``: the weight gradient of a convolution, without conjugation."""
+    p = prepare({"grad_output": g, "x": x}, weight_shape=weight_shape, padding_mode=padding_mode,
+                **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    gw = engine.weight_grad(p["grad_output"], p["x"], p.geom, p.method, exact=p.exact)
+    return _tensor(p.finish(gw, batched_like_input=False), g)
+
+
+@torch.library.custom_op("convgrad::conv_bias_grad", mutates_args=())
+def _conv_bias_grad(g: Tensor, unbatched: bool) -> Tensor:
+    """``g`` summed over every axis but the channel axis."""
+    return _tensor(conv_bias_grad(g, unbatched=unbatched), g)
+
+
+# ----------------------------------------------------------------------------- fake (meta) implementations
+
+
+@_conv_forward.register_fake
+def _(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
+      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+    geom = conv_geometry(tuple(x.shape), tuple(w.shape), padding_mode=padding_mode,
+                         **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return x.new_empty(geom.output_shape)
+
+
+@_conv_transpose.register_fake
+def _(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
+      dilation: Ints, groups: int, output_padding: Ints) -> Tensor:
+    geom = transpose_geometry(tuple(x.shape), tuple(w.shape), output_padding=output_padding,
+                              **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return x.new_empty(geom.input_shape)
+
+
+@_conv_input_grad.register_fake
+def _(g: Tensor, w: Tensor, input_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
+      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+    geom = conv_geometry(tuple(input_shape), tuple(w.shape), padding_mode=padding_mode,
+                         **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return g.new_empty(geom.input_shape)
+
+
+@_conv_weight_grad.register_fake
+def _(g: Tensor, x: Tensor, weight_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
+      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+    geom = conv_geometry(tuple(x.shape), tuple(weight_shape), padding_mode=padding_mode,
+                         **_geometry(stride, padding_lo, padding_hi, dilation, groups))
+    return g.new_empty(geom.weight_shape)
+
+
+@_conv_bias_grad.register_fake
+def _(g: Tensor, unbatched: bool) -> Tensor:
+    return g.new_empty((g.shape[0 if unbatched else 1],))
+
+
+# ----------------------------------------------------------------------------- autograd formulas
+# ctx.geometry holds (stride, padding_lo, padding_hi, dilation, groups, padding_mode) of the forward
+# convolution; x has its input shape, w its weight shape and g its output shape throughout.
+
+
+def _setup_forward(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    x, w, _, stride, lo, hi, dilation, groups, padding_mode = inputs
+    ctx.save_for_backward(x, w)
+    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode)
+    ctx.unbatched = _unbatched(x, w)
+
+
+def _backward_forward(ctx: Any, g: Tensor) -> tuple[Optional[Tensor], ...]:
+    """``(A_w̄ᵀ g, B_x̄ᵀ g, Σ g)``, each only if needed."""
+    x, w = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    gx = _conv_input_grad(g, _conj(w), list(x.shape), *ctx.geometry) if need_x else None
+    gw = _conv_weight_grad(g, _conj(x), list(w.shape), *ctx.geometry) if need_w else None
+    gb = _conv_bias_grad(g, ctx.unbatched) if need_b else None
+    return (gx, gw, gb) + (None,) * 6
+
+
+def _setup_transpose(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    x, w, _, stride, lo, hi, dilation, groups, _ = inputs
+    ctx.save_for_backward(x, w)
+    ctx.geometry = (stride, lo, hi, dilation, groups, "zeros")
+    ctx.unbatched = _unbatched(x, w)
+
+
+def _backward_input_grad(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:
+    """For ``A_wᵀ g`` (with or without a bias): ``(A_w̄ v, B_vᵀ ḡ, Σ v)``, each only if needed.
+
+    With an output padding of at least the stride (dilation > stride), ``g`` is
+    shorter than the forward convolution of ``v``: that convolution is cut to
+    ``g``'s shape, and ``g`` zero-padded to its shape for the weight gradient.
     """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, b: Optional[Tensor], geom: Geometry) -> Tensor:  # type: ignore[override]
-        """Run :func:`convgrad.conv` on NumPy copies of the tensors."""
-        ctx.geom = geom
-        ctx.save_for_backward(x, w)
-        y = engine.forward(_batched(x, geom), _array(w), geom)
-        if b is not None:
-            y += _bias_view(_array(b), geom.d)
-        return _tensor(y, x, geom)
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]
-        """``(conv_transpose(g, w̄), weight_grad(g, x̄), Σ g)``, each only if needed."""
-        x, w = ctx.saved_tensors
-        geom: Geometry = ctx.geom
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
-        gx = _apply(ConvTransposeFunction, g, _conj(w), None, geom) if need_x else None
-        gw = _apply(_WeightGradFunction, g, _conj(x), geom) if need_w else None
-        gb = _apply(_BiasGradFunction, g, geom) if need_b else None
-        return gx, gw, gb, None
+    g, w = ctx.saved_tensors
+    need_g, need_w, need_b = ctx.needs_input_grad[:3]
+    gg = _fit(_conv_forward(v, _conj(w), None, *ctx.geometry), tuple(g.shape)) if need_g else None
+    gw = None
+    if need_w:
+        *geometry, padding_mode = ctx.geometry
+        full = conv_geometry(tuple(v.shape), tuple(w.shape), padding_mode=padding_mode, **_geometry(*geometry))
+        gw = _conv_weight_grad(_fit(_conj(g), full.output_shape), v, list(w.shape), *ctx.geometry)
+    gb = _conv_bias_grad(v, ctx.unbatched) if need_b else None
+    return (gg, gw, gb) + (None,) * 6
 
 
-class ConvTransposeFunction(torch.autograd.Function):
-    """``y = conv_transpose(x, w) + b`` as a ``torch.autograd.Function``.
-
-    The transposed convolution is the input gradient of the forward
-    convolution with the same weight, so it is also what
-    :class:`ConvFunction`'s backward calls. Called as
-    ``ConvTransposeFunction.apply(x, w, b, geom)`` with the geometry from
-    ``transpose_geometry`` (that of the forward convolution it is the adjoint
-    of); use :func:`conv_transpose`.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, b: Optional[Tensor], geom: Geometry) -> Tensor:  # type: ignore[override]
-        """Run :func:`convgrad.conv_transpose` on NumPy copies of the tensors."""
-        ctx.geom = geom
-        ctx.save_for_backward(x, w)
-        y = engine.input_grad(_batched(x, geom), _array(w), geom)
-        if b is not None:
-            y += _bias_view(_array(b), geom.d)
-        return _tensor(y, x, geom)
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]
-        """``(conv(g, w̄), weight_grad(x̄, g), Σ g)``, each only if needed."""
-        x, w = ctx.saved_tensors
-        geom: Geometry = ctx.geom
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
-        gx = _apply(ConvFunction, g, _conj(w), None, geom) if need_x else None
-        gw = _apply(_WeightGradFunction, _conj(x), g, geom) if need_w else None
-        gb = _apply(_BiasGradFunction, g, geom) if need_b else None
-        return gx, gw, gb, None
+def _setup_input_grad(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    g, w, _, stride, lo, hi, dilation, groups, padding_mode = inputs
+    ctx.save_for_backward(g, w)
+    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode)
 
 
-class _WeightGradFunction(torch.autograd.Function):
-    """``gw = B_xᵀ g``: the weight gradient, bilinear in ``(g, x)``."""
-
-    @staticmethod
-    def forward(ctx: Any, g: Tensor, x: Tensor, geom: Geometry) -> Tensor:  # type: ignore[override]
-        ctx.geom = geom
-        ctx.save_for_backward(g, x)
-        gw = engine.weight_grad(_batched(g, geom), _batched(x, geom), geom)
-        return _tensor(gw, g, None)
-
-    @staticmethod
-    def backward(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]
-        # ⟨B_xᵀ g, v⟩ = ⟨g, conv(x, v)⟩ = ⟨conv_transpose(g, v), x⟩
-        g, x = ctx.saved_tensors
-        geom: Geometry = ctx.geom
-        need_g, need_x, _ = ctx.needs_input_grad
-        gg = _apply(ConvFunction, _conj(x), v, None, geom) if need_g else None
-        gx = _apply(ConvTransposeFunction, _conj(g), v, None, geom) if need_x else None
-        return gg, gx, None
+def _setup_weight_grad(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    g, x, _, stride, lo, hi, dilation, groups, padding_mode = inputs
+    ctx.save_for_backward(g, x)
+    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode)
 
 
-class _BiasGradFunction(torch.autograd.Function):
-    """``gb[o] = Σ_{n, q} g[n, o, q]``; its backward broadcasts back (a torch view, differentiable)."""
+def _backward_weight_grad(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:
+    """``(B_x̄ v, A_vᵀ ḡ)``, each only if needed."""
+    g, x = ctx.saved_tensors
+    need_g, need_x = ctx.needs_input_grad[:2]
+    gg = _conv_forward(_conj(x), v, None, *ctx.geometry) if need_g else None
+    gx = _conv_input_grad(_conj(g), v, list(x.shape), *ctx.geometry) if need_x else None
+    return (gg, gx) + (None,) * 7
 
-    @staticmethod
-    def forward(ctx: Any, g: Tensor, geom: Geometry) -> Tensor:  # type: ignore[override]
-        ctx.shape = tuple(g.shape)
-        ctx.geom = geom
-        return _tensor(engine.bias_grad(_batched(g, geom)), g, None)
 
-    @staticmethod
-    def backward(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]
-        geom: Geometry = ctx.geom
-        lead = (1,) if geom.batched else ()
-        return v.reshape(lead + (-1,) + (1,) * geom.d).expand(ctx.shape), None
+def _setup_bias_grad(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    g, unbatched = inputs
+    ctx.shape = tuple(g.shape)
+    ctx.unbatched = unbatched
+
+
+def _backward_bias_grad(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], None]:
+    """``gb`` broadcast back over ``g``'s shape (torch views, differentiable)."""
+    lead = () if ctx.unbatched else (1,)
+    return v.reshape(lead + (-1,) + (1,) * (len(ctx.shape) - len(lead) - 1)).expand(ctx.shape), None
+
+
+_conv_forward.register_autograd(_backward_forward, setup_context=_setup_forward)
+_conv_transpose.register_autograd(_backward_input_grad, setup_context=_setup_transpose)
+_conv_input_grad.register_autograd(_backward_input_grad, setup_context=_setup_input_grad)
+_conv_weight_grad.register_autograd(_backward_weight_grad, setup_context=_setup_weight_grad)
+_conv_bias_grad.register_autograd(_backward_bias_grad, setup_context=_setup_bias_grad)
 
 
 # ----------------------------------------------------------------------------- the functional API
@@ -213,6 +324,11 @@ def _check_tensors(x: object, w: object, b: object) -> None:
             raise ValueError(f"{name} is on device {t.device} but x is on device {first.device}")
 
 
+def _operator_geometry(geom: Geometry) -> tuple[Ints, Ints, Ints, Ints, int]:
+    """``(stride, padding_lo, padding_hi, dilation, groups)`` of a checked geometry, as the operators take them."""
+    return list(geom.stride), list(geom.pad_lo), list(geom.pad_hi), list(geom.dilation), geom.groups
+
+
 def conv(
     x: Tensor,
     w: Tensor,
@@ -230,6 +346,9 @@ def conv(
     The same numbers as ``torch.nn.functional.conv1d/2d/3d`` (and, for
     ``padding_mode`` other than ``"zeros"``, as ``torch.nn.Conv*d``), for any
     number of spatial dimensions, with every padding form of :func:`convgrad.conv`.
+    The arguments are checked here; the work is one call of the
+    ``convgrad::conv_forward`` operator, which ``torch.compile`` and
+    ``torch.export`` keep in their graphs.
 
     Parameters
     ----------
@@ -260,7 +379,8 @@ def conv(
     >>> w = torch.tensor([[[1.0, 2.0, -1.0]]], dtype=torch.float64, requires_grad=True)
     >>> y = cgt.conv(x, w, padding=1)
     >>> y
-    tensor([[[ 9., 20., 22., 24., 41.]]], dtype=torch.float64, grad_fn=<ConvFunctionBackward>)
+    tensor([[[ 9., 20., 22., 24., 41.]]], dtype=torch.float64,
+           grad_fn=<GeneratedBackwardFor_convgrad_conv_forward_defaultBackward>)
     >>> (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
     >>> torch.autograd.grad(gx.sum(), w)[0]  # a second derivative, as torch.nn.functional.conv1d gives
     tensor([[[424., 480., 328.]]], dtype=torch.float64)
@@ -272,7 +392,8 @@ def conv(
     )
     if b is not None:
         check_bias(tuple(b.shape), geom.c_out)
-    return _apply(ConvFunction, x, w, b, geom)
+    out: Tensor = _conv_forward(x, w, b, *_operator_geometry(geom), geom.padding_mode)
+    return out
 
 
 def conv_transpose(
@@ -290,7 +411,8 @@ def conv_transpose(
 ) -> Tensor:
     """:func:`convgrad.conv_transpose` on tensors, differentiable to any order.
 
-    The same numbers as ``torch.nn.functional.conv_transpose1d/2d/3d``.
+    The same numbers as ``torch.nn.functional.conv_transpose1d/2d/3d``; one
+    call of the ``convgrad::conv_transpose`` operator after the checks.
 
     Parameters
     ----------
@@ -325,7 +447,14 @@ def conv_transpose(
     )
     if b is not None:
         check_bias(tuple(b.shape), geom.c_in)
-    return _apply(ConvTransposeFunction, x, w, b, geom)
+    stride_, lo, hi, dilation_, groups_ = _operator_geometry(geom)
+    # the output padding, from the checked sizes (int(): torch.jit.trace hands sizes over as tensors)
+    output_padding_ = [
+        int(size - transposed_size(q, k, s, dl, pl, ph))
+        for size, q, k, s, dl, pl, ph in zip(geom.in_size, geom.out_size, geom.kernel, stride_, dilation_, lo, hi)
+    ]
+    out: Tensor = _conv_transpose(x, w, b, stride_, lo, hi, dilation_, groups_, output_padding_)
+    return out
 
 
 # ----------------------------------------------------------------------------- drop-in modules
