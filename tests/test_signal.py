@@ -422,3 +422,48 @@ def test_error_batched_shapes() -> None:
         signal.correlate_batched_backward(np.ones((1, 1, 1)), np.ones((1, 1, 4)), np.ones((1, 1, 5)), mode="valid")
     with pytest.raises(ValueError, match=r"grad_output.shape \(1, 1, 2\) must equal the forward output shape \(1, 1, 3\)"):
         signal.convolve_batched_backward(np.ones((1, 1, 2)), np.ones((1, 1, 4)), np.ones((1, 1, 2)), mode="valid")
+
+
+# ----------------------------------------------------------------------------- integer exactness, namespace
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8])
+@pytest.mark.parametrize("mode", MODES)
+def test_integer_image_and_kernel_are_exact(mode: str, dtype: type) -> None:
+    """A uint8-range image under a 31×31 integer kernel equals SciPy's direct (integer) sums exactly under every
+    method: integers reach the core as integers, which never sends them to the FFT."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (64, 64)).astype(dtype)
+    kernel = rng.integers(-5, 6, (31, 31))
+    for ours, theirs in ((signal.convolve, scipy.signal.convolve), (signal.correlate, scipy.signal.correlate)):
+        expected = theirs(image, kernel, mode, method="direct")
+        assert expected.dtype.kind == "i"
+        for method in METHODS:
+            got = ours(image, kernel, mode, method)
+            assert got.dtype == np.float64
+            np.testing.assert_array_equal(got, expected)
+    x, w = image.reshape(1, 1, 64, 64), np.stack([kernel, -kernel]).reshape(2, 1, 31, 31)
+    batched = signal.convolve_batched(x, w, mode)
+    np.testing.assert_array_equal(batched[0, 0], scipy.signal.convolve(image, kernel, mode, method="direct"))
+    np.testing.assert_array_equal(batched[0, 1], scipy.signal.convolve(image, -kernel, mode, method="direct"))
+
+
+def test_integer_gradients_are_exact() -> None:
+    rng = np.random.default_rng(6)
+    image, kernel = rng.integers(0, 256, (64, 64)), rng.integers(-5, 6, (31, 31))
+    g = rng.integers(-3, 4, (34, 34))
+    ga, gb = signal.convolve_backward(g, image, kernel, "valid")
+    # convolve(image, kernel, "valid") = correlate(image, h, "valid") with h = kernel flipped: its adjoint in
+    # image is the full convolution of g with h, its gradient in h correlate(image, g, "valid"), flipped back.
+    np.testing.assert_array_equal(ga, scipy.signal.convolve(g, kernel[::-1, ::-1], "full", method="direct"))
+    np.testing.assert_array_equal(gb, scipy.signal.correlate(image, g, "valid", method="direct")[::-1, ::-1])
+
+
+def test_namespace_lists_only_the_public_names() -> None:
+    assert dir(signal) == sorted(signal.__all__)
+    assert set(signal.__all__) == {
+        "SignalGrads", "correlate", "convolve", "correlate_backward", "convolve_backward", "correlate_batched",
+        "convolve_batched", "correlate_batched_backward", "convolve_batched_backward",
+    }
+    for name in ("np", "conv", "conv_input_grad", "conv_weight_grad", "check_array", "MODES", "METHODS"):
+        assert name not in dir(signal)

@@ -17,19 +17,24 @@ TensorFlow is not installed here; the oracles are:
 * PyTorch 2.13 float64: ``torch.nn.functional.pad`` with the asymmetric pads, then
   ``conv{1,2,3}d``; gradients by ``torch.autograd.grad``.
 * The printed numbers of seed 001 and of the ``tf.nn.depthwise_conv2d`` documentation.
+* For integer inputs, SciPy's direct sums on int64 (``scipy.signal.correlate(..., method="direct")``): an exact
+  reference.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import convgrad
 from convgrad import tensorflow as tfc
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -588,3 +593,86 @@ def test_error_depthwise() -> None:
         tfc.depthwise_conv2d_backprop_filter(x, [3, 3, 1, 2], np.ones((1, 5, 5, 2)), 1, "SAME")
     with pytest.raises(ValueError, match=r"depthwise_conv2d_backprop_input: filter must have 4 dimensions; got shape \(3, 2, 1\)"):
         tfc.depthwise_conv2d_backprop_input([1, 5, 5, 2], np.ones((3, 2, 1)), np.ones((1, 5, 5, 2)), 1, "SAME")
+
+
+# ----------------------------------------------------------------------------- integer exactness
+
+
+def _correlate_channels(x: np.ndarray, f: np.ndarray, mode: str) -> np.ndarray:
+    """Σ_c correlate(x[n, :, :, c], f[:, :, c, o]) in int64 (SciPy's direct sums: an exact reference)."""
+    n, c, o = x.shape[0], x.shape[-1], f.shape[-1]
+    return np.stack([
+        np.stack([
+            sum(scipy.signal.correlate(x[i, :, :, k].astype(np.int64), f[:, :, k, j].astype(np.int64), mode, method="direct") for k in range(c))
+            for j in range(o)
+        ], axis=-1)
+        for i in range(n)
+    ])
+
+
+def test_integer_conv2d_and_its_gradients_are_exact() -> None:
+    """uint8-range images under a large integer filter: every result equals the int64 reference exactly
+    (the core never sends integer data to the FFT, whose rounding the float path shows here)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    f = rng.integers(-5, 6, (31, 31, 3, 4))
+    y = tfc.conv2d(x, f, 1, "VALID")
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, _correlate_channels(x, f, "valid"))
+    same = tfc.conv2d(x, f, 1, "SAME")
+    np.testing.assert_array_equal(same, _correlate_channels(x, f, "same"))  # odd filter: SAME is SciPy's "same"
+
+    g = rng.integers(-3, 4, y.shape)
+    grads = tfc.conv2d_backward(g, x, f, 1, "VALID")
+    # dL/dx = Σ_o convolve(g[..., o], f[:, :, c, o], "full"); dL/df = Σ_n correlate(x[n, ..., c], g[n, ..., o], "valid").
+    gx = np.stack([
+        np.stack([sum(scipy.signal.convolve(g[i, :, :, j], f[:, :, k, j], "full", method="direct") for j in range(4)) for k in range(3)], axis=-1)
+        for i in range(2)
+    ])
+    gf = np.stack([
+        np.stack([sum(scipy.signal.correlate(x[i, :, :, k].astype(np.int64), g[i, :, :, j], "valid", method="direct") for i in range(2)) for j in range(4)], axis=-1)
+        for k in range(3)
+    ], axis=-2)
+    np.testing.assert_array_equal(grads.input, gx)
+    np.testing.assert_array_equal(grads.filters, gf)
+    np.testing.assert_array_equal(tfc.conv2d_backprop_input(x.shape, f, g, 1, "VALID"), gx)
+    np.testing.assert_array_equal(tfc.conv2d_backprop_filter(x, f.shape, g, 1, "VALID"), gf)
+
+
+# ----------------------------------------------------------------------------- the namespace
+
+
+TF_NAMES = {
+    "TFGrads", "conv1d", "conv2d", "conv3d", "convolution", "depthwise_conv2d",
+    "conv1d_transpose", "conv2d_transpose", "conv3d_transpose", "conv_transpose",
+    "conv1d_backprop_input", "conv2d_backprop_input", "conv3d_backprop_input", "depthwise_conv2d_backprop_input",
+    "conv1d_backprop_filter", "conv2d_backprop_filter", "conv3d_backprop_filter", "depthwise_conv2d_backprop_filter",
+    "conv1d_backward", "conv2d_backward", "conv3d_backward", "convolution_backward", "depthwise_conv2d_backward",
+    "conv1d_transpose_backward", "conv2d_transpose_backward", "conv3d_transpose_backward", "conv_transpose_backward",
+}
+
+
+def test_namespace_lists_only_tensorflow_names() -> None:
+    assert set(tfc.__all__) == TF_NAMES and len(tfc.__all__) == len(TF_NAMES)
+    assert dir(tfc) == sorted(tfc.__all__)
+    for name in ("np", "dataclass", "check_array", "conv", "conv_input_grad", "conv_weight_grad"):
+        assert name not in dir(tfc)
+    for name in tfc.__all__:  # no PyTorch-convention function of the core under a TensorFlow name
+        assert getattr(tfc, name) is not getattr(convgrad, name, None)
+
+
+@pytest.mark.parametrize("name", sorted(TF_NAMES - {"TFGrads"}))
+def test_every_function_has_its_signature_and_a_numpydoc_docstring(name: str) -> None:
+    fn = getattr(tfc, name)
+    params = inspect.signature(fn).parameters
+    d = next((c for c in "123" if f"conv{c}d" in name), None)
+    stride = "stride" if name in ("conv1d", "conv1d_backward") else "strides"
+    assert stride in params and "padding" in params and "dilations" in params
+    if d is not None and "depthwise" not in name:
+        assert params["data_format"].default == _FORMATS[int(d)][0]
+    doc = fn.__doc__
+    for section in ("Parameters\n----------\n", "Returns\n-------\n", "Examples\n--------\n", "shape="):
+        assert section in doc
+    for p in params:
+        assert p == "dilations" or f"\n{p} : " in doc or f"\n{p}, dilations : " in doc, p
+    assert "\n>>> " in doc and "tfc." + name + "(" in doc

@@ -50,10 +50,13 @@ anything there). They are wrong in two cases the example does not show:
 
 :func:`convolve_backward` computes the right gradients in every case.
 
-Integer and boolean inputs follow the core's rule: they are promoted to
-float64 (SciPy keeps integer outputs integer). Complex inputs are supported by
-:func:`correlate` and :func:`convolve` (``in2`` is conjugated by ``correlate``,
-as SciPy does); the gradients are for real data.
+Integer and boolean inputs reach the core as they are and follow its rule:
+they are never sent to the FFT (whatever ``method``), so their sums are exact
+while they stay below 2**53, and are returned as float64 (SciPy keeps integer
+outputs integer): an integer image and kernel give exactly SciPy's direct
+result. Complex inputs are supported by :func:`correlate` and :func:`convolve`
+(``in2`` is conjugated by ``correlate``, as SciPy does); the gradients are for
+real data.
 """
 
 from __future__ import annotations
@@ -62,8 +65,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._arguments import METHODS, check_array
-from ._conv import Array, ArrayLike, conj, conv, conv_input_grad, conv_weight_grad
+from ._arguments import Shape, check_array, check_method, same_padding
+from ._conv import Array, ArrayLike, conj
+from ._conv import conv as _conv
+from ._conv import conv_input_grad as _input_grad
+from ._conv import conv_weight_grad as _weight_grad
+from ._geometry import out_size
 
 __all__ = [
     "SignalGrads",
@@ -77,7 +84,12 @@ __all__ = [
     "correlate_batched_backward",
 ]
 
-MODES = ("full", "same", "valid")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+_MODES = ("full", "same", "valid")
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -101,23 +113,27 @@ class SignalGrads(NamedTuple):
 
 
 def _check_mode(mode: object, method: object) -> str:
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS} (how the result is computed); got {method!r}")
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
+    check_method(method)
     return mode
 
 
-def _mode_padding(mode: str, kernel: tuple[int, ...]) -> Pads:
-    """Zero padding of the signal that gives SciPy's output window."""
+def _mode_padding(mode: str, kernel: Shape) -> Pads:
+    """Zero padding of the signal that gives SciPy's output window.
+
+    ``"same"`` centres as SciPy does: the core's :func:`same_padding` of the
+    kernel, mirrored (the odd element before, where PyTorch puts it after).
+    """
     if mode == "full":
         return tuple((k - 1, k - 1) for k in kernel)
     if mode == "same":
-        return tuple((k // 2, (k - 1) // 2) for k in kernel)
+        after, before = same_padding(kernel, (1,) * len(kernel))
+        return tuple(zip(before, after))
     return tuple((0, 0) for _ in kernel)
 
 
-def _valid_swap(shape1: tuple[int, ...], shape2: tuple[int, ...], name1: str, name2: str) -> bool:
+def _valid_swap(shape1: Shape, shape2: Shape, name1: str, name2: str) -> bool:
     """SciPy's rule: in "valid" mode one operand must cover the other; swap when it is ``in2``."""
     first_larger = all(a >= b for a, b in zip(shape1, shape2, strict=True))
     second_larger = all(b >= a for a, b in zip(shape1, shape2, strict=True))
@@ -134,6 +150,7 @@ def _flip(a: Array, axes: tuple[int, ...]) -> Array:
 
 
 def _pair(in1: ArrayLike, in2: ArrayLike) -> tuple[Array, Array]:
+    """The two operands as arrays (integers stay integers, so that the core computes them exactly)."""
     a, b = check_array(in1, "in1"), check_array(in2, "in2")
     if a.ndim != b.ndim:
         raise ValueError(
@@ -162,43 +179,52 @@ def _check_real(arrays: dict[str, Array]) -> None:
 # ----------------------------------------------------------------------------- one cross-correlation, both operands
 
 
+class _Window(NamedTuple):
+    """SciPy's ``mode`` for ``(1, 1, *S)`` operands: which is the signal, its padding, the output size."""
+
+    swapped: bool
+    """``"valid"`` with ``b`` covering ``a``: SciPy correlates ``b`` with ``a`` and reverses the result."""
+    signal: Array
+    kernel: Array
+    pads: Pads
+    out_shape: Shape
+
+
+def _window(a: Array, b: Array, mode: str) -> _Window:
+    sa, sb = _as_signal(a), _as_signal(b)
+    swapped = mode == "valid" and _valid_swap(sa.shape[2:], sb.shape[2:], "in1", "in2")
+    signal, kernel = (sb, sa) if swapped else (sa, sb)
+    pads = _mode_padding(mode, kernel.shape[2:])
+    out_shape = tuple(out_size(s, k, lo=lo, hi=hi) for s, k, (lo, hi) in zip(signal.shape[2:], kernel.shape[2:], pads))
+    return _Window(swapped, signal, kernel, pads, out_shape)
+
+
+def _spatial_axes(a: Array) -> tuple[int, ...]:
+    return tuple(range(2, a.ndim))
+
+
 def _xcorr(a: Array, b: Array, mode: str, method: str) -> Array:
     """``Σ_k pad(a)[q + k] · b[k]`` in SciPy's window, no conjugation; shape as SciPy's."""
-    shape = a.shape
-    sa, sb = _as_signal(a), _as_signal(b)
-    if mode == "valid" and _valid_swap(sa.shape[2:], sb.shape[2:], "in1", "in2"):
-        # b covers a: SciPy correlates b with a and reverses the result.
-        y = _flip(conv(sb, sa, method=method)[0, 0], tuple(range(sa.ndim - 2)))
-    else:
-        y = conv(sa, sb, padding=_mode_padding(mode, sb.shape[2:]), method=method)[0, 0]
-    return y.reshape(()) if not shape else y
+    win = _window(a, b, mode)
+    y = _conv(win.signal, win.kernel, padding=win.pads, method=method)
+    y = _flip(y, _spatial_axes(y)) if win.swapped else y
+    return y.reshape(win.out_shape if a.shape else ())
 
 
 def _xcorr_backward(g: Array, a: Array, b: Array, mode: str, method: str) -> SignalGrads:
     """Gradients of ``sum(g · _xcorr(a, b, mode))`` with respect to ``a`` and ``b``."""
-    sa, sb = _as_signal(a), _as_signal(b)
-    d = sa.ndim - 2
-    swapped = mode == "valid" and _valid_swap(sa.shape[2:], sb.shape[2:], "in1", "in2")
-    if swapped:
-        out_shape = tuple(kb - ka + 1 for ka, kb in zip(sa.shape[2:], sb.shape[2:], strict=True))
-    else:
-        pads = _mode_padding(mode, sb.shape[2:])
-        out_shape = tuple(s + lo + hi - k + 1 for s, (lo, hi), k in zip(sa.shape[2:], pads, sb.shape[2:], strict=True))
-    expected = out_shape if a.shape else ()
+    win = _window(a, b, mode)
+    expected = win.out_shape if a.shape else ()
     if g.shape != expected:
         raise ValueError(
             f"grad_output.shape {g.shape} must equal the forward output shape {expected} "
             f"(in1.shape {a.shape}, in2.shape {b.shape}, mode={mode!r})"
         )
-    sg = g.reshape((1, 1, *out_shape))
-    if swapped:
-        # y = flip(conv(b, a)): b is the signal, a the kernel.
-        gf = _flip(sg, tuple(range(2, 2 + d)))
-        ga = conv_weight_grad(gf, sb, weight_shape=sa.shape, method=method)
-        gb = conv_input_grad(gf, sa, input_shape=sb.shape, method=method)
-    else:
-        ga = conv_input_grad(sg, sb, input_shape=sa.shape, padding=pads, method=method)
-        gb = conv_weight_grad(sg, sa, weight_shape=sb.shape, padding=pads, method=method)
+    sg = g.reshape((1, 1, *win.out_shape))
+    sg = _flip(sg, _spatial_axes(sg)) if win.swapped else sg
+    g_signal = _input_grad(sg, win.kernel, input_shape=win.signal.shape, padding=win.pads, method=method)
+    g_kernel = _weight_grad(sg, win.signal, weight_shape=win.kernel.shape, padding=win.pads, method=method)
+    ga, gb = (g_kernel, g_signal) if win.swapped else (g_signal, g_kernel)
     return SignalGrads(ga.reshape(a.shape), gb.reshape(b.shape))
 
 
@@ -229,7 +255,7 @@ def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str
     Returns
     -------
     numpy.ndarray
-        A new array. Integers and bools are promoted to float64.
+        A new array. Integers and bools give exact float64 results.
 
     Raises
     ------
@@ -278,7 +304,7 @@ def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str 
     Returns
     -------
     numpy.ndarray
-        A new array. Integers and bools are promoted to float64.
+        A new array. Integers and bools give exact float64 results.
 
     Raises
     ------
@@ -471,7 +497,7 @@ def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method:
     """
     m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return conv(xa, conj(wa), padding=pads, method=method)
+    return _conv(xa, conj(wa), padding=pads, method=method)
 
 
 def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: str = "auto") -> Array:
@@ -503,14 +529,14 @@ def convolve_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method: 
     """
     m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    return conv(xa, _flip(wa, tuple(range(2, wa.ndim))), padding=pads, method=method)
+    return _conv(xa, _flip(wa, _spatial_axes(wa)), padding=pads, method=method)
 
 
 def _batched_backward(g: ArrayLike, xa: Array, wa: Array, pads: Pads, method: str) -> SignalGrads:
     ga = check_array(g, "grad_output")
     _check_real({"grad_output": ga, "x": xa, "w": wa})
-    gx = conv_input_grad(ga, wa, input_shape=xa.shape, padding=pads, method=method)
-    gw = conv_weight_grad(ga, xa, weight_shape=wa.shape, padding=pads, method=method)
+    gx = _input_grad(ga, wa, input_shape=xa.shape, padding=pads, method=method)
+    gw = _weight_grad(ga, xa, weight_shape=wa.shape, padding=pads, method=method)
     return SignalGrads(gx, gw)
 
 
@@ -589,6 +615,6 @@ def convolve_batched_backward(
     """
     m = _check_mode(mode, method)
     xa, wa, pads = _batched_pair(x, w, m)
-    axes = tuple(range(2, wa.ndim))
+    axes = _spatial_axes(wa)
     gx, gw = _batched_backward(grad_output, xa, _flip(wa, axes), pads, method)
     return SignalGrads(gx, _flip(gw, axes).copy())
