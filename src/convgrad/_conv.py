@@ -183,7 +183,7 @@ def conv(
 
     Examples
     --------
-    Seed 000's 1-D example:
+    A 5-sample signal under a 3-tap kernel, padded by one:
 
     >>> import numpy as np
     >>> import convgrad as cg
@@ -236,7 +236,7 @@ def conv_input_grad(
 
     Examples
     --------
-    Seed 003's 6×5 image under a 3×3 Sobel kernel, loss ``y.sum()``:
+    A 6×5 image under a 3×3 Sobel kernel, loss ``y.sum()``:
 
     >>> import numpy as np
     >>> import convgrad as cg
@@ -290,7 +290,7 @@ def conv_weight_grad(
 
     Examples
     --------
-    Seed 003's 6×5 image, loss ``y.sum()``:
+    A 6×5 image under a 3×3 kernel, loss ``y.sum()``:
 
     >>> import numpy as np
     >>> import convgrad as cg
@@ -322,7 +322,7 @@ def conv_bias_grad(grad_output: ArrayLike, /, *, unbatched: bool = False) -> Arr
 
     Examples
     --------
-    Seed 002: the bias gradient of ``y.sum()`` counts the output elements.
+    A 3×3 image under a 2×2 kernel: the bias gradient of ``y.sum()`` counts the output elements.
 
     >>> import numpy as np
     >>> import convgrad as cg

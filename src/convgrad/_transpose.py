@@ -112,7 +112,7 @@ def conv_transpose(
 
     Examples
     --------
-    Seed 000: the gradient footprint of one input element.
+    The gradient footprint of one input element of a 5-sample signal under a 3-tap kernel.
 
     >>> import numpy as np
     >>> import convgrad as cg

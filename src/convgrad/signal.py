@@ -29,9 +29,9 @@ least as large as the other in every axis; when ``in2`` is the larger one, SciPy
 exchanges the operands, and so does this module (for ``correlate`` that
 reverses the output: ``correlate(a, b)`` is ``correlate(b, a)`` reversed).
 
-Seed 001's ``convolve2d_gradient``
-----------------------------------
-The seed computes, for ``L = sum(d * convolve2d(x, w, mode="valid"))``,
+A hand-written ``convolve2d_gradient`` (3×3 image, 2×2 kernel)
+--------------------------------------------------------------
+A worked example people wrote computes, for ``L = sum(d * convolve2d(x, w, mode="valid"))``,
 ``dx = convolve2d(d, rot180(w), "full")[:H, :W]`` and
 ``dw = convolve2d(rot180(x), d, "valid")`` and prints ``dx = [[1, 2, 0], [3, 5, 2],
 [0, 3, 4]]``, ``dw = [[77, 67], [47, 37]]``. Both numbers are the true gradients,
@@ -45,7 +45,7 @@ anything there). They are wrong in two cases the example does not show:
   example hides it for ``dx`` because its ``w`` equals its own 180° rotation;
   its ``dw`` would be ``[[37, 47], [67, 77]]``;
 * when ``w`` is larger than ``x``, SciPy's ``"valid"`` mode exchanges the
-  operands, and the seed's ``dx`` and ``dw`` are wrong in value and in shape
+  operands, and that example's ``dx`` and ``dw`` are wrong in value and in shape
   (for ``x`` 2×2, ``w`` 3×3 its ``dw`` is 1×1).
 
 :func:`convolve_backward` computes the right gradients in every case.
@@ -410,7 +410,7 @@ def convolve_backward(
 
     Examples
     --------
-    Seed 001's ``convolve2d_gradient`` example, ``L = sum(d * convolve2d(x, w, "valid"))``:
+    The hand-written ``convolve2d_gradient`` example (3×3 image, 2×2 kernel), ``L = sum(d * convolve2d(x, w, "valid"))``:
 
     >>> import numpy as np
     >>> from convgrad import signal

@@ -462,7 +462,7 @@ def _doc(title: Optional[str], examples: str) -> Callable[[_F], _F]:
 @_doc("""2-D convolution (cross-correlation), as ``tf.nn.conv2d``.
 
 ``output[b, i, j, k] = Σ_{di, dj, q} pad(input)[b, s₀·i + δ₀·di, s₁·j + δ₁·dj, q] · filters[di, dj, q, k]``.""",
-      """Seed 001: a 3×3 image under a 3×3 Sobel filter; SAME at stride 2 pads after.
+      """A 3×3 image under a 3×3 Sobel filter; SAME at stride 2 pads after.
 
 >>> x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)
 >>> f = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]).reshape(3, 3, 1, 1)
@@ -526,7 +526,7 @@ def depthwise_conv2d(input: ArrayLike, filter: ArrayLike, /, strides: IntList, p
 
 The core's input and weight gradients of one convolution (:func:`conv2d_backprop_input` and
 :func:`conv2d_backprop_filter` in one call).""", """\
-Seed 001's ``GradientTape``: the gradients of ``L = sum(conv2d(x, f))``.
+The 3×3 image under a 3×3 Sobel filter, with ``GradientTape``: the gradients of ``L = sum(conv2d(x, f))``.
 
 >>> x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)
 >>> f = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]).reshape(3, 3, 1, 1)
@@ -592,7 +592,7 @@ def depthwise_conv2d_backward(grad_output: ArrayLike, input: ArrayLike, filter: 
 The input gradient of the forward convolution of an ``output_shape`` input with ``filters`` (what
 ``Conv2DBackpropInput`` computes): the padding is that convolution's (for SAME, computed from
 ``output_shape``), and its output size must equal ``input``'s spatial size.""", """\
-Seed 001's ``conv2d_transpose(y, f, tf.shape(x), ...)``: the upstream gradient ``y = −8`` pulled back.
+The 3×3 image under a 3×3 Sobel filter, ``conv2d_transpose(y, f, tf.shape(x), ...)``: the upstream gradient ``y = −8`` pulled back.
 
 >>> f = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]).reshape(3, 3, 1, 1)
 >>> tfc.conv2d_transpose(np.array([[[[-8.0]]]]), f, [3, 3], strides=[1, 1, 1, 1], padding="VALID")[0, :, :, 0]
