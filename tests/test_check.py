@@ -52,7 +52,7 @@ def test_gradcheck_fast_mode_passes(cfg: Config) -> None:
     assert all(item.worst_index is None for item in result.inputs)
 
 
-def test_seed_example_with_sum_loss() -> None:
+def test_5x5_example_with_sum_loss() -> None:
     result = cg.gradcheck(cg.conv, (SEED_X, SEED_W), lambda g, x, w: tuple(cg.conv_backward(g, x, w))[:2],
                           grad_output=np.ones((1, 1, 3, 3)))
     assert result.passed
@@ -153,7 +153,7 @@ def test_float32_inputs_warn_with_the_cancellation_story() -> None:
 
 
 def test_float32_finite_differences_really_cancel() -> None:
-    """The effect the warning describes: seed 000's float32 difference quotient is off by percents."""
+    """The effect the warning describes: the 5×5 image's float32 difference quotient is off by percents."""
     delta = np.zeros_like(SEED_X)
     delta[0, 0, 2, 2] = 1.0
     x32, d32, w32 = SEED_X.astype(np.float32), delta.astype(np.float32), SEED_W.astype(np.float32)
@@ -184,6 +184,9 @@ def _ok_backward(g: Any, x: Any, w: Any) -> tuple[Any, Any]:
         ({"atol": -1.0}, ValueError, r"atol must be a finite number >= 0; got -1.0"),
         ({"rtol": float("nan")}, ValueError, r"rtol must be a finite number >= 0; got nan"),
         ({"mode": "quick"}, ValueError, r"mode must be one of \('full', 'fast'\); got 'quick'"),
+        ({"seed": -1}, ValueError, r"^seed must be >= 0; got -1$"),
+        ({"seed": 2**32}, ValueError, r"^seed must be <= 4294967295; got 4294967296$"),
+        ({"seed": 0.5}, TypeError, r"^seed must be an integer; got 0.5"),
         ({"grad_output": np.ones((2, 2))}, ValueError, r"grad_output.shape \(2, 2\) must equal the shape of f"),
         ({"inputs": (SEED_X, "w")}, TypeError, r"inputs\[1\] must have a numeric dtype"),
         ({"backward": lambda g, x, w: np.ones(3)}, TypeError, r"backward must return a tuple or list"),
@@ -250,6 +253,8 @@ def test_dot_test_catches_a_wrong_adjoint() -> None:
         ((abs, abs, (2,), (-1,)), {}, ValueError, r"y_shape\[0\] must be >= 0; got -1"),
         ((abs, abs, (2,), (2,)), {"rtol": -1}, ValueError, r"rtol must be a finite number >= 0; got -1"),
         ((abs, abs, (2,), (2,)), {"complex": 1}, TypeError, r"complex must be True or False; got 1"),
+        ((abs, abs, (2,), (2,)), {"seed": -1}, ValueError, r"^seed must be >= 0; got -1$"),
+        ((abs, abs, (2,), (2,)), {"seed": True}, TypeError, r"^seed must be an integer; got True"),
         ((abs, abs, (2,), (3,)), {}, ValueError, r"forward\(x\) has shape \(2,\), but y_shape is \(3,\)"),
         ((lambda x: x[:2], abs, (3,), (2,)), {}, ValueError, r"adjoint\(y\) has shape \(2,\), but x_shape is \(3,\)"),
     ],
@@ -257,3 +262,9 @@ def test_dot_test_catches_a_wrong_adjoint() -> None:
 def test_dot_test_errors(args: tuple[Any, ...], kwargs: dict[str, Any], exc: type, pattern: str) -> None:
     with pytest.raises(exc, match=pattern):
         cg.dot_test(*args, **kwargs)
+
+
+def test_largest_seed_is_accepted() -> None:
+    result = cg.gradcheck(cg.conv, (SEED_X, SEED_W), _ok_backward, mode="fast", seed=2**32 - 1)
+    assert result.passed
+    assert cg.dot_test(lambda x: x, lambda y: y, (3,), (3,), seed=2**32 - 1).passed

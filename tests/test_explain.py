@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import pathlib
+import subprocess
+import sys
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -178,6 +182,8 @@ def test_renderings() -> None:
 
 def test_status_lines() -> None:
     assert Recipe("input", "call", "t", "", "verified", 1e-16).status_line == "verified, max error 1.0e-16"
+    assert (Recipe("input", "call", "t", "", "verified", 1e-16, on="a batch of one").status_line
+            == "verified on a batch of one, max error 1.0e-16")
     assert Recipe("input", "jax", "t", "", "not run").status_line == "not run"
     assert Recipe("input", "call", "t", "", "failed").status_line == "FAILED verification"
 
@@ -224,3 +230,134 @@ def test_plot_writes_a_png(tmp_path: Any, args: tuple[Any, ...], kwargs: dict[st
 def test_explain_errors(args: tuple[Any, ...], kwargs: dict[str, Any], exc: type, pattern: str) -> None:
     with pytest.raises(exc, match=pattern):
         cg.explain(*args, **kwargs)
+
+
+_PLOT_OVERHEAD = 48 * 2**20
+"""What matplotlib itself may allocate while drawing a figure (about 15 MiB here), on top of the budget."""
+
+
+def _plot_peak(e: cg.Explanation, path: pathlib.Path) -> int:
+    tracemalloc.start()
+    try:
+        e.plot(str(path))
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_plot_of_a_large_configuration_stays_within_the_budget(tmp_path: pathlib.Path) -> None:
+    """Drawing (1, 16, 64, 64) * (16, 16, 5, 5) once peaked at 3 GB: its whole convolution matrix was built."""
+    pytest.importorskip("matplotlib")
+    cg.explain((1, 1, 5, 5), (1, 1, 3, 3)).plot(str(tmp_path / "warm.png"))  # matplotlib's one-time setup
+    e = cg.explain((1, 16, 64, 64), (16, 16, 5, 5))
+    assert _plot_peak(e, tmp_path / "e.png") < cg.get_workspace_budget() + _PLOT_OVERHEAD
+    tiny = 64 * 1024
+    with cg.workspace_budget(tiny):
+        assert _plot_peak(e, tmp_path / "tiny.png") < tiny + _PLOT_OVERHEAD
+        # a configuration that is drawn as it is with the default budget is drawn smaller under a tiny one
+        assert _plot_peak(cg.explain((1, 2, 40, 40), (2, 2, 3, 3)), tmp_path / "t2.png") < tiny + _PLOT_OVERHEAD
+    assert (tmp_path / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_title_names_the_smaller_configuration(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    titles: list[str] = []
+    original = Figure.suptitle
+
+    def record(self: Any, text: str, **kwargs: Any) -> Any:
+        titles.append(text)
+        return original(self, text, **kwargs)
+
+    monkeypatch.setattr(Figure, "suptitle", record)
+    cg.explain((1, 16, 64, 64), (16, 16, 5, 5), stride=2, padding=1).plot(str(tmp_path / "big.png"))
+    cg.explain((1, 1, 5, 5), (1, 1, 3, 3)).plot(str(tmp_path / "small.png"))
+    big, small = titles
+    assert big.startswith("conv (2-d): x (1, 16, 64, 64) * w (16, 16, 5, 5)")
+    flat = " ".join(big.split("\n")[1:])
+    assert flat.startswith("drawn for x (1, 2, 8, 8) * w (2, 2, 5, 5) -> y (1, 2, 3, 3), a smaller configuration "
+                           "with the same kernel, stride, dilation, padding")
+    assert "\n" not in small and "drawn for" not in small
+
+
+def test_plot_path_is_checked_before_drawing(tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("matplotlib")
+    e = cg.explain((1, 1, 5), (1, 1, 3))
+    with pytest.raises(ValueError, match=r"Explanation.plot: cannot write .*matplotlib does not write '.xyz' files "
+                                         r"\(it writes .*\.png"):
+        e.plot(str(tmp_path / "e.xyz"))
+    with pytest.raises(FileNotFoundError, match=r"the directory .*missing' does not exist"):
+        e.plot(str(tmp_path / "missing" / "e.png"))
+    with pytest.raises(TypeError, match=r"the file name must be a str or a path; got 3"):
+        e.plot(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"dpi must be >= 1; got 0"):
+        e.plot(str(tmp_path / "e.png"), dpi=0)
+    assert list(tmp_path.iterdir()) == []
+    assert e.plot(str(tmp_path / "e.svg")).endswith(".svg") and (tmp_path / "e.svg").read_text().find("<svg") >= 0
+    e.plot(str(tmp_path / "plain"))  # no extension: a PNG
+    assert (tmp_path / "plain").read_bytes()[:4] == b"\x89PNG"
+
+
+def _relative_imports(module: str) -> set[str]:
+    """The convgrad modules ``module`` imports, anywhere in the file (functions and TYPE_CHECKING included)."""
+    source = pathlib.Path(cg.__file__).parent / f"{module}.py"
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {alias.name for alias in node.names}
+    return found
+
+
+def test_explain_and_plot_do_not_import_each_other() -> None:
+    """_explain uses _plot; nothing _plot imports leads back to _explain."""
+    assert "_plot" in _relative_imports("_explain")
+    seen, todo = set(), ["_plot"]
+    while todo:
+        module = todo.pop()
+        if module in seen or not (pathlib.Path(cg.__file__).parent / f"{module}.py").exists():
+            continue
+        seen.add(module)
+        todo += sorted(_relative_imports(module))
+    assert "_explain" not in seen, seen
+
+
+# ----------------------------------------------------------------------------- seeds and the empty batch
+
+
+@pytest.mark.parametrize(
+    ("seed", "exc", "pattern"),
+    [(-1, ValueError, r"seed must be >= 0; got -1"), (2**32, ValueError, r"seed must be <= 4294967295; got 4294967296"),
+     (1.5, TypeError, r"seed must be an integer; got 1.5"), ("0", TypeError, r"seed must be an integer; got '0'")],
+)
+def test_explain_seed_is_checked(seed: Any, exc: type, pattern: str) -> None:
+    with pytest.raises(exc, match=pattern):
+        cg.explain((1, 1, 5), (1, 1, 3), seed=seed)
+    assert cg.explain((1, 1, 5), (1, 1, 3), seed=2**32 - 1).verified
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_empty_batch_is_verified_on_a_batch_of_one(transposed: bool) -> None:
+    kwargs: dict[str, Any] = {"stride": 2, "output_padding": 1} if transposed else {"padding": 1}
+    e = cg.explain((0, 1, 5), (1, 1, 3), transposed=transposed, **kwargs)
+    assert e.verified
+    assert all(r.status == "verified" for r in e.recipes if r.form in RUN_HERE)
+    assert e.recipes[0].status_line.startswith("verified on a batch of one, max error")
+    assert e.verified_on is not None and e.verified_on[0] == (1, 1, 5)
+    assert e.notes[-1].endswith("the batch is empty, so a batch of one stands in for it")
+    assert e.config["input_shape"][0] == 0
+
+
+def test_plot_without_matplotlib_names_the_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['matplotlib'] = None\n"
+        "import convgrad as cg\n"
+        "try:\n"
+        "    cg.explain((1, 1, 5), (1, 1, 3)).plot('never.png')\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ImportError Explanation.plot needs matplotlib: pip install 'convgrad[plot]'\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 
 import convgrad as cg
+from convgrad._matrix import check_budget
 from strategies import Config, conv_configs
 from trust_cases import TConfig, torch_conv_transpose_grads, transposed_configs
 
@@ -17,8 +19,8 @@ pytest.importorskip("scipy")
 import scipy.sparse
 
 
-def test_seed_000_hand_built_matrix() -> None:
-    """Seed 000 builds W by hand for x of shape (1, 1, 5), w = [1, 2, -1], padding 1."""
+def test_hand_built_3_tap_matrix() -> None:
+    """The matrix one writes by hand for x of shape (1, 1, 5), w = [1, 2, -1], padding 1."""
     x = np.arange(10.0, 15.0).reshape(1, 1, 5)
     w = np.array([[[1.0, 2.0, -1.0]]])
     m = cg.conv_matrix(x.shape, w, padding=1)
@@ -29,7 +31,7 @@ def test_seed_000_hand_built_matrix() -> None:
     np.testing.assert_array_equal(m.toarray(), hand)
     np.testing.assert_array_equal(m @ x.ravel(), [9.0, 20.0, 22.0, 24.0, 41.0])
     np.testing.assert_array_equal(cg.conv(x, w, padding=1).ravel(), [9.0, 20.0, 22.0, 24.0, 41.0])
-    # seed 000's finite-difference experiment: the column of x[2] is the flipped kernel
+    # a finite difference at x[2] reads the column of x[2]: the flipped kernel
     delta = np.zeros(5)
     delta[2] = 1.0
     np.testing.assert_array_equal(m @ delta, [0.0, -1.0, 2.0, 1.0, 0.0])
@@ -139,3 +141,26 @@ def test_missing_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "scipy.sparse", None)
     with pytest.raises(ImportError, match=r"pip install 'convgrad\[sparse\]'"):
         cg.conv_matrix((1, 1, 5), np.ones((1, 1, 3)))
+
+
+def test_missing_scipy_is_one_line_in_a_fresh_process() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['scipy'] = None\n"
+        "import numpy as np\n"
+        "import convgrad as cg\n"
+        "try:\n"
+        "    cg.conv_matrix((1, 1, 5), np.ones((1, 1, 3)))\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ImportError conv_matrix needs SciPy: pip install 'convgrad[sparse]'\n"
+
+
+def test_budget_refusal_message() -> None:
+    with pytest.raises(ValueError, match=r"^the thing, needing about 2.0 MiB to do it, more than the workspace budget "
+                                         r"of 1.0 MiB \(raise it with convgrad.workspace_budget\)$"):
+        check_budget(2 * 2**20, "the thing", "to do it", budget=2**20)
+    check_budget(2**20, "the thing", "to do it", budget=2**20)

@@ -13,11 +13,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _recipes as rc
-from ._arguments import IntOrTuple, PaddingArg, normalize_shape, prod
+from ._arguments import IntOrTuple, PaddingArg, Shape, normalize_shape, prod
 from ._conv import conv_backward
 from ._geometry import Geometry
-from ._matrix import matrix_geometry
+from ._gradcheck import check_seed
+from ._matrix import check_budget, matrix_geometry, triplet_count
+from ._plot import plot_explanation
+from ._small import class_text, operation_shapes, shapes_text, small_geometry
 from ._transpose import conv_transpose_backward
+from .engine.state import get_workspace_budget
 
 Array = npt.NDArray[Any]
 
@@ -25,7 +29,14 @@ VERIFY_RTOL = 1e-9
 """A recipe is verified when its max error is below ``VERIFY_RTOL · max(1, max |reference|)``."""
 
 _VERIFY_BATCH = 2
-"""Recipes are batch-agnostic; they are verified on at most this many samples."""
+"""Recipes are batch-agnostic; they are verified on at most this many samples (one for an empty batch)."""
+
+VERIFY_FULL_WORK = 2**20
+"""Configurations with at most this many multiply-adds plus array entries (on the verification batch) are
+verified as they are; larger ones on a smaller configuration of the same geometry class."""
+
+_VERIFY_COPIES = 12
+"""Arrays of the size of the padded data that verifying the recipes may hold at once (a generous count)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,10 @@ class Recipe:
         Max absolute difference from the reference when executed.
     note : str
         Why a recipe was not run, or what went wrong.
+    on : str
+        What the recipe was run on when that is not the configuration
+        explained: ``"2 of the 8 samples"``, ``"a batch of one"`` or the
+        shapes of a smaller configuration of the same geometry class.
     """
 
     gradient: str
@@ -61,13 +76,15 @@ class Recipe:
     status: str
     max_error: Optional[float] = None
     note: str = ""
+    on: str = ""
 
     @property
     def status_line(self) -> str:
         """``verified, max error 1.8e-15`` and the like."""
         if self.status == "verified":
             note = f" ({self.note})" if self.note else ""
-            return f"verified, max error {self.max_error:.1e}{note}"
+            where = f" on {self.on}" if self.on else ""
+            return f"verified{where}, max error {self.max_error:.1e}{note}"
         if self.status == "failed":
             err = "" if self.max_error is None else f", max error {self.max_error:.1e}"
             return f"FAILED verification{err}: do not use ({self.note})" if self.note else f"FAILED verification{err}"
@@ -91,10 +108,16 @@ class Explanation:
     formula : list of str
         The output-size formula, then one line per spatial dimension with the numbers.
     notes : list of str
-        Remarks: never-read input rows, the padding adjoint, unbatched input.
+        Remarks: never-read input rows, the padding adjoint, unbatched input,
+        what the recipes were verified on.
     recipes : tuple of Recipe
         For each gradient, the forms ``call``, ``explicit``, ``pytorch``,
         ``tensorflow`` and ``jax``.
+    verified_on : tuple of three shapes, or None
+        ``(x, w, y)`` shapes of the configuration the recipes were run on, when
+        it is not the one explained: fewer samples, a batch of one for an empty
+        batch, or a smaller configuration of the same geometry class for a
+        large one (see :func:`explain`); ``None`` when it is the one explained.
     """
 
     title: str
@@ -105,6 +128,7 @@ class Explanation:
     recipes: tuple[Recipe, ...]
     geometry: Geometry = field(repr=False, compare=False)
     transposed: bool = False
+    verified_on: Optional[tuple[Shape, Shape, Shape]] = None
 
     @property
     def verified(self) -> bool:
@@ -183,6 +207,9 @@ class Explanation:
             "shapes": [{"name": n, "shape": list(s), "meaning": m} for n, s, m in self.shapes],
             "formula": list(self.formula),
             "notes": list(self.notes),
+            "verified_on": None if self.verified_on is None else dict(
+                zip(("input_shape", "weight_shape", "output_shape"), (list(s) for s in self.verified_on))
+            ),
             "recipes": [
                 {
                     "gradient": r.gradient,
@@ -202,32 +229,45 @@ class Explanation:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def plot(self, path: str, /, *, dpi: int = 110) -> str:
-        """Draw the configuration to a PNG file: windows, matrix pattern, footprints.
+        """Draw the configuration to an image file: windows, matrix pattern, footprints.
 
         Panels: the (padded) input with one window highlighted, the kernel,
         the output with the matching element highlighted, the sparsity
-        pattern of the convolution matrix, the footprint of one input element
-        on the output (a column of the matrix: the flipped kernel, seed 000's
-        finite-difference experiment) and of one output element on the input
-        (a row: the kernel as is). A labelled kernel ``1, 2, …, K`` is used
-        so that the flip can be seen. Needs matplotlib
-        (``pip install 'convgrad[plot]'``).
+        pattern of one sample's block of the convolution matrix, the footprint
+        of one input element on the output (a column of the matrix: the
+        flipped kernel, what a finite difference at that input element
+        measures) and of one output element on the input (a row: the kernel
+        as is). A labelled kernel ``1, 2, …, K`` is used so that the flip can
+        be seen. A configuration whose panels would need more than the
+        workspace budget (or more than 16 MiB) is drawn as a smaller
+        configuration of the same geometry class, named in the figure's title.
+        Needs matplotlib (``pip install 'convgrad[plot]'``).
 
         Parameters
         ----------
         path : str
-            Where to write the PNG.
+            Where to write the image; the extension picks the format
+            (``.png``, ``.pdf``, ``.svg``, ...; none: PNG).
         dpi : int
-            Resolution.
+            Resolution, 1 to 1000.
 
         Returns
         -------
         str
             ``path``.
-        """
-        from ._plot import plot_explanation
 
-        return str(plot_explanation(self, path, dpi=dpi))
+        Raises
+        ------
+        ImportError
+            Without matplotlib, naming the extra to install.
+        ValueError, TypeError
+            For an extension matplotlib does not write or a bad ``dpi``,
+            before any drawing; when even the smaller configuration would need
+            more than 16 MiB (a huge stride, dilation, padding or kernel).
+        FileNotFoundError
+            When the directory of ``path`` does not exist, before any drawing.
+        """
+        return plot_explanation(self.geometry, self.transposed, self.title, path, dpi=dpi)
 
 
 def _input_heading(e: Explanation) -> str:
@@ -377,6 +417,18 @@ def explain(
     PyTorch code runs when PyTorch is installed; TensorFlow and JAX code is
     marked "not run".
 
+    The recipes are run on at most two samples (one when the batch is
+    empty). A configuration with more than :data:`VERIFY_FULL_WORK`
+    multiply-adds plus array entries is verified on a smaller configuration
+    of the same geometry class instead — the same kernel, stride, dilation,
+    padding, padding mode, groups and remainder
+    ``(S + l + h − δ·(K − 1) − 1) mod s`` (the ``output_padding`` of a
+    transposed convolution), with up to three output positions per dimension
+    and up to two channels per group — whose recipes are the same code with
+    smaller sizes; a note and every status line say what was run, and
+    :attr:`Explanation.verified_on` holds its shapes. So explaining a large
+    configuration takes as long as explaining a small one.
+
     Parameters
     ----------
     input_shape : tuple of int
@@ -390,7 +442,7 @@ def explain(
     output_padding : int or tuple of int
         As for :func:`conv_transpose` (transposed only).
     seed : int
-        Seed of the random data the recipes are verified on.
+        Seed of the random data the recipes are verified on, from 0 to ``2**32 − 1``.
 
     Returns
     -------
@@ -399,7 +451,9 @@ def explain(
     Raises
     ------
     ValueError, TypeError
-        For an impossible configuration, with the same messages as :func:`conv`.
+        For an impossible configuration, with the same messages as :func:`conv`,
+        or a bad ``seed``; also, before any work, when even the smaller
+        configuration's data would exceed the workspace budget.
 
     Examples
     --------
@@ -413,6 +467,7 @@ def explain(
     >>> r.status
     'verified'
     """
+    seed = check_seed(seed)
     shape = normalize_shape(input_shape, "input_shape")
     wshape = normalize_shape(weight_shape, "weight_shape")
     geom = matrix_geometry(
@@ -433,20 +488,24 @@ def explain(
     shapes = _shapes(geom, transposed)
     formula = _formula(geom, num, transposed)
 
-    # random data, at most _VERIFY_BATCH samples, and the exact gradients
+    # random data on the verification configuration, and the exact gradients
+    vgeom = verification_geometry(geom)
+    check_budget(_verification_bytes(vgeom), f"verifying the recipes on {shapes_text(vgeom, transposed)}",
+                 "for their data")
+    on = _verified_on(geom, vgeom, transposed)
+    if on:
+        notes.append(_verification_note(geom, vgeom, transposed))
     rng = np.random.default_rng(seed)
-    nv = min(geom.n, _VERIFY_BATCH)
-    w = rng.standard_normal(geom.weight_shape)
-    kw: dict[str, Any] = dict(stride=geom.stride, padding=tuple(zip(geom.pad_lo, geom.pad_hi)),
-                              dilation=geom.dilation, groups=geom.groups)
+    w = rng.standard_normal(vgeom.weight_shape)
+    kw: dict[str, Any] = dict(stride=vgeom.stride, padding=tuple(zip(vgeom.pad_lo, vgeom.pad_hi)),
+                              dilation=vgeom.dilation, groups=vgeom.groups)
+    x_shape, _, y_shape = operation_shapes(vgeom, transposed)
+    x = rng.standard_normal(x_shape)
+    g = rng.standard_normal(y_shape)
     if not transposed:
-        x = rng.standard_normal((nv, geom.c_in) + geom.in_size)
-        g = rng.standard_normal((nv, geom.c_out) + geom.out_size)
-        ref = conv_backward(g, x, w, padding_mode=geom.padding_mode, **kw)
+        ref = conv_backward(g, x, w, padding_mode=vgeom.padding_mode, **kw)
     else:
-        x = rng.standard_normal((nv, geom.c_out) + geom.out_size)
-        g = rng.standard_normal((nv, geom.c_in) + geom.in_size)
-        ref = conv_transpose_backward(g, x, w, output_padding=num.remainder, **kw)
+        ref = conv_transpose_backward(g, x, w, output_padding=rc.Numbers(vgeom).remainder, **kw)
     references = {"input": ref.input, "weight": ref.weight, "bias": ref.bias}
     arrays = {"x": x, "w": w, "g": g}
     import convgrad
@@ -455,14 +514,16 @@ def explain(
     torch_ns = _torch_namespace(arrays) if d <= 3 else None
 
     recipes = []
-    for gradient, form, title_r, code in _recipe_sources(geom, transposed):
+    shown = _recipe_sources(geom, transposed)
+    run = shown if vgeom == geom else _recipe_sources(vgeom, transposed)
+    for (gradient, form, title_r, code), (_, _, _, code_run) in zip(shown, run):
         if form in ("call", "explicit"):
-            recipes.append(verify_recipe(gradient, form, title_r, code, numpy_ns, references[gradient]))
+            recipes.append(_verified(gradient, form, title_r, code, code_run, numpy_ns, references[gradient], on))
         elif form == "pytorch" and d > 3:
             recipes.append(Recipe(gradient, form, title_r, code, "not run",
                                   note=f"PyTorch has no {d}-d convolution"))
         elif form == "pytorch" and torch_ns is not None:
-            recipe = verify_recipe(gradient, form, title_r, code, torch_ns, references[gradient])
+            recipe = _verified(gradient, form, title_r, code, code_run, torch_ns, references[gradient], on)
             if recipe.status == "verified":
                 import torch
 
@@ -480,18 +541,62 @@ def explain(
     return Explanation(
         title=title, config=config, shapes=shapes, formula=formula, notes=notes, recipes=tuple(recipes),
         geometry=geom, transposed=transposed,
+        verified_on=operation_shapes(vgeom, transposed) if on else None,
     )
+
+
+def _work(geom: Geometry) -> int:
+    """Multiply-adds of one convolution of ``geom`` plus the entries of its padded input, output and weight."""
+    entries = geom.n * (geom.c_in * prod(geom.padded_size) + geom.c_out * prod(geom.out_size))
+    return triplet_count(geom) + entries + prod(geom.weight_shape)
+
+
+def _verification_bytes(geom: Geometry) -> int:
+    """A generous bound on the memory of verifying the recipes on ``geom`` (float64 data, padded and grown)."""
+    grown = prod(tuple(p + sp for p, sp in zip(geom.padded_size, geom.span)))
+    return _VERIFY_COPIES * 8 * (geom.n * (geom.c_in + geom.c_out) * grown + prod(geom.weight_shape))
+
+
+def verification_geometry(geom: Geometry) -> Geometry:
+    """The configuration :func:`explain` runs the recipes on (see there)."""
+    full = dataclasses.replace(geom, n=min(max(geom.n, 1), _VERIFY_BATCH))
+    if _work(full) <= VERIFY_FULL_WORK and _verification_bytes(full) <= get_workspace_budget():
+        return full
+    return small_geometry(full)
+
+
+def _verified_on(geom: Geometry, vgeom: Geometry, transposed: bool) -> str:
+    """``Recipe.on``: empty when the recipes ran on ``geom`` itself."""
+    if vgeom == geom:
+        return ""
+    if dataclasses.replace(vgeom, n=geom.n) != geom:
+        x, w, _ = operation_shapes(vgeom, transposed)
+        return f"x {x} * w {w}"
+    return "a batch of one" if geom.n == 0 else f"{vgeom.n} of the {geom.n} samples"
+
+
+def _verification_note(geom: Geometry, vgeom: Geometry, transposed: bool) -> str:
+    where = f"the recipes were verified on {shapes_text(vgeom, transposed)}"
+    if dataclasses.replace(vgeom, n=geom.n) != geom:
+        return (f"{where}, a smaller configuration with {class_text(transposed)} (verifying this one would "
+                f"take long or exceed the workspace budget): the recipes shown are the same code with this "
+                f"configuration's sizes")
+    if geom.n == 0:
+        return f"{where}: the batch is empty, so a batch of one stands in for it"
+    return f"{where}: {vgeom.n} of the {geom.n} samples, since every sample goes through the same code"
+
+
+def _verified(gradient: str, form: str, title: str, code: str, code_run: str, namespace: dict[str, Any],
+              reference: Array, on: str) -> Recipe:
+    """Run ``code_run`` (``code`` for the verification configuration) and report it as ``code``."""
+    recipe = verify_recipe(gradient, form, title, code_run, namespace, reference)
+    return dataclasses.replace(recipe, code=code, on=on if recipe.status == "verified" else "")
 
 
 def _title_and_config(geom: Geometry, num: rc.Numbers, transposed: bool) -> tuple[str, dict[str, Any]]:
     d = geom.d
-    if transposed:
-        c_in, c_out, in_size, out_size = geom.c_out, geom.c_in, geom.out_size, geom.in_size
-        x_shape = (geom.n, c_in) + in_size
-        y_shape = (geom.n, c_out) + out_size
-    else:
-        c_in, c_out, in_size, out_size = geom.c_in, geom.c_out, geom.in_size, geom.out_size
-        x_shape, y_shape = geom.input_shape, geom.output_shape
+    x_shape, _, y_shape = operation_shapes(geom, transposed)
+    c_in, c_out = x_shape[1], y_shape[1]
     op = f"conv_transpose ({d}-d)" if transposed else f"conv ({d}-d)"
     pads = rc.padding_arg(geom)
     parts = [f"stride={rc.tup(geom.stride)}", f"padding={pads}", f"dilation={rc.tup(geom.dilation)}",

@@ -18,9 +18,12 @@ from typing import Any, Optional
 import numpy as np
 import numpy.typing as npt
 
-from ._arguments import check_array, normalize_shape
+from ._arguments import check_array, check_int, normalize_shape
 
 Array = npt.NDArray[Any]
+
+MAX_SEED = 2**32 - 1
+"""Largest ``seed`` accepted by :func:`gradcheck`, :func:`dot_test` and :func:`explain`."""
 
 _MODES = ("full", "fast")
 
@@ -162,6 +165,11 @@ def _check_positive(value: object, name: str, *, allow_zero: bool) -> float:
     return v
 
 
+def check_seed(seed: object) -> int:
+    """``seed`` as an int in ``[0, MAX_SEED]``, or a TypeError / ValueError naming ``seed``."""
+    return check_int(seed, "seed", 0, MAX_SEED)
+
+
 def _check_callable(value: object, name: str) -> None:
     if not callable(value):
         raise TypeError(f"{name} must be callable; got {value!r} of type {type(value).__name__}")
@@ -175,8 +183,8 @@ def _precision_note(low: list[tuple[int, np.dtype[Any]]], y_max: float) -> str:
         f"inputs {which} are checked in float64 instead: central differences (f(x + eps) − f(x − eps)) / (2·eps) "
         f"cancel in low precision. The two values share all but their last bits; at |f| ≈ {y_max:.3g} "
         f"neighbouring {dtype} values are {spacing:.2g} apart, so the difference, about 2·eps·∂f/∂x, is rounded "
-        f"to a multiple of that. Seed 000's float32 experiment (eps=1e-3, outputs near 3000, spacing 2.4e-4) got "
-        f"7.8125 instead of 8 this way."
+        f"to a multiple of that. The 5×5 image x = 10·arange(25) under the 3×3 kernel w = arange(9) in float32 "
+        f"(eps=1e-3, outputs near 3000, spacing 2.4e-4) has given 7.8125 instead of 8 this way."
     )
 
 
@@ -234,7 +242,7 @@ def gradcheck(
     raise_exception : bool
         Raise :class:`GradcheckError` with the report if the check fails.
     seed : int
-        Seed of the random ``grad_output`` and the ``"fast"`` directions.
+        Seed of the random ``grad_output`` and the ``"fast"`` directions, from 0 to ``2**32 − 1``.
 
     Returns
     -------
@@ -288,6 +296,7 @@ def gradcheck(
     rtol_f = _check_positive(rtol, "rtol", allow_zero=True)
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
+    seed = check_seed(seed)
     arrays = [check_array(a, f"inputs[{i}]") for i, a in enumerate(inputs)]
     low = [(i, a.dtype) for i, a in enumerate(arrays) if a.dtype in (np.float16, np.float32, np.complex64)]
     xs = [_as_float64(a) for a in arrays]
@@ -436,7 +445,7 @@ def dot_test(
         Pass when ``|lhs − rhs| <= rtol · max(|lhs|, |rhs|)``; the default
         suits float64 maps.
     seed : int
-        Seed of the random ``x`` and ``y``.
+        Seed of the random ``x`` and ``y``, from 0 to ``2**32 − 1``.
     complex : bool
         Use complex random ``x`` and ``y`` (tests the conjugation too).
     raise_exception : bool
@@ -472,6 +481,7 @@ def dot_test(
     rtol_f = _check_positive(rtol, "rtol", allow_zero=True)
     if not isinstance(complex, bool):
         raise TypeError(f"complex must be True or False; got {complex!r}")
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
 
     def draw(shape: tuple[int, ...]) -> Array:

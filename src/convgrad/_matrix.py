@@ -178,7 +178,8 @@ def conv_matrix(
 
     Examples
     --------
-    Seed 000's hand-built matrix for a 3-tap kernel with padding 1:
+    The 3-tap kernel ``(1, 2, -1)`` on a 5-element signal with padding 1, the
+    matrix one would write down by hand:
 
     >>> import numpy as np
     >>> import convgrad as cg
@@ -216,24 +217,32 @@ def matrix_bytes(geom: Geometry, dtype: np.dtype[Any]) -> int:
     return 2 * triplet_count(geom) * per_entry
 
 
-def check_matrix_budget(geom: Geometry, dtype: np.dtype[Any], budget: Optional[int] = None) -> None:
-    """Refuse, before any work, a matrix whose construction would exceed the workspace budget."""
+def check_budget(need: int, what: str, doing: str, budget: Optional[int] = None) -> None:
+    """Refuse, before any work, something that would need ``need`` bytes, more than the workspace budget.
+
+    The message reads ``"<what>, needing about <n> MiB <doing>, more than the workspace budget of ..."``.
+    """
     limit = get_workspace_budget() if budget is None else budget
-    need = matrix_bytes(geom, dtype)
     if need > limit:
         raise ValueError(
-            f"the convolution matrix would be {prod(geom.output_shape)} x {prod(geom.input_shape)} with up to "
-            f"{triplet_count(geom)} stored entries, needing about {need / 2**20:.1f} MiB to build, more than the "
-            f"workspace budget of {limit / 2**20:.1f} MiB (raise it with convgrad.workspace_budget)"
+            f"{what}, needing about {need / 2**20:.1f} MiB {doing}, more than the workspace budget of "
+            f"{limit / 2**20:.1f} MiB (raise it with convgrad.workspace_budget)"
         )
 
 
-def import_scipy_sparse() -> Any:
-    """``scipy.sparse``, or an ImportError that names the extra to install."""
+def check_matrix_budget(geom: Geometry, dtype: np.dtype[Any], budget: Optional[int] = None) -> None:
+    """Refuse, before any work, a matrix whose construction would exceed the workspace budget."""
+    what = (
+        f"the convolution matrix would be {prod(geom.output_shape)} x {prod(geom.input_shape)} with up to "
+        f"{triplet_count(geom)} stored entries"
+    )
+    check_budget(matrix_bytes(geom, dtype), what, "to build", budget)
+
+
+def import_scipy_sparse(who: str = "conv_matrix") -> Any:
+    """``scipy.sparse``, or an ImportError that says that ``who`` needs it and names the extra to install."""
     try:
         import scipy.sparse as sparse
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "conv_matrix needs SciPy, an optional dependency: pip install 'convgrad[sparse]'"
-        ) from exc
+    except ImportError as exc:
+        raise ImportError(f"{who} needs SciPy: pip install 'convgrad[sparse]'") from exc
     return sparse

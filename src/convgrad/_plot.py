@@ -1,17 +1,27 @@
-"""Pictures of one configuration (matplotlib, imported only here, Agg canvas, no pyplot state)."""
+"""Pictures of one configuration (matplotlib, imported only here, Agg canvas, no pyplot state).
+
+What is drawn stays within the workspace budget plus a small constant: a
+configuration whose panels (one sample, its convolution matrix included) would
+need more than ``min(budget, PLOT_BYTES)`` is drawn as a smaller configuration
+of the same geometry class (:mod:`convgrad._small`), and the figure's title
+says so.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+import os
+import textwrap
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ._arguments import prod
-from ._explain import explain_footprints
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._explain import Explanation
+from ._arguments import check_int, prod
+from ._geometry import Geometry
+from ._matrix import forward_triplets, matrix_bytes
+from ._small import class_text, shapes_text, small_geometry
+from .engine.state import get_workspace_budget
 
 Array = npt.NDArray[Any]
 
@@ -20,15 +30,90 @@ _TARGET = "#4e79a7"
 _PAD = "#d9d9d9"
 _INPUT = "#ffffff"
 _MAX_CELLS_ANNOTATED = 15
+PLOT_BYTES = 16 * 2**20
+"""The most the arrays of a picture may need; above ``min(budget, PLOT_BYTES)`` a smaller configuration is drawn."""
+_MAX_DENSE_CELLS = 250_000
+"""The matrix panel is a dense image up to this many cells, a scatter of its entries above."""
+_DENSE_BYTES_PER_CELL = 32
+_PLANE_BYTES_PER_CELL = 64
+_TITLE_WIDTH = 150
+MAX_DPI = 1000
+"""Largest resolution accepted: a 13 × 8.2 inch figure at 1000 dpi is already a 107-megapixel image."""
 
 
-def _import_matplotlib() -> tuple[Any, Any]:
+def import_matplotlib(who: str) -> tuple[Any, Any]:
+    """matplotlib's ``Figure`` and Agg canvas, or an ImportError saying that ``who`` needs the ``plot`` extra."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("Explanation.plot needs matplotlib: pip install 'convgrad[plot]'") from exc
+    except ImportError as exc:
+        raise ImportError(f"{who} needs matplotlib: pip install 'convgrad[plot]'") from exc
     return Figure, FigureCanvasAgg
+
+
+def check_plot_path(path: object, who: str) -> str:
+    """Check, before any drawing, that matplotlib can write ``path``; return the file format.
+
+    The format comes from the extension, which must be one matplotlib
+    writes (``.png``, ``.pdf``, ``.svg``, ...); without an extension the file
+    is a PNG. The directory must exist.
+    """
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(name, str):
+        raise TypeError(f"{who}: the file name must be a str or a path; got {path!r}")
+    _, canvas_cls = import_matplotlib(who)
+    formats = sorted(canvas_cls.get_supported_filetypes())
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix and suffix[1:] not in formats:
+        raise ValueError(
+            f"{who}: cannot write {name!r}: matplotlib does not write '{suffix}' files "
+            f"(it writes {', '.join('.' + f for f in formats)})"
+        )
+    directory = os.path.dirname(os.path.abspath(name))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{who}: cannot write {name!r}: the directory {directory!r} does not exist")
+    return suffix[1:] or "png"
+
+
+def labelled_triplets(geom: Geometry) -> tuple[Array, Array, Array]:
+    """Rows, columns and values of the matrix of ``geom`` for the labelled kernel ``1, 2, …, K``."""
+    w = np.broadcast_to(np.arange(1.0, prod(geom.kernel) + 1).reshape(geom.kernel), geom.weight_shape)
+    trip = forward_triplets(geom, np.ascontiguousarray(w))
+    return trip.rows, trip.cols, trip.values
+
+
+def drawing_bytes(geom: Geometry) -> int:
+    """Memory the panels of one sample of ``geom`` need: the matrix, the spatial planes, the dense pattern."""
+    cells = geom.c_out * prod(geom.out_size) * geom.c_in * prod(geom.in_size)
+    dense = _DENSE_BYTES_PER_CELL * cells if cells <= _MAX_DENSE_CELLS else 0
+    spatial = prod(geom.padded_size) + prod(geom.in_size) + prod(geom.out_size)
+    return matrix_bytes(geom, np.dtype(np.float64)) + _PLANE_BYTES_PER_CELL * spatial + dense
+
+
+def drawn_geometry(geom: Geometry, transposed: bool) -> tuple[Geometry, str]:
+    """The configuration to draw (one sample) and, when it is a smaller one, the lines that say so.
+
+    One sample of ``geom`` when its panels need at most ``min(budget, PLOT_BYTES)``,
+    else a smaller configuration of the same geometry class, which must fit in
+    ``PLOT_BYTES`` (ValueError otherwise: a huge stride, dilation, padding or
+    kernel); so a picture never needs more than that, whatever the budget.
+    """
+    one = dataclasses.replace(geom, n=1)
+    need = drawing_bytes(one)
+    if need <= min(get_workspace_budget(), PLOT_BYTES):
+        return one, ""
+    small = small_geometry(one)
+    small_need = drawing_bytes(small)
+    if small_need > PLOT_BYTES:
+        raise ValueError(
+            f"cannot draw this configuration: even {shapes_text(small, transposed)}, the smallest of its geometry "
+            f"class drawn here, would need about {small_need / 2**20:.1f} MiB, more than the "
+            f"{PLOT_BYTES / 2**20:.0f} MiB a picture may use"
+        )
+    return small, textwrap.fill(
+        f"drawn for {shapes_text(small, transposed)}, a smaller configuration with {class_text(transposed)} "
+        f"(one sample of the configuration above would need about {need / 2**20:.0f} MiB)", width=_TITLE_WIDTH
+    )
 
 
 def _plane(a: Array, at: tuple[int, ...]) -> Array:
@@ -82,21 +167,20 @@ def _heat(values: Array, base_mask: Array | None = None) -> Array:
     return np.asarray(img)
 
 
-def plot_explanation(e: Explanation, path: str, *, dpi: int = 110) -> str:
-    """Draw :meth:`Explanation.plot`'s six panels to ``path``."""
-    figure_cls, canvas_cls = _import_matplotlib()
-    geom = e.geometry
+def plot_explanation(geom: Geometry, transposed: bool, title: str, path: str, *, dpi: int = 110) -> str:
+    """Draw :meth:`Explanation.plot`'s six panels of the configuration ``geom`` to ``path``."""
+    fmt = check_plot_path(path, "Explanation.plot")
+    dpi = check_int(dpi, "dpi", 1, MAX_DPI)
+    figure_cls, canvas_cls = import_matplotlib("Explanation.plot")
+    geom, smaller = drawn_geometry(geom, transposed)
     d = geom.d
-    trip = explain_footprints(geom)
-    rows, cols, vals = trip["rows"], trip["cols"], trip["values"]
-    if e.transposed:  # the operation is Aᵀ: its outputs are A's inputs
+    rows, cols, vals = labelled_triplets(geom)
+    if transposed:  # the operation is Aᵀ: its outputs are A's inputs
         rows, cols = cols, rows
         in_size, out_size, c_op_in, c_op_out = geom.out_size, geom.in_size, geom.c_out, geom.c_in
     else:
         in_size, out_size, c_op_in, c_op_out = geom.in_size, geom.out_size, geom.c_in, geom.c_out
     n_in, n_out = c_op_in * prod(in_size), c_op_out * prod(out_size)  # one sample
-    first = (rows < n_out) & (cols < n_in)
-    rows, cols, vals = rows[first], cols[first], vals[first]
 
     fig = figure_cls(figsize=(13, 8.2))
     canvas_cls(fig)
@@ -125,7 +209,7 @@ def plot_explanation(e: Explanation, path: str, *, dpi: int = 110) -> str:
     np.add.at(col_fp, rows[sel][keep], vals[sel][keep])
     row_fp, col_fp = row_fp.reshape(in_size), col_fp.reshape(out_size)
 
-    if not e.transposed:
+    if not transposed:
         _panel_padded_input(axes[0, 0], geom, q_star, kernel_labels)
     else:
         vals_in = np.zeros(in_size)
@@ -137,8 +221,8 @@ def plot_explanation(e: Explanation, path: str, *, dpi: int = 110) -> str:
     k_plane = _plane(kernel_labels, tuple(k // 2 for k in geom.kernel))
     _grid(axes[0, 1], k_plane, _paint([(np.ones(k_plane.shape, bool), _WINDOW)], k_plane.shape),
           f"kernel {geom.kernel}, labelled 1..{prod(geom.kernel)}\n"
-          f"(taps {geom.dilation} apart in the {'output' if e.transposed else 'input'})")
-    if not e.transposed:
+          f"(taps {geom.dilation} apart in the {'output' if transposed else 'input'})")
+    if not transposed:
         mask = np.zeros(out_size, dtype=bool)
         mask[q_star] = True
         pm = _plane(mask, q_star)
@@ -151,7 +235,7 @@ def plot_explanation(e: Explanation, path: str, *, dpi: int = 110) -> str:
 
     _panel_matrix(axes[1, 0], rows, cols, n_out, n_in, out_flat, in_flat)
 
-    col_note, row_note = ("the kernel as is", "the kernel flipped") if e.transposed else ("the kernel flipped",
+    col_note, row_note = ("the kernel as is", "the kernel flipped") if transposed else ("the kernel flipped",
                                                                                           "the kernel as is")
     pc = _plane(col_fp, _peak(col_fp))
     _grid(axes[1, 1], pc, _heat(pc),
@@ -162,9 +246,9 @@ def plot_explanation(e: Explanation, path: str, *, dpi: int = 110) -> str:
     if d >= 3:
         fig.text(0.5, 0.005, "3-d and higher: the last two spatial axes are drawn, through the highlighted element",
                  ha="center", fontsize=8)
-    fig.suptitle(e.title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.96))
-    fig.savefig(path, dpi=dpi)
+    fig.suptitle(f"{title}\n{smaller}" if smaller else title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.96 - 0.02 * smaller.count("\n") - (0.02 if smaller else 0)))
+    fig.savefig(path, dpi=dpi, format=fmt)
     return path
 
 
@@ -191,7 +275,7 @@ def _panel_padded_input(ax: Any, geom: Any, q_star: tuple[int, ...], labels: Arr
 
 def _panel_matrix(ax: Any, rows: Array, cols: Array, n_out: int, n_in: int, out_flat: int, in_flat: int) -> None:
     """The sparsity pattern of one sample's block of the convolution matrix."""
-    if n_out * n_in <= 250_000:
+    if n_out * n_in <= _MAX_DENSE_CELLS:
         dense = np.zeros((n_out, n_in), dtype=bool)
         dense[rows, cols] = True
         img = _paint([(dense, "#333333")], dense.shape)
@@ -211,9 +295,11 @@ def _panel_matrix(ax: Any, rows: Array, cols: Array, n_out: int, n_in: int, out_
                  "blue: row of the highlighted output, orange: column of the input", fontsize=9)
 
 
-def plot_matrix(m: Any, path: str, title: str, *, dpi: int = 110) -> str:
+def plot_matrix(m: Any, path: str, title: str, *, dpi: int = 110, who: str = "plot_matrix") -> str:
     """The sparsity pattern of a ``scipy.sparse`` matrix, drawn to ``path``."""
-    figure_cls, canvas_cls = _import_matplotlib()
+    fmt = check_plot_path(path, who)
+    dpi = check_int(dpi, "dpi", 1, MAX_DPI)
+    figure_cls, canvas_cls = import_matplotlib(who)
     coo = m.tocoo()
     rows, cols = m.shape
     fig = figure_cls(figsize=(7, 7 * min(2.0, max(0.35, rows / max(1, cols)))))
@@ -228,5 +314,5 @@ def plot_matrix(m: Any, path: str, title: str, *, dpi: int = 110) -> str:
     ax.set_ylabel(f"output element (flat index, {rows})", fontsize=8)
     ax.set_title(f"{title}\n{m.nnz} stored entries, coloured by value", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, format=fmt)
     return path

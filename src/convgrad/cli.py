@@ -1,8 +1,10 @@
 """The ``convgrad`` command: explain, check and print convolutions and their gradients.
 
 ``main(argv)`` returns the exit status instead of exiting, so that tests call
-it directly: 0 success, 1 a check failed or an optional package is missing,
-2 a bad flag or an impossible configuration (one line on stderr, no traceback).
+it directly: 0 success, 1 a check failed, 2 a bad flag, an impossible or too
+large configuration, a file that cannot be written or a missing optional
+package (one line ``convgrad: error: ...`` on stderr, no traceback). Every
+check that needs no work runs before anything is printed.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from ._arguments import prod
 from ._conv import conv, conv_backward
 from ._explain import explain
 from ._geometry import Geometry
-from ._gradcheck import gradcheck
-from ._matrix import check_matrix_budget, matrix_geometry
+from ._gradcheck import check_seed, gradcheck
+from ._matrix import check_budget, check_matrix_budget, conv_matrix, import_scipy_sparse, matrix_geometry
+from ._plot import check_plot_path, plot_matrix
 from ._recipes import Numbers
+from ._small import operation_shapes
 from ._transpose import conv_transpose, conv_transpose_backward
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -29,15 +33,21 @@ MAX_PRINTED = 32
 """``convgrad matrix`` prints matrices with at most this many rows and columns."""
 FULL_GRADCHECK = 3000
 """``convgrad check`` perturbs every entry up to this many input entries in all, else uses fast mode."""
+CHECK_COPIES = 10
+"""``convgrad check`` holds about this many float64 copies of its input, weight and output at once."""
 
 
 class UsageError(Exception):
-    """A bad flag or an impossible configuration: one line, exit status 2."""
+    """A bad flag or a missing optional package: one line, exit status 2."""
+
+
+USAGE_ERRORS = (UsageError, ValueError, TypeError, MemoryError, OSError)
+"""What :func:`main` reports as one line with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message)
 
 
 # ----------------------------------------------------------------------------- flag values
@@ -110,15 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``convgrad`` command."""
     parser = _Parser(
         prog="convgrad",
-        description="Convolutions and their exact gradients, explained and checked. Without a command: seed "
-        "000's 5x5 example (x = 10*arange(25), w = arange(9), loss = sum(y)), its gradients, a "
+        description="Convolutions and their exact gradients, explained and checked. Without a command: the "
+        "5x5 image x = 10*arange(25) under the 3x3 kernel w = arange(9) with loss = sum(y), its gradients, a "
         "finite-difference check and the explanation of that configuration.",
         epilog="examples:\n"
         "  convgrad explain --input 1x1x5x5 --weight 1x1x3x3 --padding 1\n"
         "  convgrad check --input 2x4x9x9 --weight 6x2x3x3 --groups 2 --stride 2 --padding 1:2,0\n"
         "  convgrad check --input 2x4x5x5 --weight 4x3x3x3 --transposed --stride 2 --output-padding 1\n"
         "  convgrad matrix --input 1x1x5 --weight 1x1x3 --padding 1\n\n"
-        "exit status: 0 success, 1 a check failed or an optional package is missing, 2 bad arguments",
+        "exit status: 0 success, 1 a check failed, 2 bad arguments, a configuration too large for the workspace\n"
+        "budget, a file that cannot be written or a missing optional package",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from . import __version__
@@ -133,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "with the exact gradient before it is shown.")
     _config_flags(p)
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output format")
-    p.add_argument("--plot", metavar="PNG", help="also draw the configuration to this PNG (needs matplotlib)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the configuration to this PNG (or .pdf, .svg, ...; "
+                   "needs matplotlib); a large configuration is drawn as a smaller one of the same geometry class")
 
     p = sub.add_parser("check", help="compare forward and gradients with finite differences and PyTorch",
                        description="Run forward and backward on random data; compare the gradients with float64 "
@@ -141,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and, if it is installed, with PyTorch autograd. Prints a table; exit status 1 on failure.")
     _config_flags(p)
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of the data")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random data (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random data, 0 to 2**32 - 1 (default 0)")
 
     p = sub.add_parser("matrix", help="the convolution as an explicit matrix",
                        description="Build the convolution matrix M (M @ x.ravel() == conv(x, w).ravel()) with "
@@ -149,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                        f"multiplies. Prints it when it has at most {MAX_PRINTED} rows and columns, else a summary; "
                        "--plot draws its sparsity pattern. Needs SciPy.")
     _config_flags(p)
-    p.add_argument("--plot", metavar="PNG", help="draw the sparsity pattern to this PNG (needs matplotlib)")
+    p.add_argument("--plot", metavar="PNG", help="draw the sparsity pattern to this PNG (or .pdf, .svg, ...; "
+                   "needs matplotlib)")
     return parser
 
 
@@ -162,6 +175,25 @@ def _geometry(args: argparse.Namespace) -> Geometry:
         groups=args.groups, padding_mode=args.padding_mode, transposed=args.transposed,
         output_padding=args.output_padding, w_name="weight", x_name="input",
     )
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Every check that needs no work: the configuration, the seed, the budget, the packages, the plot file."""
+    geom = _geometry(args)
+    if args.command == "check":
+        check_seed(args.seed)
+        x, w, y = operation_shapes(geom, args.transposed)
+        entries = prod(x) + prod(w) + prod(y)
+        check_budget(CHECK_COPIES * 8 * entries, f"checking x {x} * w {w} -> y {y}", "for its arrays")
+    try:
+        if args.command == "matrix":
+            import_scipy_sparse("matrix")
+        if args.command != "check" and args.plot is not None:
+            check_plot_path(args.plot, "--plot")
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    if args.command == "matrix":
+        check_matrix_budget(geom, np.dtype(np.float64))
 
 
 def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,7 +213,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(e.to_markdown(), end="")
     else:
         print(e)
-    if args.plot:
+    if args.plot is not None:
         e.plot(args.plot)
         print(f"\nwrote {args.plot}", file=sys.stderr if args.format == "json" else sys.stdout)
     return EXIT_OK if e.verified else EXIT_FAILED
@@ -299,20 +331,8 @@ def _torch_rows(
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    geom = _geometry(args)
     w = np.arange(1.0, prod(args.weight) + 1).reshape(args.weight)
-    try:
-        check_matrix_budget(geom, w.dtype)
-    except ValueError as exc:
-        print(f"error: convgrad matrix: refused: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        from ._matrix import conv_matrix
-
-        m = conv_matrix(args.input, w, **_kwargs(args), transposed=args.transposed)
-    except ImportError as exc:
-        print(f"convgrad matrix: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    m = conv_matrix(args.input, w, **_kwargs(args), transposed=args.transposed)
     rows, cols = m.shape
     op = "conv_transpose" if args.transposed else "conv"
     print(f"M: {rows} x {cols}, {m.nnz} stored entries ({m.nnz / max(1, rows * cols):.2%} dense)")
@@ -320,21 +340,16 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if rows <= MAX_PRINTED and cols <= MAX_PRINTED:
         with np.printoptions(linewidth=200, threshold=MAX_PRINTED**2 + 1):
             print(np.array2string(m.toarray(), separator=" ", formatter={"float_kind": lambda v: f"{v:g}"}))
-    elif not args.plot:
+    elif args.plot is None:
         print(f"too large to print (more than {MAX_PRINTED} rows or columns): use --plot out.png for its pattern")
-    if args.plot:
-        try:
-            from ._plot import plot_matrix
-
-            plot_matrix(m, args.plot, f"{op}: x {tuple(args.input)}, w {tuple(args.weight)}: M is {rows} x {cols}")
-        except ImportError as exc:
-            print(f"convgrad matrix: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+    if args.plot is not None:
+        plot_matrix(m, args.plot, f"{op}: x {tuple(args.input)}, w {tuple(args.weight)}: M is {rows} x {cols}",
+                    who="--plot")
         print(f"wrote {args.plot}")
     return EXIT_OK
 
 
-# ----------------------------------------------------------------------------- the seed example
+# ----------------------------------------------------------------------------- the 5x5 example
 
 
 def _shown(a: np.ndarray) -> np.ndarray:
@@ -343,14 +358,14 @@ def _shown(a: np.ndarray) -> np.ndarray:
 
 
 def demo() -> int:
-    """Seed 000's 2-D case: gradients of sum(conv(x, w)), checked and explained."""
+    """The 5×5 image under a 3×3 kernel: gradients of sum(conv(x, w)), checked and explained."""
     x = 10.0 * np.arange(25.0).reshape(1, 1, 5, 5)
     w = np.arange(9.0).reshape(1, 1, 3, 3)
     y = conv(x, w)
     ones = np.ones_like(y)
     grads = conv_backward(ones, x, w)
     with np.printoptions(linewidth=120):
-        print("convgrad: seed 000's 2-D example, loss L = y.sum(), so grad_output = ones\n")
+        print("convgrad: the 5x5 image under a 3x3 kernel, loss L = y.sum(), so grad_output = ones\n")
         print("x = 10 * arange(25).reshape(1, 1, 5, 5):")
         print(x[0, 0])
         print("\nw = arange(9).reshape(1, 1, 3, 3):")
@@ -370,11 +385,11 @@ def demo() -> int:
         eps32 = np.float32(1e-3)
         fd32 = (conv(x32 + eps32 * d32, w32) - conv(x32 - eps32 * d32, w32)) / np.float32(2) / eps32
         fd64 = (conv(x + 1e-6 * delta, w) - conv(x - 1e-6 * delta, w)) / 2e-6
-        print("\n∂y/∂x[2, 2] by central differences, as seed 000 did it: float32, eps = 1e-3")
+        print("\n∂y/∂x[2, 2] by central differences in float32, eps = 1e-3")
         print(fd32[0, 0])
-        print("(seed 000 got 7.8125 for the first entry from PyTorch: the digits depend on the order of the float32")
-        print(" sums, the error does not: near y = 3000 float32 values are 2.4e-4 apart, and the change being")
-        print(" measured, 2·eps·8 = 0.016, is only about 64 of those steps)")
+        print("(a float32 convolution that adds in another order gave 7.8125 for the first entry: the digits depend")
+        print(" on the order of the float32 sums, the error does not: near y = 3000 float32 values are 2.4e-4 apart,")
+        print(" and the change being measured, 2·eps·8 = 0.016, is only about 64 of those steps)")
         print("the same in float64, eps = 1e-6 (the exact answer is w flipped: 8 7 6 / 5 4 3 / 2 1 0)")
         print(np.round(fd64[0, 0], 6))
     result = gradcheck(lambda a, b: conv(a, b), (x, w), lambda g, a, b: tuple(conv_backward(g, a, b))[:2],
@@ -394,13 +409,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Parameters
     ----------
     argv : list of str, optional
-        The arguments after ``convgrad``; ``[]`` runs seed 000's example.
+        The arguments after ``convgrad``; ``[]`` runs the 5×5 example.
 
     Returns
     -------
     int
-        0 success, 1 a check failed or an optional package is missing,
-        2 a bad flag or an impossible configuration (one line on stderr).
+        0 success, 1 a check failed, 2 a bad flag, an impossible or too large
+        configuration, a file that cannot be written or a missing optional
+        package (one line ``convgrad: error: ...`` on stderr).
 
     Examples
     --------
@@ -412,22 +428,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
      [0 1 2]]
     0
     """
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except USAGE_ERRORS as exc:
+        print(f"convgrad: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (its type name when it has none)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if args.command is None:
         return demo()
-    try:
-        _geometry(args)  # every configuration error, before any work
-    except (ValueError, TypeError) as exc:
-        print(f"error: convgrad {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    _validate(args)
     if args.command == "explain":
         return cmd_explain(args)
     if args.command == "check":
