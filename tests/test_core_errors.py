@@ -41,7 +41,10 @@ def _raises(exc: type[Exception], match: str, fn: Any, *args: Any, **kwargs: Any
         (TypeError, r"stride must be an int or a tuple of 2 ints .*got 'two'", (X, W), {"groups": 2, "stride": "two"}),
         # padding
         (ValueError, r"padding must be >= 0; got -1", (X, W), {"groups": 2, "padding": -1}),
-        (ValueError, r"padding\[1\]\[0\] must be >= 0; got -2", (X, W), {"groups": 2, "padding": ((0, 0), (-2, 1))}),
+        (ValueError, r"negative padding \(a crop\) needs padding_mode='zeros'; got padding_mode='reflect'", (X, W), {"groups": 2, "padding": ((0, 0), (-2, 1)), "padding_mode": "reflect"}),
+        (ValueError, r"padding\[1\]\[0\] must be >= -2147483647; got -4294967296", (X, W), {"groups": 2, "padding": ((0, 0), (-2**32, 1))}),
+        (ValueError, r"input_dilation needs padding_mode='zeros'; got padding_mode='circular'", (X, W), {"groups": 2, "input_dilation": 2, "padding": 1, "padding_mode": "circular"}),
+        (ValueError, r"input_dilation must be >= 1; got 0", (X, W), {"groups": 2, "input_dilation": 0}),
         (ValueError, r"padding must have one entry per spatial dimension \(2\); got \(1, 2, 3\) with 3 entries", (X, W), {"groups": 2, "padding": (1, 2, 3)}),
         (ValueError, r"padding must be 'valid', 'same', an int or a tuple; got the unknown string 'full'", (X, W), {"groups": 2, "padding": "full"}),
         (ValueError, r"padding='same' is not supported for strided convolutions \(as in PyTorch\); got stride=\(2, 1\)", (X, W), {"groups": 2, "padding": "same", "stride": (2, 1)}),

@@ -128,8 +128,8 @@ def test_matrix_budget_refusal_names_the_size() -> None:
         (((1, 1, 2), np.ones((1, 1, 3))), {}, ValueError, r"output size would be < 1 in spatial dimension 0"),
         (("115", np.ones((1, 1, 3))), {}, TypeError, r"input_shape must be a tuple of ints; got '115'"),
         (((1, 1, 5), np.array(["a"])), {}, TypeError, r"w must have a numeric dtype"),
-        (((1, 1, 5), np.ones((1, 1, 3))), {"stride": 2, "output_padding": 2, "transposed": True}, ValueError,
-         r"output_padding must be smaller than either stride or dilation"),
+        (((1, 1, 5), np.ones((1, 1, 3))), {"stride": 2, "output_padding": -1, "transposed": True}, ValueError,
+         r"output_padding must be >= 0; got -1"),
     ],
 )
 def test_conv_matrix_errors(args: tuple[Any, ...], kwargs: dict[str, Any], exc: type, pattern: str) -> None:

@@ -267,8 +267,8 @@ _X, _W = torch.ones(1, 2, 5), torch.ones(3, 2, 2)
         (lambda: cgt.conv(_X, _W, padding_mode="mirror"), ValueError, "padding_mode must be one of"),
         (lambda: cgt.conv_transpose(_X, _W), ValueError, r"w.shape\[0\] \(3\) must equal in_channels"),
         (lambda: cgt.conv_transpose(_X, _W[:2], torch.ones(3)), ValueError, r"b must have shape \(out_channels,\) = \(2,\)"),
-        (lambda: cgt.conv_transpose(_X, _W[:2], stride=2, output_padding=2), ValueError,
-         "output_padding must be smaller than either stride or dilation"),
+        (lambda: cgt.conv_transpose(_X, _W[:2], stride=2, output_padding=-1), ValueError,
+         "output_padding must be >= 0; got -1"),
         (lambda: cgt.conv_transpose(_X.int(), _W[:2]), TypeError, "x must have a floating or complex dtype"),
     ],
 )

@@ -132,7 +132,7 @@ W = np.zeros((4, 3, 3, 3))
 @pytest.mark.parametrize(
     ("match", "kwargs", "args"),
     [
-        (r"output_padding must be smaller than either stride or dilation \(as in PyTorch\): spatial dimension 1 has output_padding 2, stride 2, dilation 1", {"stride": 2, "output_padding": (0, 2)}, (X, W)),
+        (r"output_padding\[1\] must be >= 0; got -2", {"stride": 2, "output_padding": (0, -2)}, (X, W)),
         (r"output_shape \(14, 11\) is impossible in spatial dimension 0: valid sizes range from 11 to 12; got 14", {"stride": 2, "output_shape": (14, 11)}, (X, W)),
         (r"output_shape \(2, 3, 11, 10\) is impossible in spatial dimension 1: valid sizes range from 11 to 12; got 10", {"stride": 2, "output_shape": (2, 3, 11, 10)}, (X, W)),
         (r"output_shape must hold the 2 spatial sizes or the full output shape; got \(11,\)", {"stride": 2, "output_shape": (11,)}, (X, W)),

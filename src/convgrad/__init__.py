@@ -34,6 +34,7 @@ from .engine.state import (
 
 if TYPE_CHECKING:
     from . import signal, tensorflow
+    from ._batch_groups import conv_batch_grouped, conv_batch_grouped_backward
     from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
     from ._explain import Explanation, explain
     from ._gradcheck import GradcheckResult, dot_test, gradcheck
@@ -47,6 +48,8 @@ _LAZY = {
     "GradcheckResult": ("._gradcheck", "GradcheckResult"),
     "dot_test": ("._gradcheck", "dot_test"),
     "gradcheck": ("._gradcheck", "gradcheck"),
+    "conv_batch_grouped": ("._batch_groups", "conv_batch_grouped"),
+    "conv_batch_grouped_backward": ("._batch_groups", "conv_batch_grouped_backward"),
     "DoubleGrads": ("._double", "DoubleGrads"),
     "conv_double_backward": ("._double", "conv_double_backward"),
     "conv_transpose_double_backward": ("._double", "conv_transpose_double_backward"),
@@ -79,6 +82,8 @@ __all__ = [
     "__version__",
     "conv",
     "conv_backward",
+    "conv_batch_grouped",
+    "conv_batch_grouped_backward",
     "conv_bias_grad",
     "conv_double_backward",
     "conv_input_grad",

@@ -98,7 +98,8 @@ def normalize_padding(
     """Every padding form -> ``(before, after)`` tuples.
 
     Forms: an int; a ``d``-tuple of ints (or a 1-tuple, broadcast); a
-    ``d``-tuple of ``(before, after)`` pairs; ``"valid"`` (no padding);
+    ``d``-tuple of ``(before, after)`` pairs, which may be negative (a crop,
+    as in JAX); ``"valid"`` (no padding);
     ``"same"`` (total ``dilation·(k−1)``, the odd one after, stride 1 only,
     as PyTorch).
     """
@@ -140,9 +141,9 @@ def normalize_padding(
             p = check_int(item, f"padding[{i}]", 0)
             lo_list.append(p)
             hi_list.append(p)
-        elif _is_sequence(item) and len(item) == 2:
-            lo_list.append(check_int(item[0], f"padding[{i}][0]", 0))
-            hi_list.append(check_int(item[1], f"padding[{i}][1]", 0))
+        elif _is_sequence(item) and len(item) == 2:  # (before, after): negative values crop
+            lo_list.append(check_int(item[0], f"padding[{i}][0]", -MAX_INT))
+            hi_list.append(check_int(item[1], f"padding[{i}][1]", -MAX_INT))
         else:
             raise ValueError(f"padding[{i}] must be an int or a (before, after) pair of ints; got {item!r}")
     return tuple(lo_list), tuple(hi_list)

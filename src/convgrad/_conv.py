@@ -66,6 +66,7 @@ def conv_output_shape(
     stride: IntOrTuple = 1,
     padding: PaddingArg = 0,
     dilation: IntOrTuple = 1,
+    input_dilation: IntOrTuple = 1,
 ) -> tuple[int, ...]:
     """Shape of ``conv(x, w)`` for ``x.shape == input_shape``, ``w.shape == weight_shape``.
 
@@ -79,7 +80,7 @@ def conv_output_shape(
         ``(N, C, *S)``, or ``(C, *S)`` unbatched.
     weight_shape : tuple of int
         ``(O, C / groups, *K)``.
-    stride, padding, dilation
+    stride, padding, dilation, input_dilation
         As for :func:`conv`.
 
     Returns
@@ -113,6 +114,7 @@ def conv_output_shape(
         stride=stride,
         padding=padding,
         dilation=dilation,
+        input_dilation=input_dilation,
         groups=groups,
         x_name="input_shape",
         w_name="weight_shape",
@@ -131,6 +133,7 @@ def conv(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    input_dilation: IntOrTuple = 1,
     method: str = "auto",
 ) -> Array:
     """N-dimensional convolution (cross-correlation), as ``torch.nn.functional.conv*d``.
@@ -149,11 +152,16 @@ def conv(
     stride, dilation : int or tuple of d ints, each ≥ 1
     padding : int, tuple of d ints, tuple of d (before, after) pairs, "valid" or "same"
         ``"same"`` pads ``dilation·(K − 1)`` in total, the odd one after
-        (stride 1 only, as PyTorch).
+        (stride 1 only, as PyTorch). ``(before, after)`` pairs may be
+        negative: the input is cropped (as JAX allows; zero padding only).
     groups : int
         Must divide both ``C`` and ``O``.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How the border is filled (``torch.nn.Conv*d`` semantics).
+    input_dilation : int or tuple of d ints, each ≥ 1
+        ``a − 1`` zeros between the input's entries before padding (JAX's
+        ``lhs_dilation``; zero padding only): the window reads
+        ``pad(dilate(x, a))[q·s + k·δ]``. Default 1.
     method : {"auto", "direct", "fft"}
         How it is computed, not what: ``"direct"`` sums over the kernel
         offsets (im2col + GEMM, or the pointwise / depthwise routes);
@@ -193,7 +201,8 @@ def conv(
     array([[[ 9., 20., 22., 24., 41.]]])
     """
     p = prepare({"x": x, "w": w, "b": b}, method=method, stride=stride, padding=padding, dilation=dilation,
-                groups=groups, padding_mode=padding_mode)
+                groups=groups, padding_mode=padding_mode,
+                input_dilation=input_dilation)
     return with_bias(engine.forward, p)
 
 
@@ -208,6 +217,7 @@ def conv_input_grad(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    input_dilation: IntOrTuple = 1,
     method: str = "auto",
 ) -> Array:
     """Gradient of :func:`conv` with respect to its input.
@@ -227,7 +237,7 @@ def conv_input_grad(
     input_shape : tuple of int
         Shape of the forward input ``x``. It is needed because, with stride
         > 1, several input sizes give the same output size.
-    stride, padding, dilation, groups, padding_mode, method
+    stride, padding, dilation, groups, padding_mode, input_dilation, method
         As for :func:`conv`.
 
     Returns
@@ -250,7 +260,8 @@ def conv_input_grad(
            [ 1.,  1.,  0., -1., -1.]])
     """
     p = prepare({"grad_output": grad_output, "w": w}, input_shape=input_shape, method=method, stride=stride,
-                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
+                input_dilation=input_dilation)
     return p.finish(engine.input_grad(p["grad_output"], conj(p["w"]), p.geom, p.method, exact=p.exact))
 
 
@@ -265,6 +276,7 @@ def conv_weight_grad(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    input_dilation: IntOrTuple = 1,
     method: str = "auto",
 ) -> Array:
     """Gradient of :func:`conv` with respect to its weight.
@@ -281,7 +293,7 @@ def conv_weight_grad(
         The forward input.
     weight_shape : tuple of int
         ``(O, C / groups, *K)``: the kernel size is not implied by the other shapes.
-    stride, padding, dilation, groups, padding_mode, method
+    stride, padding, dilation, groups, padding_mode, input_dilation, method
         As for :func:`conv`.
 
     Returns
@@ -302,7 +314,8 @@ def conv_weight_grad(
            [30., 31., 34.]])
     """
     p = prepare({"grad_output": grad_output, "x": x}, weight_shape=weight_shape, method=method, stride=stride,
-                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
+                input_dilation=input_dilation)
     gw = engine.weight_grad(p["grad_output"], conj(p["x"]), p.geom, p.method, exact=p.exact)
     return p.finish(gw, batched_like_input=False)
 
@@ -352,6 +365,7 @@ def conv_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    input_dilation: IntOrTuple = 1,
     method: str = "auto",
 ) -> Grads:
     """All three gradients of :func:`conv`: ``Grads(input, weight, bias)``.
@@ -367,7 +381,7 @@ def conv_backward(
         Upstream gradient ``∂L/∂y``.
     x : array_like, shape=(N, C, *S) or (C, *S)
     w : array_like, shape=(O, C / groups, *K)
-    stride, padding, dilation, groups, padding_mode, method
+    stride, padding, dilation, groups, padding_mode, input_dilation, method
         As for :func:`conv`.
 
     Returns
@@ -390,7 +404,8 @@ def conv_backward(
     array([4.])
     """
     p = prepare({"grad_output": grad_output, "x": x, "w": w}, method=method, stride=stride, padding=padding,
-                dilation=dilation, groups=groups, padding_mode=padding_mode)
+                dilation=dilation, groups=groups, padding_mode=padding_mode,
+                input_dilation=input_dilation)
     g, geom = p["grad_output"], p.geom
     gx = engine.input_grad(g, conj(p["w"]), geom, p.method, exact=p.exact)
     gw = engine.weight_grad(g, conj(p["x"]), geom, p.method, exact=p.exact)

@@ -84,6 +84,7 @@ def conv_double_backward(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    input_dilation: IntOrTuple = 1,
     method: str = "auto",
 ) -> DoubleGrads:
     """Second-order terms of :func:`conv`: the backward pass of :func:`conv_backward`.
@@ -113,7 +114,7 @@ def conv_double_backward(
         The upstream gradient of the first backward pass.
     x : array_like, shape=(N, C, *S) or (C, *S)
     w : array_like, shape=(O, C / groups, *K)
-    stride, padding, dilation, groups, padding_mode, method
+    stride, padding, dilation, groups, padding_mode, input_dilation, method
         As for :func:`conv`.
 
     Returns
@@ -149,7 +150,8 @@ def conv_double_backward(
     array([[[0., 0., 0.]]])
     """
     u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, method=method,
-                stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+                stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
+                input_dilation=input_dilation)
     geom, m, e = u.geom, u.method, u.exact
     ggx_, ggw_, g, x_, w_ = u.get("ggx"), u.get("ggw"), u["grad_output"], u["x"], u["w"]
     # ∂/∂g: the forward map (linear in each of x and w) applied to the upstream gradients

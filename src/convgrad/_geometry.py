@@ -31,15 +31,23 @@ from ._arguments import (
 __all__ = ["Geometry", "conv_geometry", "out_size", "prod", "transpose_geometry", "transposed_size"]
 
 
-def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1, lo: int = 0, hi: int = 0) -> int:
-    """``Q = ⌊(S + l + h − δ(K − 1) − 1) / s⌋ + 1``: outputs along one dimension (< 1 means none fit).
+def out_size(size: int, kernel: int, stride: int = 1, dilation: int = 1, lo: int = 0, hi: int = 0,
+             input_dilation: int = 1) -> int:
+    """``Q = ⌊(P − δ(K − 1) − 1) / s⌋ + 1`` with ``P = (S − 1)·a + 1 + l + h``: outputs along one dimension.
+
+    A result below 1 means that no window fits.
 
     Examples
     --------
     >>> out_size(224, 7, stride=2, lo=3, hi=3)
     112
     """
-    return (size + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
+    return (dilated_size(size, input_dilation) + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def dilated_size(size: int, input_dilation: int = 1) -> int:
+    """``(S − 1)·a + 1``: the length of an input with ``a − 1`` zeros inserted between its entries."""
+    return (size - 1) * input_dilation + 1
 
 
 def transposed_size(size: int, kernel: int, stride: int = 1, dilation: int = 1, lo: int = 0, hi: int = 0,
@@ -76,6 +84,12 @@ class Geometry:
     pad_lo: Shape
     pad_hi: Shape
     padding_mode: str
+    input_dilation: Shape = ()
+    """``a``: the input is read with ``a − 1`` zeros between its entries (JAX's ``lhs_dilation``); ``()`` means 1."""
+
+    def __post_init__(self) -> None:
+        if not self.input_dilation:
+            object.__setattr__(self, "input_dilation", (1,) * len(self.kernel))
 
     def __hash__(self) -> int:
         """Hashed once (a geometry keys the route and plan caches on every call)."""
@@ -93,8 +107,11 @@ class Geometry:
 
     @cached_property
     def padded_size(self) -> Shape:
-        """``P = S + l + h`` per dimension."""
-        return tuple(s + lo + hi for s, lo, hi in zip(self.in_size, self.pad_lo, self.pad_hi))
+        """``P = (S − 1)·a + 1 + l + h`` per dimension (``S + l + h`` without input dilation)."""
+        return tuple(
+            dilated_size(s, a) + lo + hi for s, a, lo, hi in zip(self.in_size, self.input_dilation, self.pad_lo,
+                                                                  self.pad_hi)
+        )
 
     @cached_property
     def span(self) -> Shape:
@@ -120,8 +137,18 @@ class Geometry:
 
     @cached_property
     def has_padding(self) -> bool:
-        """Whether any side of any dimension is padded."""
+        """Whether any side of any dimension is padded (or cropped)."""
         return any(self.pad_lo) or any(self.pad_hi)
+
+    @cached_property
+    def pads_input(self) -> bool:
+        """Whether the padding map is more than the identity: padding, cropping or input dilation."""
+        return self.has_padding or any(a != 1 for a in self.input_dilation)
+
+    @cached_property
+    def plain_padding(self) -> bool:
+        """Padding without cropping or input dilation: the input sits unchanged inside the padded grid."""
+        return min(self.pad_lo + self.pad_hi, default=0) >= 0 and all(a == 1 for a in self.input_dilation)
 
 
     @cached_property
@@ -173,10 +200,16 @@ def conv_geometry(
     dilation: object = 1,
     groups: object = 1,
     padding_mode: object = "zeros",
+    input_dilation: object = 1,
     x_name: str = "x",
     w_name: str = "w",
 ) -> Geometry:
-    """Check a forward convolution's arguments and return its geometry."""
+    """Check a forward convolution's arguments and return its geometry.
+
+    ``padding`` pairs may be negative (the input is cropped) and
+    ``input_dilation`` may exceed 1 (zeros between the input's entries, JAX's
+    ``lhs_dilation``), both with ``padding_mode="zeros"`` only.
+    """
     d = _spatial_dims(w_shape, w_name)
     batched, n, c_in, in_size = _split_input(x_shape, d, x_name, w_name)
     c_out, c_per_group, kernel = w_shape[0], w_shape[1], w_shape[2:]
@@ -187,6 +220,8 @@ def conv_geometry(
     g = check_int(groups, "groups", 1)
     mode = check_padding_mode(padding_mode)
     lo, hi = normalize_padding(padding, d, kernel, dilation_t, stride_t)
+    a_t = normalize_tuple(input_dilation, d, "input_dilation", 1)
+    _check_zeros_only(mode, lo, hi, a_t)
     cin_axis = _axis(x_name, 1 if batched else 0)
     if c_in % g:
         raise ValueError(f"groups={g} does not divide in_channels={c_in} ({cin_axis})")
@@ -199,13 +234,14 @@ def conv_geometry(
         )
     check_padding_mode_limits(mode, in_size, lo, hi)
     sizes = []
-    for i, (s, k, st, dl, pl, ph) in enumerate(zip(in_size, kernel, stride_t, dilation_t, lo, hi)):
-        q = out_size(s, k, st, dl, pl, ph)
+    for i, (s, k, st, dl, pl, ph, a) in enumerate(zip(in_size, kernel, stride_t, dilation_t, lo, hi, a_t)):
+        q = out_size(s, k, st, dl, pl, ph, a)
         if q < 1:
-            padded, span = s + pl + ph, dl * (k - 1) + 1
+            padded, span = dilated_size(s, a) + pl + ph, dl * (k - 1) + 1
+            size = f"input {s}" if a == 1 else f"input {s} dilated by {a} to {dilated_size(s, a)}"
             raise ValueError(
                 f"output size would be < 1 in spatial dimension {i}: the padded input size {padded} "
-                f"(input {s} + padding {pl} + {ph}) is smaller than the dilated kernel size {span} "
+                f"({size} + padding {pl} + {ph}) is smaller than the dilated kernel size {span} "
                 f"(dilation {dl} * (kernel {k} - 1) + 1)"
             )
         sizes.append(q)
@@ -223,7 +259,21 @@ def conv_geometry(
         pad_lo=lo,
         pad_hi=hi,
         padding_mode=mode,
+        input_dilation=a_t,
     )
+
+
+def _check_zeros_only(mode: str, lo: Shape, hi: Shape, input_dilation: Shape) -> None:
+    """Cropping (negative padding) and input dilation are defined for zero padding only."""
+    if mode == "zeros":
+        return
+    if min(lo + hi) < 0:
+        raise ValueError(
+            f"negative padding (a crop) needs padding_mode='zeros'; got padding_mode={mode!r} with padding "
+            f"{tuple(zip(lo, hi))}"
+        )
+    if any(a != 1 for a in input_dilation):
+        raise ValueError(f"input_dilation needs padding_mode='zeros'; got padding_mode={mode!r}")
 
 
 def check_padding_mode_limits(mode: str, in_size: Shape, lo: Shape, hi: Shape) -> None:
@@ -258,7 +308,10 @@ def transpose_geometry(
 
     Returns the geometry of the forward convolution whose input gradient the
     transposed convolution is: its input is the transposed output, its output
-    is the transposed input, its weight is ``w`` as given.
+    is the transposed input, its weight is ``w`` as given. ``padding`` pairs
+    may be negative (the output grows), and ``output_padding`` may be any
+    size ``>= 0``; an ``output_shape`` must be one PyTorch's ``output_size``
+    accepts.
     """
     d = _spatial_dims(w_shape, w_name)
     batched, n, c_in, in_size = _split_input(x_shape, d, x_name, w_name)
@@ -302,13 +355,9 @@ def transpose_geometry(
             out_pad.append(t - b)
         out_pad_t = tuple(out_pad)
     else:
+        # Any output padding >= 0 (as lax.conv_transpose allows): beyond max(stride, dilation) - 1 the
+        # extra rows are reached by no window and come out as the bias alone.
         out_pad_t = normalize_tuple(0 if output_padding is None else output_padding, d, "output_padding", 0)
-        for i, (a, st, dl) in enumerate(zip(out_pad_t, stride_t, dilation_t)):
-            if a >= max(st, dl):
-                raise ValueError(
-                    f"output_padding must be smaller than either stride or dilation (as in PyTorch): "
-                    f"spatial dimension {i} has output_padding {a}, stride {st}, dilation {dl}"
-                )
     out_size = tuple(b + a for b, a in zip(base, out_pad_t))
     for i, size in enumerate(out_size):
         if size < 1:

@@ -56,8 +56,8 @@ ROUTES: dict[str, dict[str, Contraction]] = {
 
 
 def is_pointwise(geom: Geometry) -> bool:
-    """Every kernel size is 1 and nothing is padded."""
-    return all(k == 1 for k in geom.kernel) and not geom.has_padding
+    """Every kernel size is 1 and the padding map is the identity (no padding, crop or input dilation)."""
+    return all(k == 1 for k in geom.kernel) and not geom.pads_input
 
 
 def is_depthwise(geom: Geometry) -> bool:

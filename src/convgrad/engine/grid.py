@@ -80,7 +80,7 @@ def _grid_input(x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
     grid = np.empty((geom.c_in, m + _offsets(geom)[-1]), dtype=dtype)
     grid[:, m:] = 0
     body = grid[:, :m].reshape((geom.c_in, nb) + geom.padded_size)
-    if geom.padding_mode == "zeros":
+    if geom.padding_mode == "zeros" and geom.plain_padding:
         body[...] = 0
         inner = tuple(slice(lo, lo + s) for lo, s in zip(geom.pad_lo, geom.in_size))
         body[(slice(None), slice(None)) + inner] = x.swapaxes(0, 1)
