@@ -98,9 +98,9 @@ def pad_adjoint(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     copied from.
     """
     if geom.padding_mode == "zeros" and not geom.plain_padding:  # a crop or input dilation: gather back
-        src, dst = placement(geom)
+        kept, at = placement(geom)
         out_z = np.zeros(z.shape[:2] + geom.in_size, dtype=z.dtype)
-        out_z[(slice(None), slice(None)) + src] = z[(slice(None), slice(None)) + dst]
+        out_z[(slice(None), slice(None)) + kept] = z[(slice(None), slice(None)) + at]
         return out_z
     out = z
     for axis, (lo, hi, size) in enumerate(zip(geom.pad_lo, geom.pad_hi, geom.in_size), start=2):
