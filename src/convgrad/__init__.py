@@ -33,7 +33,7 @@ from .engine.state import (
 )
 
 if TYPE_CHECKING:
-    from . import reference, signal, tensorflow, testing
+    from . import lax, onnx, reference, signal, tensorflow, testing
     from ._batch_groups import conv_batch_grouped, conv_batch_grouped_backward
     from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
     from ._explain import Explanation, explain
@@ -44,6 +44,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "signal": (".signal", None),
+    "lax": (".lax", None),
+    "onnx": (".onnx", None),
     "testing": (".testing", None),
     "reference": (".reference", None),
     "tensorflow": (".tensorflow", None),
@@ -100,6 +102,8 @@ __all__ = [
     "explain",
     "get_workspace_budget",
     "gradcheck",
+    "lax",
+    "onnx",
     "release_workspace",
     "reference",
     "set_workspace_budget",
