@@ -75,7 +75,7 @@ def test_a_file_path_works_and_a_failure_prints_the_report(module: Path, capsys:
         (["test", "myconv"], "MODULE:FORWARD must be MODULE:FUNCTION"),
         (["test", "myconv:nope"], "'myconv' has no attribute 'nope'"),
         (["test", "myconv:not_a_function"], "is not callable"),
-        (["test", "myconv:forward", "--convention", "jax"], "unknown convention 'jax'; known: scipy, tensorflow"),
+        (["test", "myconv:forward", "--convention", "mxnet"], "unknown convention 'mxnet'; known: jax, onnx, scipy, tensorflow"),
         (["test"], "give MODULE:FORWARD, --backward MODULE:FUNCTION or both"),
         (["test", "myconv:forward", "--examples", "0"], "--examples must be >= 1"),
         (["test", "myconv:forward", "--padding", "full"], "padding must be among"),

@@ -597,8 +597,8 @@ def test_the_same_seed_gives_the_same_report_and_a_random_seed_is_recorded() -> 
 def test_check_implementation_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match="give forward, backward or both"):
         testing.check_implementation()
-    with pytest.raises(ValueError, match="unknown convention 'jax'; known: scipy, tensorflow, torch"):
-        testing.check_implementation(convgrad_forward, convention="jax")
+    with pytest.raises(ValueError, match="unknown convention 'mxnet'; known: jax, onnx, scipy, tensorflow, torch"):
+        testing.check_implementation(convgrad_forward, convention="mxnet")
     with pytest.raises(TypeError, match="forward must be callable"):
         testing.check_implementation(3)
     for bad in ({"max_examples": 0}, {"seed": -1}, {"rtol": -1.0}, {"atol": float("nan")}):
@@ -724,3 +724,41 @@ def test_compare() -> None:
     assert testing.compare(e.astype(np.int64), e).kind == "dtype"
     assert testing.compare(object(), e).kind == "error"
     assert testing.compare(e[:1], e).message == "shape (1, 3) instead of (2, 3)"
+
+
+# ----------------------------------------------------------------------------- the JAX and ONNX conventions
+
+
+def test_convgrad_lax_passes_in_the_jax_convention() -> None:
+    from convgrad import lax
+
+    report = testing.check_implementation(
+        forward=lambda x, w, **kw: lax.conv_general_dilated(x, w, **kw),
+        backward=lambda g, x, w, **kw: tuple(lax.conv_general_dilated_backward(g, x, w, **kw)),
+        convention="jax", max_examples=60, seed=1)
+    assert report.passed, str(report)
+
+
+def test_convgrad_onnx_passes_in_the_onnx_convention() -> None:
+    from convgrad import onnx
+
+    report = testing.check_implementation(
+        forward=lambda x, w, b, **kw: onnx.conv(x, w, b, **kw),
+        backward=lambda g, x, w, **kw: tuple(onnx.conv_backward(g, x, w, **kw)),
+        convention="onnx", max_examples=60, seed=2)
+    assert report.passed, str(report)
+
+
+def test_a_planted_mistake_is_named_in_the_jax_convention() -> None:
+    """The weight gradient of one sample only, written with convgrad.lax: caught, shrunk to two samples."""
+    from convgrad import lax
+
+    def backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        grads = lax.conv_general_dilated_backward(g, x, w, **kw)  # type: ignore[arg-type]
+        one = lax.conv_general_dilated_backward(g[:1], x[:1], w, **kw)  # type: ignore[arg-type]
+        return grads.lhs, one.rhs
+
+    report = testing.check_implementation(backward=backward, convention="jax", max_examples=100, seed=3)
+    failure = report.failure("weight_grad")
+    assert failure is not None and failure.mistake == "weight_grad_one_sample"
+    assert failure.config.n == 2

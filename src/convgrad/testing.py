@@ -12,8 +12,10 @@ correct recipe.
 The implementation works on NumPy arrays in the layout and keyword names of
 a **convention** (:data:`CONVENTIONS`): ``"torch"`` (``NCHW``/``OIHW``;
 ``stride``, ``padding``, ``dilation``, ``groups``), ``"tensorflow"``
-(``NHWC``/``HWIO``; ``strides``, ``padding``, ``dilations``) or ``"scipy"``
-(one N-d array pair, ``mode``). Hypothesis is this module's optional
+(``NHWC``/``HWIO``; ``strides``, ``padding``, ``dilations``), ``"scipy"``
+(one N-d array pair, ``mode``), ``"jax"`` (``lax.conv_general_dilated``'s
+keywords, default dimension numbers) or ``"onnx"`` (the ``Conv`` operator's
+attributes). Hypothesis is this module's optional
 dependency (``pip install 'convgrad[testing]'``); it is imported when a
 strategy is built or a check runs.
 
@@ -259,13 +261,11 @@ class _TensorFlow(Convention):
 
 
 def _tf_same(config: ConvConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """TensorFlow's SAME padding: ``max((ceil(S/s) − 1)·s + δ(K − 1) + 1 − S, 0)`` in total, the odd one after."""
-    lo, hi = [], []
-    for s, k, st, dl in zip(config.size, config.kernel, config.stride_t, config.dilation_t):
-        total = max((-(-s // st) - 1) * st + dl * (k - 1) + 1 - s, 0)
-        lo.append(total // 2)
-        hi.append(total - total // 2)
-    return tuple(lo), tuple(hi)
+    """TensorFlow's SAME padding of ``config`` (``convgrad.tensorflow``'s rule, also at stride > 1)."""
+    from .tensorflow import _tf_same_padding
+
+    pairs = _tf_same_padding(tuple(config.size), tuple(config.kernel), config.stride_t, config.dilation_t)
+    return tuple(lo for lo, _ in pairs), tuple(hi for _, hi in pairs)
 
 
 def _maybe_tf_same(drawn: tuple[ConvConfig, bool]) -> ConvConfig:
@@ -374,8 +374,72 @@ def _draw_scipy(draw: DrawFn) -> ConvConfig:
     return ConvConfig(d, 1, True, 1, 1, 1, kernel, size, 1, 1, padding, lo, hi, "zeros", False)
 
 
+class _Lax(Convention):
+    """``jax.lax.conv_general_dilated``'s convention with its default dimension numbers (``NC…``, ``OI…``).
+
+    ``forward(lhs, rhs, window_strides=..., padding=[(l, h), ...], rhs_dilation=..., feature_group_count=...)``
+    (no bias) and ``backward(g, lhs, rhs, ...) -> (lhs_grad, rhs_grad)``, what ``jax.vjp`` returns (for real
+    data the same as PyTorch's gradients; complex data is checked in the torch convention, whose gradients
+    are conjugated differently).
+    """
+
+    name = "jax"
+    layout = "lhs (N, C, *S), rhs (O, C/groups, *K), out (N, O, *Q)"
+    has_bias = False
+
+    def problem(self, config: ConvConfig) -> Optional[str]:
+        reasons = []
+        if config.transposed:
+            reasons.append("transposed convolutions are checked in the torch convention")
+        if config.padding_mode != "zeros":
+            reasons.append("zero padding only")
+        if not config.batched:
+            reasons.append("lax takes a batch axis")
+        if config.bias:
+            reasons.append("no bias")
+        if np.dtype(config.dtype).kind == "c":
+            reasons.append("complex data is checked in the torch convention")
+        return "; ".join(reasons) or None
+
+    def keywords(self, config: ConvConfig) -> dict[str, Any]:
+        return {"window_strides": tuple(config.stride_t), "padding": tuple(zip(config.lo, config.hi)),
+                "rhs_dilation": tuple(config.dilation_t), "feature_group_count": config.groups}
+
+    def forward_arguments(self, config: ConvConfig, x: Array, w: Array,
+                          b: Optional[Array]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (x, w), self.keywords(config)
+
+
+class _Onnx(Convention):
+    """The ONNX ``Conv`` / ``ConvTranspose`` operators' convention: attributes as keywords.
+
+    ``forward(X, W, B, strides=[...], pads=[x1_begin, ..., x1_end, ...], dilations=[...], group=G)`` (and
+    ``output_padding`` for ``ConvTranspose``); ``backward(dY, X, W, ...) -> (dX, dW)`` or ``(dX, dW, dB)``.
+    Layout ``NC…`` / ``OI…`` (``ConvTranspose``: ``W (C, O/groups, *K)``), as PyTorch's.
+    """
+
+    name = "onnx"
+    layout = "X (N, C, *S), W (O, C/group, *K), Y (N, O, *Q)"
+
+    def problem(self, config: ConvConfig) -> Optional[str]:
+        reasons = []
+        if config.padding_mode != "zeros":
+            reasons.append("zero padding only")
+        if not config.batched:
+            reasons.append("ONNX takes a batch axis")
+        return "; ".join(reasons) or None
+
+    def keywords(self, config: ConvConfig) -> dict[str, Any]:
+        kw: dict[str, Any] = {"strides": list(config.stride_t), "pads": [*config.lo, *config.hi],
+                              "dilations": list(config.dilation_t), "group": config.groups}
+        if config.transposed:
+            op = config.output_padding
+            kw["output_padding"] = list(op) if isinstance(op, (tuple, list)) else [int(op)] * config.d
+        return kw
+
+
 CONVENTIONS: dict[str, Convention] = {}
-"""The conventions by name: ``"torch"``, ``"tensorflow"``, ``"scipy"``."""
+"""The conventions by name: ``"torch"``, ``"tensorflow"``, ``"scipy"``, ``"jax"``, ``"onnx"``."""
 
 
 def register_convention(convention: Convention) -> Convention:
@@ -396,7 +460,7 @@ def register_convention(convention: Convention) -> Convention:
     return convention
 
 
-for _convention in (Convention(), _TensorFlow(), _SciPy()):
+for _convention in (Convention(), _TensorFlow(), _SciPy(), _Lax(), _Onnx()):
     register_convention(_convention)
 
 
