@@ -174,6 +174,14 @@ def test_a_worker_error_is_raised_after_every_piece_finished(monkeypatch: pytest
     assert sorted(done) == [0, 2]
 
 
+class _Interrupt(Exception):
+    """Raised by the test's SIGINT handler (a KeyboardInterrupt arriving late would stop the test run)."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise _Interrupt
+
+
 def test_an_interrupted_call_does_not_corrupt_the_next_one() -> None:
     """SIGINT in the middle of a large conv, then small calls: every result exact (no stray writer)."""
     if threading.current_thread() is not threading.main_thread():  # pragma: no cover
@@ -183,20 +191,23 @@ def test_an_interrupted_call_does_not_corrupt_the_next_one() -> None:
     small_w = np.ones((4, 3, 3, 3))
     expected = cg.conv(small_x, small_w, padding=1, method="direct")
     interrupted = 0
-    for delay in (0.002, 0.005, 0.01, 0.02):
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-        timer = threading.Timer(delay, os.kill, args=(os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            for _ in range(20):
-                cg.conv_backward(np.ones((4, 32, 96, 96), np.float32), x, w, padding=1)
-        except KeyboardInterrupt:
-            interrupted += 1
-        finally:
-            timer.join()
-            signal.signal(signal.SIGINT, previous)
-        for _ in range(5):
-            np.testing.assert_array_equal(cg.conv(small_x, small_w, padding=1), expected)
+    previous = signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        for delay in (0.002, 0.005, 0.01, 0.02):
+            timer = threading.Timer(delay, os.kill, args=(os.getpid(), signal.SIGINT))
+            timer.start()
+            try:
+                for _ in range(20):
+                    cg.conv_backward(np.ones((4, 32, 96, 96), np.float32), x, w, padding=1)
+                timer.join()
+                time.sleep(0.2)  # the handler runs here if the loop finished first
+            except _Interrupt:
+                interrupted += 1
+                timer.join()
+            for _ in range(5):
+                np.testing.assert_array_equal(cg.conv(small_x, small_w, padding=1), expected)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert interrupted >= 1
     assert not any(t.name.startswith("convgrad") and _busy(t) for t in threading.enumerate())
 
