@@ -16,6 +16,19 @@ Method
 * Inputs are allocated once per case and reused by every call.
 * The peak extra memory of ``conv_backward`` is the tracemalloc peak during
   one call (NumPy reports its allocations to tracemalloc), outputs included.
+* The peak memory of a backward pass is also measured for both libraries the
+  same way, as the growth of the resident-set high-water mark (``VmHWM``,
+  reset through ``/proc/self/clear_refs`` before the call; Linux only) during
+  the first ``conv_backward`` / ``aten.convolution_backward`` of a fresh
+  interpreter per library and case, with glibc's default ``MALLOC_*``
+  settings (memory an allocator already holds resident would not be seen).
+  One-time costs (importing Numba, loading oneDNN's kernels) are paid on a
+  tiny call first.
+* Real networks (``--networks``, :data:`benchmarks.cases.NETWORKS`): the
+  forward + backward time of each layer times its multiplicity, summed, for
+  both libraries, and the largest backward peak among the layers.
+* ``--no-jit`` hides Numba (``sys.modules["numba"] = None``) before convgrad
+  is imported, so every call takes the NumPy routes.
 * The GEMM rate is NumPy's ``matmul`` on 1024×1024 by 1024×2048 matrices, in
   the same process, with the same threads.
 """
@@ -23,6 +36,7 @@ Method
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -37,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .cases import CASES, Case
+from .cases import CASES, NETWORKS, Case
 
 OPS = ("forward", "backward", "fwd+bwd")
 FLOP_FACTOR = {"forward": 1, "backward": 2, "fwd+bwd": 3}
@@ -211,6 +225,32 @@ class Prepared:
         return peak, sum(a.nbytes for a in grads)
 
 
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_peak_bytes(fn: Callable[[], Any]) -> int | None:
+    """Growth of the resident-set high-water mark during ``fn()`` (``None`` where it cannot be reset or read)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+    except OSError:
+        return None
+    before = _status_kib("VmRSS")
+    fn()
+    peak = _status_kib("VmHWM")
+    if before is None or peak is None:
+        return None
+    return max(0, peak - before) * 1024
+
+
 def calibrate(fn: Callable[[], Any], min_sample: float) -> int:
     """Calls per sample so that one sample lasts at least ``min_sample`` seconds."""
     t0 = time.perf_counter()
@@ -280,7 +320,36 @@ def run_case(case: Case, *, repeats: int, pause: float, min_sample: float, gemm:
     peak, outputs = prepared.backward_memory()
     result["backward_peak_bytes"] = peak
     result["backward_output_bytes"] = outputs
+    result["backward_rss_peak_bytes"] = peak_in_subprocess(case.name, "convgrad")
+    result["torch_backward_rss_peak_bytes"] = peak_in_subprocess(case.name, "torch")
     return result
+
+
+def peak_in_subprocess(name: str, library: str) -> int | None:
+    """:func:`rss_peak_bytes` of one backward pass of case ``name`` by ``library``, in a fresh interpreter."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    code = f"import sys; sys.path.insert(0, {root!r}); from benchmarks.suite import _child_peak; " \
+           f"_child_peak({name!r}, {library!r}, {'numba' in sys.modules and sys.modules['numba'] is None!r})"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+        value = int(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    return None if value < 0 else value
+
+
+def _child_peak(name: str, library: str, no_jit: bool) -> None:
+    """In the child of :func:`peak_in_subprocess`: warm up on a tiny call, then print the peak (``-1``: unknown)."""
+    if no_jit:
+        sys.modules["numba"] = None  # type: ignore[assignment]
+    install_routes()
+    case = next(c for c in CASES if c.name == name)
+    tiny = Prepared(Case("warm", "", (1, 2, 5, 5), (2, 1, 3, 3), padding=1, groups=2, dtype=case.dtype))
+    (tiny.convgrad if library == "convgrad" else tiny.torch)["backward"]()
+    prepared = Prepared(case)
+    peak = rss_peak_bytes((prepared.convgrad if library == "convgrad" else prepared.torch)["backward"])
+    print(-1 if peak is None else peak)
 
 
 # ----------------------------------------------------------------------------- reports
@@ -329,6 +398,47 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def network_totals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per network with every layer timed: summed forward + backward times (× multiplicity) and peak memory."""
+    by_name = {c["name"]: c for c in results["cases"] if "ops" in c}
+    totals: dict[str, dict[str, Any]] = {}
+    for network, layers in NETWORKS.items():
+        if not all(name in by_name for name, _ in layers):
+            continue
+        ours = sum(k * by_name[n]["ops"]["fwd+bwd"]["convgrad_s"] for n, k in layers)
+        theirs = sum(k * by_name[n]["ops"]["fwd+bwd"]["torch_s"] for n, k in layers)
+
+        def peak(key: str, layers: tuple[tuple[str, int], ...] = layers) -> float | None:
+            values = [by_name[n].get(key) for n, _ in layers]
+            return None if any(v is None for v in values) else float(max(values))
+
+        totals[network] = {"layers": sum(k for _, k in layers), "convgrad_s": ours, "torch_s": theirs,
+                           "ratio": ours / theirs, "rss_peak_bytes": peak("backward_rss_peak_bytes"),
+                           "torch_rss_peak_bytes": peak("torch_backward_rss_peak_bytes")}
+    return totals
+
+
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.1f}"
+
+
+def network_lines(results: dict[str, Any], markdown: bool) -> list[str]:
+    """The per-network table (empty when no network was run whole)."""
+    totals = results.get("networks") or network_totals(results)
+    if not totals:
+        return []
+    head = ("network", "layers", "f+b ms", "torch f+b ms", "f+b ×", "bwd RSS peak MiB", "torch bwd RSS peak MiB")
+    rows = [[name, str(t["layers"]), f"{t['convgrad_s'] * 1e3:.4g}", f"{t['torch_s'] * 1e3:.4g}",
+             f"{t['ratio']:.2f}", _mib(t["rss_peak_bytes"]), _mib(t["torch_rss_peak_bytes"])]
+            for name, t in totals.items()]
+    if markdown:
+        return (["", "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+                + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    return [""] + ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                   for r in [list(head)] + rows]
+
+
 def header_lines(results: dict[str, Any]) -> list[str]:
     """Machine, threads, BLAS kernel, GEMM rates, start-up time."""
     m = results["machine"]
@@ -360,6 +470,7 @@ def format_text(results: dict[str, Any]) -> str:
         out.append("")
         out.append(f"fwd+bwd ratio: median {s['median_fwd_bwd_ratio']:.2f}, worst {s['worst_fwd_bwd_ratio']:.2f} "
                    f"({s['worst_case']})")
+    out += network_lines(results, markdown=False)
     return "\n".join(out)
 
 
@@ -375,6 +486,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         out.append("")
         out.append(f"Forward + backward ratio convgrad / torch: median **{s['median_fwd_bwd_ratio']:.2f}**, "
                    f"worst **{s['worst_fwd_bwd_ratio']:.2f}** ({s['worst_case']}).")
+    out += network_lines(results, markdown=True)
     return "\n".join(out)
 
 
@@ -397,12 +509,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, help="seconds of pause after each sample (default 0.2, quick 0.1)")
     parser.add_argument("--min-sample", type=float, help="seconds per sample (default 0.05, quick 0.02)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both libraries")
+    parser.add_argument("--networks", action="store_true", help="only the layers of the real networks (with totals)")
+    parser.add_argument("--no-jit", action="store_true", help="hide Numba: every call takes the NumPy routes")
     parser.add_argument("--no-startup", action="store_true", help="skip timing `import convgrad` in a subprocess")
     return parser.parse_args(argv)
 
 
-def select_cases(names: str | None) -> list[Case]:
-    """The cases named in ``names`` (comma-separated), or all of them."""
+def select_cases(names: str | None, networks: bool = False) -> list[Case]:
+    """The cases named in ``names`` (comma-separated), or those of the networks, or all of them."""
+    if networks and not names:
+        wanted_set = {n for layers in NETWORKS.values() for n, _ in layers}
+        return [c for c in CASES if c.name in wanted_set]
     if not names:
         return list(CASES)
     by_name = {c.name: c for c in CASES}
@@ -411,6 +528,55 @@ def select_cases(names: str | None) -> list[Case]:
     if unknown:
         raise SystemExit(f"unknown case(s) {unknown}; known: {', '.join(by_name)}")
     return [by_name[n] for n in wanted]
+
+
+def install_routes() -> Callable[[], None]:
+    """Put the compiled and Winograd routes into the dispatcher if it does not consult them yet.
+
+    Returns the function that puts the dispatcher back as it was (it does nothing when there was nothing to do).
+
+    The same rule the engine applies once they are registered: after the FFT, each module's ``choose`` is
+    asked first (Winograd, then the compiled routes), and a route for finite data only is re-chosen when
+    the data are not finite.
+    """
+    from convgrad.engine import dispatch, jit, winograd
+
+    if "jit_depthwise" in dispatch.ROUTES["forward"]:
+        return lambda: None
+    saved = {op: dict(table) for op, table in dispatch.ROUTES.items()}
+    original_run = dispatch.run
+    for op in ("forward", "input", "weight"):
+        dispatch.ROUTES[op].update(jit.ROUTES[op])
+        dispatch.ROUTES[op].update(winograd.ROUTES[op])
+    original = dispatch.route
+
+    def route(geom: Any, dtype: Any, method: str = "auto", op: str = "forward", *, exact: bool = False,
+              finite: bool = True) -> str:
+        dtype = np.dtype(dtype)
+        name = winograd.choose(geom, dtype, method, op, exact=exact, finite=finite)
+        if name is None:
+            name = jit.choose(geom, dtype, method, op, exact=exact, finite=finite)
+        first: str = original(geom, dtype, "auto" if method == "winograd" else method, op, exact=exact,
+                              finite=finite)
+        return first if first == "fft" or name is None else name
+
+    def run_op(op: str, a: Any, b: Any, geom: Any, method: str = "auto", *, exact: bool = False) -> Any:
+        dtype = np.result_type(a, b)
+        name = route(geom, dtype, method, op, exact=exact)
+        if name in ("fft", "winograd") and not (np.isfinite(a).all() and np.isfinite(b).all()):
+            name = route(geom, dtype, method, op, exact=exact, finite=False)
+        with np.errstate(invalid="ignore"):
+            return dispatch.ROUTES[op][name](a, b, geom)
+
+    def restore() -> None:
+        dispatch.route = original  # type: ignore[assignment]
+        dispatch.run = original_run  # type: ignore[assignment]
+        for op, table in saved.items():
+            dispatch.ROUTES[op] = table
+
+    dispatch.route = route  # type: ignore[assignment]
+    dispatch.run = run_op  # type: ignore[assignment]
+    return restore
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -422,8 +588,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pause = args.pause if args.pause is not None else (0.1 if args.quick else 0.2)
     min_sample = args.min_sample if args.min_sample is not None else (0.02 if args.quick else 0.05)
     torch.set_num_threads(args.threads)
-    cases = select_cases(args.cases)
-    with threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas"):
+    cases = select_cases(args.cases, args.networks)
+    restore = install_routes()
+    with contextlib.ExitStack() as stack:
+        stack.callback(restore)
+        stack.enter_context(threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas"))
         results: dict[str, Any] = {
             "machine": machine_info(args.threads),
             "settings": {"repeats": repeats, "pause_s": pause, "min_sample_s": min_sample, "quick": args.quick},
@@ -436,12 +605,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["cases"].append(run_case(case, repeats=repeats, pause=pause, min_sample=min_sample,
                                              gemm=results["gemm_gflops"]))
     results["summary"] = summary(results)
+    results["networks"] = network_totals(results)
+    results["machine"]["jit"] = _jit_state()
     return results
+
+
+def _jit_state() -> dict[str, Any]:
+    """Whether Numba was importable and what the compiled kernels' first calls cost in this process."""
+    import importlib
+
+    try:
+        jit = importlib.import_module("convgrad.engine.jit")
+    except ImportError:  # pragma: no cover - an older convgrad
+        return {"available": False}
+    return {"available": bool(jit.available()), "first_call_s": dict(jit.COMPILE_SECONDS)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 if a case disagreed with PyTorch)."""
     args = parse_args(argv)
+    if args.no_jit:
+        sys.modules["numba"] = None  # type: ignore[assignment]
     if args.list:
         for case in CASES:
             print(f"{case.name:24s} {case.description}")

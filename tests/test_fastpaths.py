@@ -365,7 +365,7 @@ def test_method_must_be_known(bad: Any, monkeypatch: pytest.MonkeyPatch) -> None
         raise AssertionError("work started before validation finished")
 
     monkeypatch.setattr(dispatch, "run", forbidden)
-    message = rf"method must be one of \('auto', 'direct', 'fft'\); got {bad!r}"
+    message = rf"method must be one of \('auto', 'direct', 'fft', 'winograd'\); got {bad!r}"
     calls = [
         lambda: cg.conv(x, w, method=bad),
         lambda: cg.conv_backward(g, x, w, method=bad),

@@ -373,7 +373,7 @@ def test_error_unknown_mode() -> None:
 
 
 def test_error_unknown_method() -> None:
-    with pytest.raises(ValueError, match=r"method must be one of \('auto', 'direct', 'fft'\).*got 'overlap-add'"):
+    with pytest.raises(ValueError, match=r"method must be one of \('auto', 'direct', 'fft', 'winograd'\).*got 'overlap-add'"):
         signal.convolve(np.ones(3), np.ones(2), method="overlap-add")
 
 

@@ -21,8 +21,9 @@ Shape = tuple[int, ...]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-METHODS = ("auto", "direct", "fft")
-"""``method=`` values: ``"auto"`` (the cost model), ``"direct"`` (never FFT), ``"fft"`` (FFT where it applies)."""
+METHODS = ("auto", "direct", "fft", "winograd")
+"""``method=`` values: ``"auto"`` (the cost model), ``"direct"`` (never FFT nor Winograd), ``"fft"`` (FFT where it
+applies), ``"winograd"`` (Winograd F(2×2, 3×3) where it applies: 3×3 kernels, stride and dilation 1)."""
 
 MAX_INT = 2**31 - 1
 """Largest stride, dilation, padding, output padding or size accepted (PyTorch's kernels index with int32 too)."""

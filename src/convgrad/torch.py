@@ -81,7 +81,7 @@ except ModuleNotFoundError as err:
     raise ImportError("convgrad.torch needs PyTorch: pip install 'convgrad[torch]'") from None
 
 from . import engine
-from ._arguments import IntOrTuple, PaddingArg, check_bias
+from ._arguments import IntOrTuple, PaddingArg, check_bias, check_method
 from ._conv import conv_bias_grad, with_bias
 from ._geometry import Geometry, conv_geometry, transpose_geometry, transposed_size
 from ._prepare import prepare
@@ -135,36 +135,36 @@ def _fit(t: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 @torch.library.custom_op("convgrad::conv_forward", mutates_args=())
 def _conv_forward(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
-                  dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+                  dilation: Ints, groups: int, padding_mode: str, method: str = "auto") -> Tensor:
     """``conv(x, w) + b``."""
-    p = prepare({"x": x, "w": w, "b": b}, padding_mode=padding_mode,
+    p = prepare({"x": x, "w": w, "b": b}, padding_mode=padding_mode, method=method,
                 **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return _tensor(with_bias(engine.forward, p), x)
 
 
 @torch.library.custom_op("convgrad::conv_transpose", mutates_args=())
 def _conv_transpose(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
-                    dilation: Ints, groups: int, output_padding: Ints) -> Tensor:
+                    dilation: Ints, groups: int, output_padding: Ints, method: str = "auto") -> Tensor:
     """``conv_transpose(x, w) + b``."""
-    p = prepare({"x": x, "w": w, "b": b}, transposed=True, output_padding=output_padding,
+    p = prepare({"x": x, "w": w, "b": b}, transposed=True, output_padding=output_padding, method=method,
                 **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return _tensor(with_bias(engine.input_grad, p), x)
 
 
 @torch.library.custom_op("convgrad::conv_input_grad", mutates_args=())
 def _conv_input_grad(g: Tensor, w: Tensor, input_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
-                     dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+                     dilation: Ints, groups: int, padding_mode: str, method: str = "auto") -> Tensor:
     """``A_wᵀ g``: the input gradient of a convolution, without conjugation."""
-    p = prepare({"grad_output": g, "w": w}, input_shape=input_shape, padding_mode=padding_mode,
+    p = prepare({"grad_output": g, "w": w}, input_shape=input_shape, padding_mode=padding_mode, method=method,
                 **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return _tensor(p.finish(engine.input_grad(p["grad_output"], p["w"], p.geom, p.method, exact=p.exact)), g)
 
 
 @torch.library.custom_op("convgrad::conv_weight_grad", mutates_args=())
 def _conv_weight_grad(g: Tensor, x: Tensor, weight_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
-                      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+                      dilation: Ints, groups: int, padding_mode: str, method: str = "auto") -> Tensor:
     """``B_xᵀ g``: the weight gradient of a convolution, without conjugation."""
-    p = prepare({"grad_output": g, "x": x}, weight_shape=weight_shape, padding_mode=padding_mode,
+    p = prepare({"grad_output": g, "x": x}, weight_shape=weight_shape, padding_mode=padding_mode, method=method,
                 **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     gw = engine.weight_grad(p["grad_output"], p["x"], p.geom, p.method, exact=p.exact)
     return _tensor(p.finish(gw, batched_like_input=False), g)
@@ -181,7 +181,7 @@ def _conv_bias_grad(g: Tensor, unbatched: bool) -> Tensor:
 
 @_conv_forward.register_fake
 def _(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
-      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+      dilation: Ints, groups: int, padding_mode: str, method: str = "auto") -> Tensor:
     geom = conv_geometry(tuple(x.shape), tuple(w.shape), padding_mode=padding_mode,
                          **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return x.new_empty(geom.output_shape)
@@ -189,7 +189,7 @@ def _(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints,
 
 @_conv_transpose.register_fake
 def _(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints, padding_hi: Ints,
-      dilation: Ints, groups: int, output_padding: Ints) -> Tensor:
+      dilation: Ints, groups: int, output_padding: Ints, method: str = "auto") -> Tensor:
     geom = transpose_geometry(tuple(x.shape), tuple(w.shape), output_padding=output_padding,
                               **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return x.new_empty(geom.input_shape)
@@ -197,7 +197,7 @@ def _(x: Tensor, w: Tensor, b: Optional[Tensor], stride: Ints, padding_lo: Ints,
 
 @_conv_input_grad.register_fake
 def _(g: Tensor, w: Tensor, input_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
-      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+      dilation: Ints, groups: int, padding_mode: str, method: str = "auto") -> Tensor:
     geom = conv_geometry(tuple(input_shape), tuple(w.shape), padding_mode=padding_mode,
                          **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return g.new_empty(geom.input_shape)
@@ -205,7 +205,7 @@ def _(g: Tensor, w: Tensor, input_shape: Ints, stride: Ints, padding_lo: Ints, p
 
 @_conv_weight_grad.register_fake
 def _(g: Tensor, x: Tensor, weight_shape: Ints, stride: Ints, padding_lo: Ints, padding_hi: Ints,
-      dilation: Ints, groups: int, padding_mode: str) -> Tensor:
+      dilation: Ints, groups: int, padding_mode: str, method: str = "auto") -> Tensor:
     geom = conv_geometry(tuple(x.shape), tuple(weight_shape), padding_mode=padding_mode,
                          **_geometry(stride, padding_lo, padding_hi, dilation, groups))
     return g.new_empty(geom.weight_shape)
@@ -217,14 +217,15 @@ def _(g: Tensor, unbatched: bool) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- autograd formulas
-# ctx.geometry holds (stride, padding_lo, padding_hi, dilation, groups, padding_mode) of the forward
-# convolution; x has its input shape, w its weight shape and g its output shape throughout.
+# ctx.geometry holds (stride, padding_lo, padding_hi, dilation, groups, padding_mode, method) of the forward
+# convolution (method: how convgrad computes it, passed on to every derivative); x has its input shape, w its
+# weight shape and g its output shape throughout.
 
 
 def _setup_forward(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-    x, w, _, stride, lo, hi, dilation, groups, padding_mode = inputs
+    x, w, _, stride, lo, hi, dilation, groups, padding_mode, method = inputs
     ctx.save_for_backward(x, w)
-    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode)
+    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode, method)
     ctx.unbatched = _unbatched(x, w)
 
 
@@ -235,13 +236,13 @@ def _backward_forward(ctx: Any, g: Tensor) -> tuple[Optional[Tensor], ...]:
     gx = _conv_input_grad(g, _conj(w), list(x.shape), *ctx.geometry) if need_x else None
     gw = _conv_weight_grad(g, _conj(x), list(w.shape), *ctx.geometry) if need_w else None
     gb = _conv_bias_grad(g, ctx.unbatched) if need_b else None
-    return (gx, gw, gb) + (None,) * 6
+    return (gx, gw, gb) + (None,) * 7
 
 
 def _setup_transpose(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-    x, w, _, stride, lo, hi, dilation, groups, _ = inputs
+    x, w, _, stride, lo, hi, dilation, groups, _, method = inputs
     ctx.save_for_backward(x, w)
-    ctx.geometry = (stride, lo, hi, dilation, groups, "zeros")
+    ctx.geometry = (stride, lo, hi, dilation, groups, "zeros", method)
     ctx.unbatched = _unbatched(x, w)
 
 
@@ -257,23 +258,23 @@ def _backward_input_grad(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:
     gg = _fit(_conv_forward(v, _conj(w), None, *ctx.geometry), tuple(g.shape)) if need_g else None
     gw = None
     if need_w:
-        *geometry, padding_mode = ctx.geometry
+        *geometry, padding_mode, _ = ctx.geometry
         full = conv_geometry(tuple(v.shape), tuple(w.shape), padding_mode=padding_mode, **_geometry(*geometry))
         gw = _conv_weight_grad(_fit(_conj(g), full.output_shape), v, list(w.shape), *ctx.geometry)
     gb = _conv_bias_grad(v, ctx.unbatched) if need_b else None
-    return (gg, gw, gb) + (None,) * 6
+    return (gg, gw, gb) + (None,) * 7
 
 
 def _setup_input_grad(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-    g, w, _, stride, lo, hi, dilation, groups, padding_mode = inputs
+    g, w, _, stride, lo, hi, dilation, groups, padding_mode, method = inputs
     ctx.save_for_backward(g, w)
-    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode)
+    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode, method)
 
 
 def _setup_weight_grad(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-    g, x, _, stride, lo, hi, dilation, groups, padding_mode = inputs
+    g, x, _, stride, lo, hi, dilation, groups, padding_mode, method = inputs
     ctx.save_for_backward(g, x)
-    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode)
+    ctx.geometry = (stride, lo, hi, dilation, groups, padding_mode, method)
 
 
 def _backward_weight_grad(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:
@@ -282,7 +283,7 @@ def _backward_weight_grad(ctx: Any, v: Tensor) -> tuple[Optional[Tensor], ...]:
     need_g, need_x = ctx.needs_input_grad[:2]
     gg = _conv_forward(_conj(x), v, None, *ctx.geometry) if need_g else None
     gx = _conv_input_grad(_conj(g), v, list(x.shape), *ctx.geometry) if need_x else None
-    return (gg, gx) + (None,) * 7
+    return (gg, gx) + (None,) * 8
 
 
 def _setup_bias_grad(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -340,6 +341,7 @@ def conv(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
 ) -> Tensor:
     """:func:`convgrad.conv` on tensors, differentiable to any order.
 
@@ -356,8 +358,8 @@ def conv(
     w : torch.Tensor, shape=(O, C / groups, *K)
     b : torch.Tensor, shape=(O,), optional
         All of one floating or complex dtype and one device.
-    stride, padding, dilation, groups, padding_mode
-        As for :func:`convgrad.conv`.
+    stride, padding, dilation, groups, padding_mode, method
+        As for :func:`convgrad.conv`; ``method`` is used for the gradients too, to any order.
 
     Returns
     -------
@@ -392,7 +394,7 @@ def conv(
     )
     if b is not None:
         check_bias(tuple(b.shape), geom.c_out)
-    out: Tensor = _conv_forward(x, w, b, *_operator_geometry(geom), geom.padding_mode)
+    out: Tensor = _conv_forward(x, w, b, *_operator_geometry(geom), geom.padding_mode, check_method(method))
     return out
 
 
@@ -408,6 +410,7 @@ def conv_transpose(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     output_shape: Optional[tuple[int, ...]] = None,
+    method: str = "auto",
 ) -> Tensor:
     """:func:`convgrad.conv_transpose` on tensors, differentiable to any order.
 
@@ -419,8 +422,8 @@ def conv_transpose(
     x : torch.Tensor, shape=(N, C_in, *S) or (C_in, *S)
     w : torch.Tensor, shape=(C_in, C_out / groups, *K)
     b : torch.Tensor, shape=(C_out,), optional
-    stride, padding, output_padding, dilation, groups, output_shape
-        As for :func:`convgrad.conv_transpose`.
+    stride, padding, output_padding, dilation, groups, output_shape, method
+        As for :func:`convgrad.conv_transpose`; ``method`` is used for the gradients too.
 
     Returns
     -------
@@ -453,24 +456,40 @@ def conv_transpose(
         int(size - transposed_size(q, k, s, dl, pl, ph))
         for size, q, k, s, dl, pl, ph in zip(geom.in_size, geom.out_size, geom.kernel, stride_, dilation_, lo, hi)
     ]
-    out: Tensor = _conv_transpose(x, w, b, stride_, lo, hi, dilation_, groups_, output_padding_)
+    out: Tensor = _conv_transpose(x, w, b, stride_, lo, hi, dilation_, groups_, output_padding_,
+                                  check_method(method))
     return out
 
 
 # ----------------------------------------------------------------------------- drop-in modules
 
 
-class _ConvMixin(torch.nn.modules.conv._ConvNd):
+class _MethodMixin(torch.nn.Module):
+    """A keyword ``method=`` (default ``"auto"``) after ``torch.nn``'s own arguments, kept as ``self.method``."""
+
+    method: str
+
+    def __init__(self, *args: Any, method: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.method = check_method(method)
+
+    def extra_repr(self) -> str:
+        """``torch.nn``'s description, plus ``method=`` when it is not ``"auto"``."""
+        text: str = super().extra_repr()
+        return text if self.method == "auto" else f"{text}, method={self.method!r}"
+
+
+class _ConvMixin(_MethodMixin, torch.nn.modules.conv._ConvNd):
     """``_conv_forward`` through :func:`conv`; everything else is ``torch.nn``'s."""
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         return conv(
             input, weight, bias, stride=self.stride, padding=self.padding, dilation=self.dilation,
-            groups=self.groups, padding_mode=self.padding_mode,
+            groups=self.groups, padding_mode=self.padding_mode, method=getattr(self, "method", "auto"),
         )
 
 
-class _ConvTransposeMixin(torch.nn.modules.conv._ConvTransposeNd):
+class _ConvTransposeMixin(_MethodMixin, torch.nn.modules.conv._ConvTransposeNd):
     """``forward(input, output_size=None)`` through :func:`conv_transpose`."""
 
     def forward(self, input: Tensor, output_size: Optional[list[int]] = None) -> Tensor:
@@ -479,6 +498,7 @@ class _ConvTransposeMixin(torch.nn.modules.conv._ConvTransposeNd):
             input, self.weight, self.bias, stride=self.stride, padding=self.padding,
             output_padding=self.output_padding if output_size is None else 0, dilation=self.dilation,
             groups=self.groups, output_shape=None if output_size is None else tuple(output_size),
+            method=getattr(self, "method", "auto"),
         )
 
 
@@ -513,6 +533,8 @@ class Conv2d(_ConvMixin, torch.nn.Conv2d):
     >>> layer = cgt.Conv2d(3, 4, 3, stride=2, padding=1, bias=True)
     >>> layer
     Conv2d(3, 4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+    >>> cgt.Conv2d(3, 4, 3, method="direct")
+    Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), method='direct')
     >>> _ = layer.load_state_dict(reference.state_dict())
     >>> x = torch.randn(2, 3, 9, 9)
     >>> bool(torch.allclose(layer(x), reference(x), atol=1e-6))

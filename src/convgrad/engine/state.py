@@ -205,6 +205,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_pid = os.getpid()
 
 
@@ -218,21 +219,93 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
+_num_threads: int | None = None
+
+
+def get_num_threads() -> int:
+    """Return the number of threads convgrad computes with: the last :func:`set_num_threads`, else the cores.
+
+    Examples
+    --------
+    >>> from convgrad.engine.state import get_num_threads
+    >>> get_num_threads() >= 1
+    True
+    """
+    return _num_threads if _num_threads is not None else max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n: int) -> int:
+    """Use ``n`` threads for every part of a convolution; return the previous setting.
+
+    One setting for everything that runs in parallel: the BLAS behind NumPy's
+    matrix products (through ``threadpoolctl``, when it is installed; the
+    setting then applies to every user of that BLAS in the process), the
+    engine's copy pool (im2col, fold, the depthwise multiply-adds) and the
+    compiled kernels of ``convgrad[jit]``, which run on that pool. The default
+    is the number of cores.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+
+    Returns
+    -------
+    int
+        The thread count in force before.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+
+    Examples
+    --------
+    >>> from convgrad.engine.state import get_num_threads, set_num_threads
+    >>> old = set_num_threads(1)
+    >>> get_num_threads()
+    1
+    >>> _ = set_num_threads(old)
+    """
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer number of threads; got {n!r}")
+    previous = get_num_threads()
+    _num_threads = n
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn and the bench extra
+        pass
+    else:
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    with _pool_lock:
+        if _pool is not None and _pool_size < copy_threads():
+            _pool.shutdown(wait=False)  # idle threads end; a larger pool is made on next use
+            _pool = None
+    return previous
+
+
 def copy_threads() -> int:
-    """Threads for the element-wise copies and sums (NumPy releases the GIL in them): the cores, at most 8."""
+    """Threads for the element-wise copies, sums and compiled kernels (all release the GIL).
+
+    :func:`get_num_threads`; by default the cores, at most 8.
+    """
+    if _num_threads is not None:
+        return _num_threads
     return max(1, min(8, os.cpu_count() or 1))
 
 
 def _get_pool() -> ThreadPoolExecutor | None:
     """The process's copy pool, made on first use; ``None`` once interpreter shutdown has begun."""
-    global _pool
+    global _pool, _pool_size
     if _pool_pid != os.getpid():  # forked by a path that skipped the at-fork hook
         _forget_pool_after_fork()
     with _pool_lock:
         if _pool is None:
             from concurrent.futures import ThreadPoolExecutor  # ~10 ms to import: only when first needed
 
-            _pool = ThreadPoolExecutor(max_workers=copy_threads(), thread_name_prefix="convgrad")
+            _pool_size = copy_threads()
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="convgrad")
         return _pool
 
 

@@ -1,0 +1,214 @@
+"""The compiled depthwise route (``convgrad[jit]``) against the NumPy routes and PyTorch in float64.
+
+Hypothesis draws 1-, 2- and 3-d depthwise geometries over stride, dilation, padding (also cropping and input
+dilation, which the NumPy routes define) and the padding modes; every kernel is also run through the dispatcher
+(monkeypatched to consult :func:`convgrad.engine.jit.choose`, as the engine does once the route is registered).
+The kernels are compiled once per process with ``cache=True``, so later runs load them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import convgrad as cg
+from convgrad._geometry import Geometry, conv_geometry
+from convgrad.engine import dispatch, jit, state
+
+pytest.importorskip("numba")
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+OPS = ("forward", "input", "weight")
+
+
+def _numpy_routes(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
+    """The three contractions by the NumPy routes: the gemm route, and the depthwise route for the input grad."""
+    return [dispatch.ROUTES["forward"]["gemm"](x, w, geom), dispatch.ROUTES["input"]["depthwise"](g, w, geom),
+            dispatch.ROUTES["weight"]["gemm"](g, x, geom)]
+
+
+def _jit_routes(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
+    return [jit.depthwise_forward(x, w, geom), jit.depthwise_input_grad(g, w, geom),
+            jit.depthwise_weight_grad(g, x, geom)]
+
+
+@st.composite
+def depthwise_cases(draw: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    d = draw(st.integers(1, 3))
+    c = draw(st.integers(2, 4))
+    n = draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(d))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+    sizes, padding = [], []
+    for k, dl in zip(kernel, dilation):
+        span = dl * (k - 1) + 1
+        size = draw(st.integers(max(2, span), span + 6 if d < 3 else span + 3))
+        lo = draw(st.integers(0, min(2, size - 1)))
+        hi = draw(st.integers(0, min(2, size - 1)))
+        sizes.append(size)
+        padding.append((lo, hi))
+    kw: dict[str, Any] = {"stride": stride, "dilation": dilation, "padding": tuple(padding), "groups": c,
+                          "padding_mode": mode}
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, *sizes))
+    w = rng.standard_normal((c, 1, *kernel))
+    geom = conv_geometry(x.shape, w.shape, **kw)
+    g = rng.standard_normal(geom.output_shape)
+    return geom, x, w, g, kw
+
+
+def _torch_reference(x: np.ndarray, w: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> list[np.ndarray]:
+    d = w.ndim - 2
+    xt = torch.from_numpy(x).requires_grad_()
+    wt = torch.from_numpy(w).requires_grad_()
+    pads = [p for lo_hi in reversed(kw["padding"]) for p in lo_hi]
+    mode = {"zeros": "constant"}.get(kw["padding_mode"], kw["padding_mode"])
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
+    y = conv(F.pad(xt, pads, mode=mode), wt, stride=kw["stride"], dilation=kw["dilation"], groups=kw["groups"])
+    gx, gw = torch.autograd.grad(y, (xt, wt), torch.from_numpy(g))
+    return [y.detach().numpy(), gx.numpy(), gw.numpy()]
+
+
+@given(depthwise_cases())
+def test_depthwise_kernels_match_numpy_and_torch(case: tuple[Geometry, np.ndarray, np.ndarray, np.ndarray,
+                                                             dict[str, Any]]) -> None:
+    geom, x, w, g, kw = case
+    ours = _jit_routes(geom, x, w, g)
+    for got, want in zip(ours, _numpy_routes(geom, x, w, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for got, want in zip(ours, _torch_reference(x, w, g, kw)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [
+    {"padding": ((-1, 2), (3, -1))},                 # cropping
+    {"padding": 2, "input_dilation": (2, 3)},        # input dilation: through the padding map
+    {"padding": 1, "stride": 2, "dilation": (2, 1)},
+])
+def test_crops_and_input_dilation_match_the_numpy_routes(kw: dict[str, Any]) -> None:
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((3, 1, 3, 2))
+    geom = conv_geometry(x.shape, w.shape, groups=3, **kw)
+    g = rng.standard_normal(geom.output_shape)
+    for got, want in zip(_jit_routes(geom, x, w, g), _numpy_routes(geom, x, w, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_and_nonfinite_values_land_where_the_gemm_route_puts_them() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 12, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    x[0, 1, 3, 4], x[1, 2, 0, 0], w[3, 0, 1, 1] = np.nan, np.inf, -np.inf
+    geom = conv_geometry(x.shape, w.shape, padding=1, groups=4)
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        pairs = list(zip(_jit_routes(geom, x, w, g), _numpy_routes(geom, x, w, g)))
+    for got, want in pairs:
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), rtol=1e-5, atol=1e-5)
+
+
+def test_choose() -> None:
+    geom = conv_geometry((2, 4, 9, 9), (4, 1, 3, 3), padding=1, groups=4)
+    f32 = np.dtype("float32")
+    assert jit.choose(geom, f32, "auto", "forward", exact=False, finite=True) == "jit_depthwise"
+    assert jit.choose(geom, f32, "direct", "weight", exact=False, finite=False) == "jit_depthwise"
+    assert jit.choose(geom, np.dtype("complex128"), "auto", "input", exact=False, finite=True) is None
+    assert jit.choose(geom, np.dtype("int64"), "auto", "input", exact=True, finite=True) is None
+    grouped = conv_geometry((2, 4, 9, 9), (8, 2, 3, 3), groups=2)
+    assert jit.choose(grouped, f32, "auto", "forward", exact=False, finite=True) is None
+    four_d = conv_geometry((1, 2, 3, 3, 3, 3), (2, 1, 2, 2, 2, 2), groups=2)
+    assert jit.choose(four_d, f32, "auto", "forward", exact=False, finite=True) is None
+    assert jit.COMPILE_SECONDS  # the kernels above were timed on their first call
+
+
+@pytest.fixture
+def jit_dispatch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The dispatcher consulting :func:`jit.choose` first, as registered; records the routes taken."""
+    taken: list[str] = []
+    for op in OPS:
+        monkeypatch.setitem(dispatch.ROUTES, op, {**dispatch.ROUTES[op], **jit.ROUTES[op]})
+    original = dispatch.route
+
+    def route(geom: Geometry, dtype: Any, method: str = "auto", op: str = "forward", *, exact: bool = False,
+              finite: bool = True) -> str:
+        name = jit.choose(geom, np.dtype(dtype), method, op, exact=exact, finite=finite)
+        first = original(geom, dtype, method, op, exact=exact, finite=finite)
+        chosen = first if first == "fft" or name is None else name
+        taken.append(chosen)
+        return chosen
+
+    monkeypatch.setattr(dispatch, "route", route)
+    state.clear_caches()
+    return taken
+
+
+def test_public_functions_take_the_route(jit_dispatch: list[str]) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 6, 10, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 6, 5, 5)).astype(np.float32)
+    kw = {"stride": 2, "padding": 1, "groups": 6}
+    y = cg.conv(x, w, **kw)
+    gx, gw, _ = cg.conv_backward(g, x, w, **kw)
+    assert jit_dispatch.count("jit_depthwise") == 3
+    xt, wt = torch.from_numpy(x.astype(np.float64)).requires_grad_(), torch.from_numpy(w.astype(np.float64))
+    wt.requires_grad_()
+    yt = F.conv2d(xt, wt, **kw)
+    gxt, gwt = torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g.astype(np.float64)))
+    for ours, ref in [(y, yt.detach()), (gx, gxt), (gw, gwt)]:
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_without_numba_every_call_takes_the_numpy_routes() -> None:
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["numba"] = None
+        import numpy as np
+        import convgrad as cg
+        from convgrad._geometry import conv_geometry
+        from convgrad.engine import dispatch, jit
+        geom = conv_geometry((2, 4, 9, 9), (4, 1, 3, 3), padding=1, groups=4)
+        assert not jit.available()
+        assert jit.choose(geom, np.dtype("float32"), "auto", "forward", exact=False, finite=True) is None
+        x, w = np.ones((2, 4, 9, 9), np.float32), np.ones((4, 1, 3, 3), np.float32)
+        assert dispatch.route(geom, np.dtype("float32")) in ("gemm", "grid")
+        assert float(cg.conv(x, w, padding=1, groups=4)[0, 0, 4, 4]) == 9.0
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_importing_the_module_does_not_import_numba() -> None:
+    code = "import sys, convgrad.engine.jit as j; j.available(); print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_set_num_threads_is_one_setting() -> None:
+    old = state.set_num_threads(1)
+    try:
+        assert state.get_num_threads() == state.copy_threads() == 1
+        geom = conv_geometry((2, 3, 8, 8), (3, 1, 3, 3), padding=1, groups=3)
+        x = np.ones((2, 3, 8, 8))
+        assert float(jit.depthwise_forward(x, np.ones((3, 1, 3, 3)), geom)[0, 0, 3, 3]) == 9.0
+        with pytest.raises(ValueError, match="positive integer"):
+            state.set_num_threads(0)
+    finally:
+        state.set_num_threads(old)
+    assert state.get_num_threads() == old
