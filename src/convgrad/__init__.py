@@ -26,8 +26,10 @@ from ._conv import (
 )
 from ._transpose import conv_transpose, conv_transpose_backward, conv_transpose_output_shape
 from .engine.state import (
+    get_num_threads,
     get_workspace_budget,
     release_workspace,
+    set_num_threads,
     set_workspace_budget,
     workspace_budget,
 )
@@ -100,12 +102,14 @@ __all__ = [
     "conv_weight_grad",
     "dot_test",
     "explain",
+    "get_num_threads",
     "get_workspace_budget",
     "gradcheck",
     "lax",
     "onnx",
     "release_workspace",
     "reference",
+    "set_num_threads",
     "set_workspace_budget",
     "signal",
     "tensorflow",
