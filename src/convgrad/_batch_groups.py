@@ -11,38 +11,59 @@ so ``y`` is ``(N/B, O, *Q)``. Moving the batch groups onto the channel axis,
 into ``(N/B, B·C, *S)``, makes this the grouped convolution ``conv(x', w,
 groups=B)``: no new kernel, and the gradients are the grouped convolution's,
 reshaped back.
+
+Array type in = array type out, as for :func:`convgrad.conv`: the regrouping
+is done in the arrays' own namespace (for Dask arrays lazily, the channel axis
+then rechunked to one chunk).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from . import _conv
+from . import _conv, _namespace
 from ._arguments import IntOrTuple, PaddingArg, check_array, check_int
 from ._conv import Array, ArrayLike, Grads
 
 
-def _to_channels(x: Array, groups: int) -> Array:
+def _arrays(x: object, w: object) -> tuple[Any, Any, Any]:
+    """``x`` and ``w`` as arrays, with the namespace of another library's arrays (``None`` for NumPy)."""
+    if any(type(a) is not np.ndarray and _namespace.is_foreign(a) for a in (x, w)):
+        return x, w, _namespace.namespace_of({"x": x, "w": w}).xp
+    return check_array(x, "x"), check_array(w, "w"), None
+
+
+def _regroup(a: Any, shape: tuple[int, ...], final: tuple[int, ...], xp: Any) -> Any:
+    """``a`` reshaped to ``shape``, its first two axes exchanged, reshaped to ``final``."""
+    if xp is None:
+        return np.ascontiguousarray(a.reshape(shape).swapaxes(0, 1)).reshape(final)
+    axes = (1, 0, *range(2, len(shape)))
+    out = xp.reshape(xp.permute_dims(xp.reshape(a, shape), axes), final)
+    if _namespace.array_api_compat().is_dask_array(out):
+        out = out.rechunk({1: -1})  # convgrad.dask keeps the channels in one chunk
+    return out
+
+
+def _to_channels(x: Array, groups: int, xp: Any = None) -> Array:
     """``(N, C, *S)`` -> ``(N/B, B·C, *S)``: batch group ``γ`` becomes channel block ``γ``."""
-    n, c = x.shape[:2]
-    grouped = x.reshape((groups, n // groups, c) + x.shape[2:]).swapaxes(0, 1)
-    return np.ascontiguousarray(grouped).reshape((n // groups, groups * c) + x.shape[2:])
+    n, c, *spatial = x.shape
+    return _regroup(x, (groups, n // groups, c, *spatial), (n // groups, groups * c, *spatial), xp)  # type: ignore[no-any-return]
 
 
-def _to_batch(a: Array, groups: int) -> Array:
+def _to_batch(a: Array, groups: int, xp: Any = None) -> Array:
     """The inverse of :func:`_to_channels`: ``(N/B, B·C, *S)`` -> ``(N, C, *S)``."""
-    nb, bc = a.shape[:2]
-    grouped = a.reshape((nb, groups, bc // groups) + a.shape[2:]).swapaxes(0, 1)
-    return np.ascontiguousarray(grouped).reshape((nb * groups, bc // groups) + a.shape[2:])
+    nb, bc, *spatial = a.shape
+    return _regroup(a, (nb, groups, bc // groups, *spatial), (nb * groups, bc // groups, *spatial), xp)  # type: ignore[no-any-return]
 
 
 def _check(x: Array, w: Array, batch_groups: object) -> int:
     b = check_int(batch_groups, "batch_groups", 1)
     if x.ndim != w.ndim:
         raise ValueError(
-            f"x must be batched, (N, C, *S) with {w.ndim} dimensions like w, for batch groups; got x.shape {x.shape}"
+            f"x must be batched, (N, C, *S) with {w.ndim} dimensions like w, for batch groups; "
+            f"got x.shape {tuple(x.shape)}"
         )
     if x.shape[0] % b:
         raise ValueError(f"batch_groups={b} does not divide the batch size {x.shape[0]} (x.shape[0])")
@@ -81,7 +102,8 @@ def conv_batch_grouped(
 
     Returns
     -------
-    numpy.ndarray, shape=(N / B, O, *Q)
+    array, shape=(N / B, O, *Q)
+        Of ``x``'s type and device.
 
     Examples
     --------
@@ -94,9 +116,9 @@ def conv_batch_grouped(
     array([[[ 3.,  5.],
             [30., 50.]]])
     """
-    x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
+    x_arr, w_arr, xp = _arrays(x, w)
     groups = _check(x_arr, w_arr, batch_groups)
-    return _conv.conv(_to_channels(x_arr, groups), w_arr, b, stride=stride, padding=padding, dilation=dilation,
+    return _conv.conv(_to_channels(x_arr, groups, xp), w_arr, b, stride=stride, padding=padding, dilation=dilation,
                       groups=groups, input_dilation=input_dilation, method=method)
 
 
@@ -138,8 +160,8 @@ def conv_batch_grouped_backward(
     <BLANKLINE>
            [[30., 50.]]])
     """
-    x_arr, w_arr = check_array(x, "x"), check_array(w, "w")
+    x_arr, w_arr, xp = _arrays(x, w)
     groups = _check(x_arr, w_arr, batch_groups)
-    grads = _conv.conv_backward(grad_output, _to_channels(x_arr, groups), w_arr, stride=stride, padding=padding,
+    grads = _conv.conv_backward(grad_output, _to_channels(x_arr, groups, xp), w_arr, stride=stride, padding=padding,
                                 dilation=dilation, groups=groups, input_dilation=input_dilation, method=method)
-    return Grads(_to_batch(grads.input, groups), grads.weight, grads.bias)
+    return Grads(_to_batch(grads.input, groups, xp), grads.weight, grads.bias)

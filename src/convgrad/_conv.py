@@ -5,6 +5,13 @@ Notation (see the README's glossary): ``x (N, C, *S)``, ``w (O, C/G, *K)``,
 windows of the padded input, ``U[n, c, q, k] = pad(x)[n, c, q·s + k·δ]``.
 Every function checks its arguments with :func:`convgrad._prepare.prepare`
 and hands the arithmetic to :mod:`convgrad.engine`.
+
+Array type in = array type out: NumPy arrays (and lists) give NumPy arrays
+from the tuned routes; CuPy arrays, torch tensors (CPU or CUDA),
+``array_api_strict`` and JAX arrays give arrays of their own type on their
+own device, computed by the generic array-API route (extra
+``convgrad[array-api]``); Dask arrays give lazy Dask arrays, computed block
+by block (:mod:`convgrad.dask`, extra ``convgrad[dask]``).
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 import numpy.typing as npt
 
-from . import engine
+from . import _namespace, engine
 from ._arguments import IntOrTuple, PaddingArg, check_array, compute_dtype, normalize_shape, result_dtype
 from ._geometry import conv_geometry
+from ._namespace import conj, is_foreign
 from ._prepare import Prepared, prepare
 
 ArrayLike = npt.ArrayLike
@@ -27,13 +35,16 @@ Array = npt.NDArray[Any]
 class Grads(NamedTuple):
     """The three gradients of a convolution.
 
+    Each is an array of the inputs' type (a NumPy array for NumPy inputs, a
+    tensor on the inputs' device for torch tensors, ...).
+
     Attributes
     ----------
-    input : numpy.ndarray
+    input : array
         Gradient with respect to the input, shaped like ``x``.
-    weight : numpy.ndarray
+    weight : array
         Gradient with respect to the weight, shaped like ``w``.
-    bias : numpy.ndarray
+    bias : array
         Gradient with respect to the bias, shape ``(out_channels,)``.
     """
 
@@ -42,9 +53,8 @@ class Grads(NamedTuple):
     bias: Array
 
 
-def conj(a: Array) -> Array:
-    """``conj(a)`` for complex arrays, ``a`` itself otherwise (PyTorch's gradients conjugate the other operand)."""
-    return np.conj(a) if a.dtype.kind == "c" else a
+__all__ = ["Grads", "conj", "conv", "conv_backward", "conv_bias_grad", "conv_input_grad", "conv_output_shape",
+           "conv_weight_grad", "with_bias"]
 
 
 def with_bias(contraction: Callable[..., Array], p: Prepared, a: str = "x") -> Array:
@@ -52,7 +62,7 @@ def with_bias(contraction: Callable[..., Array], p: Prepared, a: str = "x") -> A
     y = contraction(p[a], p["w"], p.geom, p.method, exact=p.exact)
     b = p.get("b")
     if b is not None:
-        y += b.reshape((-1,) + (1,) * p.geom.d)
+        y = p.add_bias(y, b)
     return p.finish(y)
 
 
@@ -200,7 +210,7 @@ def conv(
     >>> cg.conv(x, w, padding=1)
     array([[[ 9., 20., 22., 24., 41.]]])
     """
-    p = prepare({"x": x, "w": w, "b": b}, method=method, stride=stride, padding=padding, dilation=dilation,
+    p = prepare({"x": x, "w": w, "b": b}, native=True, method=method, stride=stride, padding=padding, dilation=dilation,
                 groups=groups, padding_mode=padding_mode,
                 input_dilation=input_dilation)
     return with_bias(engine.forward, p)
@@ -259,8 +269,8 @@ def conv_input_grad(
            [ 3.,  3.,  0., -3., -3.],
            [ 1.,  1.,  0., -1., -1.]])
     """
-    p = prepare({"grad_output": grad_output, "w": w}, input_shape=input_shape, method=method, stride=stride,
-                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
+    p = prepare({"grad_output": grad_output, "w": w}, native=True, input_shape=input_shape, method=method,
+                stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
                 input_dilation=input_dilation)
     return p.finish(engine.input_grad(p["grad_output"], conj(p["w"]), p.geom, p.method, exact=p.exact))
 
@@ -313,8 +323,8 @@ def conv_weight_grad(
            [21., 23., 28.],
            [30., 31., 34.]])
     """
-    p = prepare({"grad_output": grad_output, "x": x}, weight_shape=weight_shape, method=method, stride=stride,
-                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
+    p = prepare({"grad_output": grad_output, "x": x}, native=True, weight_shape=weight_shape, method=method,
+                stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
                 input_dilation=input_dilation)
     gw = engine.weight_grad(p["grad_output"], conj(p["x"]), p.geom, p.method, exact=p.exact)
     return p.finish(gw, batched_like_input=False)
@@ -342,6 +352,8 @@ def conv_bias_grad(grad_output: ArrayLike, /, *, unbatched: bool = False) -> Arr
     >>> cg.conv_bias_grad(np.ones((1, 1, 2, 2)))
     array([4.])
     """
+    if type(grad_output) is not np.ndarray and is_foreign(grad_output):
+        return _foreign_bias_grad(grad_output, unbatched)
     g_arr = check_array(grad_output, "grad_output")
     minimum = 2 if unbatched else 3
     if g_arr.ndim < minimum:
@@ -352,6 +364,26 @@ def conv_bias_grad(grad_output: ArrayLike, /, *, unbatched: bool = False) -> Arr
     dtype = result_dtype(g_arr)
     g_b = g_arr[np.newaxis] if unbatched else g_arr
     return engine.bias_grad(g_b.astype(compute_dtype(dtype), copy=False)).astype(dtype, copy=False)
+
+
+def _foreign_bias_grad(grad_output: Any, unbatched: bool) -> Array:
+    """:func:`conv_bias_grad` for another library's array, summed in its namespace."""
+    ns = _namespace.namespace_of({"grad_output": grad_output})
+    xp, g = ns.xp, grad_output
+    if hasattr(g, "detach") and type(g).__module__.startswith("torch"):
+        g = g.detach()
+    minimum = 2 if unbatched else 3
+    if g.ndim < minimum:
+        raise ValueError(
+            f"grad_output must have at least {minimum} dimensions "
+            f"({'(O, *Q)' if unbatched else '(N, O, *Q)'}); got shape {tuple(g.shape)}"
+        )
+    if not xp.isdtype(g.dtype, ("bool", "integral", "real floating", "complex floating")):
+        raise TypeError(f"grad_output must have a numeric dtype (bool, integer, floating or complex); got {g.dtype}")
+    dtype = _namespace.float64_or_default(xp, ns.device) if xp.isdtype(g.dtype, ("bool", "integral")) else g.dtype
+    g_b = xp.expand_dims(g, axis=0) if unbatched else g
+    gb = engine.bias_grad(xp.astype(g_b, _namespace.compute_dtype(xp, dtype), copy=False))
+    return xp.astype(gb, dtype, copy=False)  # type: ignore[no-any-return]
 
 
 def conv_backward(
@@ -403,8 +435,8 @@ def conv_backward(
     >>> grads.bias
     array([4.])
     """
-    p = prepare({"grad_output": grad_output, "x": x, "w": w}, method=method, stride=stride, padding=padding,
-                dilation=dilation, groups=groups, padding_mode=padding_mode,
+    p = prepare({"grad_output": grad_output, "x": x, "w": w}, native=True, method=method, stride=stride,
+                padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
                 input_dilation=input_dilation)
     g, geom = p["grad_output"], p.geom
     gx = engine.input_grad(g, conj(p["w"]), geom, p.method, exact=p.exact)

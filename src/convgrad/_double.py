@@ -15,13 +15,12 @@ with respect to        is
 
 For a transposed convolution the forward map and the input gradient swap
 places. Complex data follow PyTorch's convention, as the first derivatives do.
+Array type in = array type out, as for :func:`convgrad.conv`.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
-
-import numpy as np
+from typing import NamedTuple, Optional
 
 from . import engine
 from ._arguments import IntOrTuple, PaddingArg
@@ -36,13 +35,15 @@ class DoubleGrads(NamedTuple):
     gradients as functions of ``(grad_output, x, w)`` — with the upstream
     gradients ``(ggx, ggw, ggb)``.
 
+    Each is an array of the inputs' type.
+
     Attributes
     ----------
-    grad_output : numpy.ndarray
+    grad_output : array
         With respect to the upstream gradient, shaped like ``grad_output``.
-    input : numpy.ndarray
+    input : array
         With respect to the input, shaped like ``x``.
-    weight : numpy.ndarray
+    weight : array
         With respect to the weight, shaped like ``w``.
     """
 
@@ -51,23 +52,27 @@ class DoubleGrads(NamedTuple):
     weight: Array
 
 
-def _sum(terms: list[Array], shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
+def _sum(u: Prepared, terms: list[Array], shape: tuple[int, ...]) -> Array:
     """The sum of the present terms (broadcast to ``shape``), zeros when there is none."""
-    total = np.zeros(shape, dtype=dtype)
+    total = u.zeros(shape)
     for term in terms:
-        total += term
+        if u.xp is None:
+            total += term
+        else:
+            total = total + term
     return total
 
 
 def _result(u: Prepared, terms: list[Array], g_x: Array, g_w: Array) -> DoubleGrads:
     """The three terms in the result dtype, unbatched like the call."""
     g = u["grad_output"]
-    return DoubleGrads(u.finish(_sum(terms, g.shape, g.dtype)), u.finish(g_x), u.finish(g_w, False))
+    return DoubleGrads(u.finish(_sum(u, terms, tuple(g.shape))), u.finish(g_x), u.finish(g_w, False))
 
 
-def _add_bias(terms: list[Array], ggb: Optional[Array], d: int) -> None:
+def _add_bias(u: Prepared, terms: list[Array], ggb: Optional[Array], d: int) -> None:
     if ggb is not None:
-        terms.append(ggb.reshape((1, -1) + (1,) * d))
+        shape = (1, -1) + (1,) * d
+        terms.append(ggb.reshape(shape) if u.xp is None else u.xp.reshape(ggb, shape))
 
 
 def conv_double_backward(
@@ -149,7 +154,8 @@ def conv_double_backward(
     >>> dd.grad_output  # conv(ggx, w)
     array([[[0., 0., 0.]]])
     """
-    u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, method=method,
+    u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, native=True,
+                method=method,
                 stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
                 input_dilation=input_dilation)
     geom, m, e = u.geom, u.method, u.exact
@@ -160,10 +166,10 @@ def conv_double_backward(
         terms.append(engine.forward(ggx_, w_, geom, m, exact=e))
     if ggw_ is not None:
         terms.append(engine.forward(x_, ggw_, geom, m, exact=e))
-    _add_bias(terms, u.get("ggb"), geom.d)
+    _add_bias(u, terms, u.get("ggb"), geom.d)
     # ∂/∂x of ⟨gw, ggw⟩ = conv_input_grad(g, ggw); ∂/∂w of ⟨gx, ggx⟩ = conv_weight_grad(g, ggx)
-    g_x = np.zeros_like(x_) if ggw_ is None else engine.input_grad(g, conj(ggw_), geom, m, exact=e)
-    g_w = np.zeros_like(w_) if ggx_ is None else engine.weight_grad(g, conj(ggx_), geom, m, exact=e)
+    g_x = u.zeros(tuple(x_.shape)) if ggw_ is None else engine.input_grad(g, conj(ggw_), geom, m, exact=e)
+    g_w = u.zeros(tuple(w_.shape)) if ggx_ is None else engine.weight_grad(g, conj(ggx_), geom, m, exact=e)
     return _result(u, terms, g_x, g_w)
 
 
@@ -233,7 +239,8 @@ def conv_transpose_double_backward(
     >>> dd.input  # conv(g, ggw)
     array([[[1., 1.]]])
     """
-    u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, transposed=True,
+    u = prepare({"ggx": ggx, "ggw": ggw, "ggb": ggb, "grad_output": grad_output, "x": x, "w": w}, native=True,
+                transposed=True,
                 method=method, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
                 groups=groups, output_shape=output_shape)
     geom, m, e = u.geom, u.method, u.exact
@@ -244,8 +251,8 @@ def conv_transpose_double_backward(
         terms.append(engine.input_grad(ggx_, w_, geom, m, exact=e))
     if ggw_ is not None:
         terms.append(engine.input_grad(x_, ggw_, geom, m, exact=e))
-    _add_bias(terms, u.get("ggb"), geom.d)
+    _add_bias(u, terms, u.get("ggb"), geom.d)
     # ∂/∂x of ⟨gw, ggw⟩ = conv(g, conj(ggw)); ∂/∂w of ⟨gx, ggx⟩ = the transposed weight gradient at ggx
-    g_x = np.zeros_like(x_) if ggw_ is None else engine.forward(g, conj(ggw_), geom, m, exact=e)
-    g_w = np.zeros_like(w_) if ggx_ is None else engine.weight_grad(conj(ggx_), g, geom, m, exact=e)
+    g_x = u.zeros(tuple(x_.shape)) if ggw_ is None else engine.forward(g, conj(ggw_), geom, m, exact=e)
+    g_w = u.zeros(tuple(w_.shape)) if ggx_ is None else engine.weight_grad(conj(ggx_), g, geom, m, exact=e)
     return _result(u, terms, g_x, g_w)

@@ -9,6 +9,8 @@ convolution:
 * its input gradient      ``= A g``      — the core's forward convolution;
 * its weight gradient                     — the core's weight gradient with
   ``x`` as the upstream gradient and ``g`` as the input.
+
+Array type in = array type out, as for :func:`convgrad.conv`.
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ def conv_transpose(
 
     Returns
     -------
-    numpy.ndarray, shape=(N, C_out, *out) or (C_out, *out)
-        See :func:`conv_transpose_output_shape`.
+    array, shape=(N, C_out, *out) or (C_out, *out)
+        Of ``x``'s type and device (a NumPy array for NumPy inputs); see
+        :func:`conv_transpose_output_shape`.
 
     Examples
     --------
@@ -120,7 +123,7 @@ def conv_transpose(
     >>> cg.conv_transpose(delta, np.array([[[-1.0, 2.0, 1.0]]]), padding=1)
     array([[[ 0., -1.,  2.,  1.,  0.]]])
     """
-    p = prepare({"x": x, "w": w, "b": b}, transposed=True, method=method, stride=stride, padding=padding,
+    p = prepare({"x": x, "w": w, "b": b}, native=True, transposed=True, method=method, stride=stride, padding=padding,
                 output_padding=output_padding, dilation=dilation, groups=groups, output_shape=output_shape)
     return with_bias(engine.input_grad, p)
 
@@ -169,8 +172,8 @@ def conv_transpose_backward(
     >>> g.input, g.weight
     (array([[[1., 2.]]]), array([[[1., 1.]]]))
     """
-    p = prepare({"grad_output": grad_output, "x": x, "w": w}, transposed=True, method=method, stride=stride,
-                padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
+    p = prepare({"grad_output": grad_output, "x": x, "w": w}, native=True, transposed=True, method=method,
+                stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
                 output_shape=output_shape)
     g, geom = p["grad_output"], p.geom
     gx = engine.forward(g, conj(p["w"]), geom, p.method, exact=p.exact)

@@ -410,7 +410,8 @@ def convolve_backward(
 
     Examples
     --------
-    The hand-written ``convolve2d_gradient`` example (3×3 image, 2×2 kernel), ``L = sum(d * convolve2d(x, w, "valid"))``:
+    The hand-written ``convolve2d_gradient`` example (3×3 image, 2×2 kernel),
+    ``L = sum(d * convolve2d(x, w, "valid"))``:
 
     >>> import numpy as np
     >>> from convgrad import signal

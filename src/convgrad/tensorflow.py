@@ -592,7 +592,8 @@ def depthwise_conv2d_backward(grad_output: ArrayLike, input: ArrayLike, filter: 
 The input gradient of the forward convolution of an ``output_shape`` input with ``filters`` (what
 ``Conv2DBackpropInput`` computes): the padding is that convolution's (for SAME, computed from
 ``output_shape``), and its output size must equal ``input``'s spatial size.""", """\
-The 3×3 image under a 3×3 Sobel filter, ``conv2d_transpose(y, f, tf.shape(x), ...)``: the upstream gradient ``y = −8`` pulled back.
+The 3×3 image under a 3×3 Sobel filter, ``conv2d_transpose(y, f, tf.shape(x), ...)``: the upstream
+gradient ``y = −8`` pulled back.
 
 >>> f = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]).reshape(3, 3, 1, 1)
 >>> tfc.conv2d_transpose(np.array([[[[-8.0]]]]), f, [3, 3], strides=[1, 1, 1, 1], padding="VALID")[0, :, :, 0]

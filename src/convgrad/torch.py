@@ -104,8 +104,10 @@ Ints = list[int]
 # ----------------------------------------------------------------------------- helpers
 
 
-def _tensor(a: np.ndarray, like: Tensor) -> Tensor:
-    """``a`` as a new tensor with ``like``'s dtype and device."""
+def _tensor(a: Any, like: Tensor) -> Tensor:
+    """``a`` (a NumPy array, or a tensor from the core's native path) as a tensor with ``like``'s dtype and device."""
+    if isinstance(a, torch.Tensor):
+        return a.to(device=like.device, dtype=like.dtype)
     return torch.from_numpy(np.ascontiguousarray(a)).to(device=like.device, dtype=like.dtype)
 
 

@@ -1,7 +1,11 @@
 """The engine: the four operations of a convolution on a checked geometry.
 
 Arrays come in batched (``(N, C, *S)``) and in the compute dtype, already
-checked by :func:`convgrad._prepare.prepare`; nothing here validates.
+checked by :func:`convgrad._prepare.prepare`; nothing here validates. NumPy
+arrays take the tuned routes below; arrays of any other library (CuPy, torch,
+``array_api_strict``, JAX) the generic route, in their own namespace, and
+Dask arrays the block-wise route of :mod:`convgrad.dask` (``Array`` in these
+signatures stands for either).
 
 * :mod:`.dispatch` — the route table and the rule that picks a route;
 * :mod:`.cost` — the cost model: estimated time and workspace of each route;
@@ -9,6 +13,8 @@ checked by :func:`convgrad._prepare.prepare`; nothing here validates.
   on the flattened grid), :mod:`.pointwise` (1×1 kernels), :mod:`.depthwise`,
   :mod:`.fft` (overlap-save); :mod:`.windows` (the window map and its adjoint)
   and :mod:`.padding` (the padding map and its adjoint) under them;
+* :mod:`.generic` — the one route of every other array namespace (array-API
+  functions only: stepped-slice im2col and fold, ``xp.matmul``);
 * :mod:`.state` — every piece of shared mutable state (budget, scratch
   buffers, thread pool, caches), thread-, fork- and interrupt-safe.
 """
@@ -17,12 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry
 from . import dispatch
 
 Array = npt.NDArray[Any]
+_NDARRAY = np.ndarray
 
 __all__ = ["bias_grad", "forward", "input_grad", "weight_grad"]
 
@@ -44,6 +52,10 @@ def weight_grad(g: Array, x: Array, geom: Geometry, method: str = "auto", *, exa
 
 def bias_grad(g: Array) -> Array:
     """``gb[o] = Σ_{n,q} g[n, o, q]``."""
+    if type(g) is not _NDARRAY:
+        from . import generic
+
+        return generic.bias_grad(g)  # type: ignore[no-any-return]
     total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
     return total
 

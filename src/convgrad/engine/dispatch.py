@@ -19,6 +19,13 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    windows within the budget, and a lower estimated cost than the gemm route
    (the grid computes at every padded position, ``P`` per sample, not ``Q``).
 5. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
+
+Arrays of any other library (CuPy, torch tensors, ``array_api_strict``, JAX,
+Dask) take the one generic route of :mod:`convgrad.engine.generic`, which
+uses array-API functions only; the rule above, its cost model and the FFT
+are NumPy's. :func:`run` tells the two apart by one ``type(a) is np.ndarray``
+test, so NumPy calls pay nothing for it. :func:`_force_generic` sends NumPy
+arrays to the generic route too (the tests compare it with the tuned routes).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight
 from .state import cache, get_workspace_budget
 
 Array = npt.NDArray[Any]
+_NDARRAY = np.ndarray
 Contraction = Callable[[Array, Array, Geometry], Array]
 
 ROUTES: dict[str, dict[str, Contraction]] = {
@@ -119,7 +127,15 @@ def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = 
 
 
 def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
-    """Contraction ``op`` of ``a`` and ``b`` (batched, in the compute dtype) by the route :func:`route` picks."""
+    """Contraction ``op`` of ``a`` and ``b`` (batched, in the compute dtype) by the route :func:`route` picks.
+
+    NumPy arrays take the tuned routes; arrays of any other library the
+    generic route (:func:`convgrad.engine.generic.run`), in their own namespace.
+    """
+    if type(a) is not _NDARRAY:
+        from . import generic
+
+        return generic.run(op, a, b, geom, method, exact=exact)  # type: ignore[no-any-return]
     dtype = np.result_type(a, b)
     name = route(geom, dtype, method, op, exact=exact)
     if name == "fft" and not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -127,3 +143,25 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
     contraction = ROUTES[op][name]
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
         return contraction(a, b, geom)
+
+
+_run = run
+
+
+def _run_generic(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    from . import generic
+
+    return generic.run(op, a, b, geom, method, exact=exact)  # type: ignore[no-any-return]
+
+
+def _force_generic(on: bool) -> bool:
+    """Send every contraction, NumPy arrays included, to the generic route (``on=True``) or not; returns the old state.
+
+    For tests only: they compare the generic route with the tuned ones on
+    NumPy arrays. It rebinds :func:`run` (the engine calls ``dispatch.run``),
+    so the NumPy path has no flag to test; it affects every thread.
+    """
+    global run
+    previous = run is _run_generic
+    run = _run_generic if on else _run
+    return previous
