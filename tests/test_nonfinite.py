@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 import convgrad as cg
 from convgrad._geometry import conv_geometry
-from convgrad.engine import cost, dispatch, state
+from convgrad.engine import cost, dispatch, jit, state
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -37,6 +37,8 @@ CASES: list[tuple[str, tuple[str, str, str], tuple[int, ...], tuple[int, ...], d
     ("grid depthwise", ("grid", "grid_depthwise", "grid_depthwise"), (2, 3, 8, 8), (3, 1, 3, 3),
      {"groups": 3, "padding": 1}, "direct"),
     ("fft requested", ("gemm", "gemm", "gemm"), (2, 2, 40), (3, 2, 11), {"padding": 3, "stride": 2}, "fft"),
+    ("jit depthwise", ("gemm", "depthwise", "gemm"), (2, 3, 9, 9), (3, 1, 3, 3), {"groups": 3, "stride": 2, "padding": 1},
+     "direct"),
     ("grid 1-d reflect", ("grid", "grid", "grid"), (2, 2, 12), (2, 2, 4), {"padding": 2, "padding_mode": "reflect"},
      "direct"),
 ]
@@ -46,6 +48,7 @@ CASES: list[tuple[str, tuple[str, str, str], tuple[int, ...], tuple[int, ...], d
 def _routes_forced(grid: bool = True) -> Iterator[None]:
     """With ``grid``, the grid routes apply wherever the stride allows: the size threshold and cost comparison lifted."""
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jit, "choose", lambda *args, **kwargs: None)  # the NumPy routes (the JIT's are tested below)
         if grid:
             mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
             mp.setattr(cost, "grid_cost", lambda geom: 0.0)
@@ -54,6 +57,15 @@ def _routes_forced(grid: bool = True) -> Iterator[None]:
             yield
         finally:
             state.clear_caches()
+
+
+@contextmanager
+def _jit_routes() -> Iterator[None]:
+    state.clear_caches()
+    try:
+        yield
+    finally:
+        state.clear_caches()
 
 
 def _torch(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> list[np.ndarray]:
@@ -92,7 +104,9 @@ def test_non_finite_values_land_where_torch_puts_them(
     rng = np.random.default_rng(7)
     x0, w0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
-    with _routes_forced("grid" in name):
+    if name.startswith("jit") and not jit.available():
+        pytest.skip("the compiled routes need Numba (pip install 'convgrad[jit]')")
+    with _routes_forced("grid" in name) if not name.startswith("jit") else _jit_routes():
         y_shape = cg.conv(x0, w0, **kw).shape
         geom = conv_geometry(x_shape, w_shape, **kw)
         g0 = rng.standard_normal(y_shape)

@@ -10,15 +10,20 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    finite floating data whose spectra fit the workspace budget: integer data
    must come out exact, and a NaN or an infinity would spread over a whole
    block; such calls take the direct routes below, ``method="fft"`` included.
-2. ``"pointwise"`` — every kernel size is 1 and there is no padding.
-3. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
+2. the optional routes, each by its own ``choose`` rule: ``"winograd"``
+   (:mod:`convgrad.engine.winograd`: ``method="winograd"``, or ``"auto"`` where
+   its cost and its float32 error allow it; 2-d 3×3 stride-1 layers, finite
+   data) and ``"jit_depthwise"`` (:mod:`convgrad.engine.jit`: depthwise
+   layers, when Numba is installed).
+3. ``"pointwise"`` — every kernel size is 1 and there is no padding.
+4. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
    (``"grid_depthwise"`` at stride 1 where the grid applies), the weight
    gradient where the grid applies (as ``"grid_depthwise"``).
-4. ``"grid"`` — stride 1 in every dimension, a window matrix of at least
+5. ``"grid"`` — stride 1 in every dimension, a window matrix of at least
    :data:`~convgrad.engine.cost.GRID_MIN_ELEMENTS` entries, one sample's grid
    windows within the budget, and a lower estimated cost than the gemm route
    (the grid computes at every padded position, ``P`` per sample, not ``Q``).
-5. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
+6. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
 
 Arrays of any other library (CuPy, torch tensors, ``array_api_strict``, JAX,
 Dask) take the one generic route of :mod:`convgrad.engine.generic`, which
@@ -37,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost
+from . import cost, jit, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
@@ -61,6 +66,14 @@ ROUTES: dict[str, dict[str, Contraction]] = {
     },
 }
 """Each contraction's implementation on every route :func:`route` can pick for it."""
+
+for _op in ("forward", "input", "weight"):
+    ROUTES[_op].update(winograd.ROUTES[_op])
+    ROUTES[_op].update(jit.ROUTES[_op])
+
+FINITE_ONLY = frozenset({"fft", "winograd", "jit_depthwise"})
+"""Routes taken for finite data only: transforms would spread a NaN or an infinity, and the compiled depthwise
+kernels skip the taps on zero padding that meet a NaN weight in PyTorch."""
 
 
 def is_pointwise(geom: Geometry) -> bool:
@@ -101,9 +114,16 @@ def fft_applies(geom: Geometry, itemsize: int, budget: int, method: str) -> bool
 
 
 @cache(maxsize=1024)
-def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, budget: int) -> str:
-    if fft_ok and fft_applies(geom, itemsize, budget, method):
+def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, budget: int, kind: str = "f",
+           exact: bool = False, finite: bool = True) -> str:
+    if fft_ok and fft_applies(geom, itemsize, budget, "auto" if method == "winograd" else method):
         return "fft"
+    if kind in "fc":
+        dtype = np.dtype(f"{kind}{itemsize}")
+        for module in (winograd, jit):  # the optional routes: each says where it applies
+            name: str | None = module.choose(geom, dtype, method, op, exact=exact, finite=finite)
+            if name is not None:
+                return name
     if is_pointwise(geom):
         return "pointwise"
     grid = grid_applies(geom, itemsize, budget)
@@ -119,11 +139,11 @@ def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = 
     """The route for one contraction ``op`` (``"forward"``, ``"input"`` or ``"weight"``), remembered per geometry.
 
     ``exact``: the data are integers or bools (no FFT); ``finite``: no NaN or
-    infinity in the operands (the FFT needs both).
+    infinity in the operands (the FFT and Winograd need both).
     """
     dtype = np.dtype(dtype)
     fft_ok = finite and not exact and dtype.kind in "fc"
-    return _route(geom, dtype.itemsize, method, op, fft_ok, get_workspace_budget())
+    return _route(geom, dtype.itemsize, method, op, fft_ok, get_workspace_budget(), dtype.kind, exact, finite)
 
 
 def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
@@ -138,7 +158,7 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
         return generic.run(op, a, b, geom, method, exact=exact)  # type: ignore[no-any-return]
     dtype = np.result_type(a, b)
     name = route(geom, dtype, method, op, exact=exact)
-    if name == "fft" and not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if name in FINITE_ONLY and not (np.isfinite(a).all() and np.isfinite(b).all()):
         name = route(geom, dtype, method, op, exact=exact, finite=False)
     contraction = ROUTES[op][name]
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning

@@ -93,8 +93,9 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     in at most three spatial dimensions, for every ``method`` (the kernels are
     direct, so ``"direct"`` allows them; ``"fft"`` and ``"winograd"`` reach this
     only where their own routes do not apply), when Numba is installed.
-    ``finite`` does not matter: the kernels meet every value where the gemm
-    route does.
+    Finite data only: the kernels skip the taps that fall on zero padding, so a
+    NaN or an infinity in the weight would not reach the outputs at the border
+    as it does in PyTorch (``0·NaN``); such calls take the NumPy routes.
 
     Examples
     --------
@@ -104,8 +105,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     >>> choose(geom, np.dtype("float32"), "auto", "input", exact=False, finite=True) is None
     True
     """
-    del method, finite
-    if exact or np.dtype(dtype).kind != "f" or np.dtype(dtype).itemsize not in (4, 8):
+    del method
+    if not finite or exact or np.dtype(dtype).kind != "f" or np.dtype(dtype).itemsize not in (4, 8):
         return None
     if op not in ("forward", "input", "weight") or not is_depthwise(geom) or geom.d > MAX_DIMS or geom.n == 0:
         return None
