@@ -22,6 +22,8 @@ import convgrad as cg
 from convgrad import _geometry as geometry
 from convgrad._arguments import METHODS
 from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, jit, pointwise, state, windows
+from strategies import Config, conv_configs
+from torch_ref import torch_conv, torch_conv_transpose
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +33,6 @@ def _numpy_routes(monkeypatch: pytest.MonkeyPatch) -> Any:
     state.clear_caches()
     yield
     state.clear_caches()
-from strategies import Config, conv_configs
-from torch_ref import torch_conv, torch_conv_transpose
 
 GENERAL = (gemm.gemm_forward, gemm.gemm_input_grad, gemm.gemm_weight_grad)
 ROUTES = {
