@@ -268,3 +268,27 @@ def test_largest_seed_is_accepted() -> None:
     result = cg.gradcheck(cg.conv, (SEED_X, SEED_W), _ok_backward, mode="fast", seed=2**32 - 1)
     assert result.passed
     assert cg.dot_test(lambda x: x, lambda y: y, (3,), (3,), seed=2**32 - 1).passed
+
+
+# ----------------------------------------------------------------------------- progress bars
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    from convgrad._gradcheck import Progress
+
+    x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+
+    def backward(g: Any, x: Any, w: Any) -> Any:
+        return cg.conv_backward(g, x, w)[:2]
+
+    cg.gradcheck(cg.conv, (x, w), backward)
+    assert capsys.readouterr().err == ""  # the default: no bar
+    cg.gradcheck(cg.conv, (x, w), backward, progress=None)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here
+    cg.gradcheck(cg.conv, (x, w), backward, progress=True)
+    err = capsys.readouterr().err
+    assert "gradcheck" in err and "/6 " in err  # 4 + 2 entries
+    with Progress(2, "quiet", enabled=False) as bar:
+        bar.update("step")
+    assert capsys.readouterr().err == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -233,3 +234,113 @@ def test_python_dash_m() -> None:
     bad = subprocess.run([sys.executable, "-m", "convgrad", "explain", "--input", "1"], capture_output=True,
                          text=True, check=False, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("convgrad: error:")
+
+
+# ----------------------------------------------------------------------------- formats, files, --full, animate
+
+
+def test_explain_html_page_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "e.html"
+    code, out, err = run(capsys, "explain", "--input", "2x3x6x6", "--weight", "4x3x3x3", "--stride", "2",
+                         "--format", "html", "-o", str(path))
+    assert code == 0 and out == f"wrote {path}\n" and err == ""
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "data:image/png;base64," in page
+    code, out, _ = run(capsys, "explain", "--input", "1x1x5", "--weight", "1x1x3", "--format", "html")
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_explain_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Any, fmt: str) -> None:
+    path = tmp_path / f"e.{fmt}"
+    code, out, err = run(capsys, "explain", "--input", "1x1x5", "--weight", "1x1x3", "--format", fmt, "-o", str(path))
+    assert code == 0 and path.read_text().strip()
+    assert f"wrote {path}" in out + err
+    if fmt == "json":
+        assert json.loads(path.read_text())["config"]["d"] == 1
+
+
+def test_explain_output_directory_is_checked_first(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    code, out, err = run(capsys, "explain", "--input", "1x1x5", "--weight", "1x1x3", "-o", str(tmp_path / "no" / "e"))
+    assert code == 2 and out == "" and "-o: cannot write" in err and "does not exist" in err
+
+
+def test_explain_full_verifies_the_configuration_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explain", "--input", "4x16x32x32", "--weight", "16x16x3x3", "--padding", "1"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "the recipes were verified on x (2, 2, 3, 3)" in out
+    code, out, _ = run(capsys, *argv, "--full")
+    assert code == 0 and "verified on" not in out and "verified, max error" in out
+
+
+def test_explain_full_is_refused_beyond_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "explain", "--input", "8x64x224x224", "--weight", "64x64x3x3", "--full")
+    assert code == 2 and out == "" and "verifying the recipes on x (8, 64, 224, 224)" in err
+    assert "more than the workspace budget" in err
+
+
+def test_check_of_a_large_configuration_uses_its_geometry_class(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--input", "8x64x56x56", "--weight", "64x64x3x3", "--padding", "1",
+                       "--stride", "2")
+    assert code == 0 and out.rstrip().endswith("PASSED")
+    assert out.splitlines()[0] == ("convgrad check: conv x (8, 64, 56, 56) * w (64, 64, 3, 3) -> y (8, 64, 28, 28), "
+                                   "float64, random seed 0")
+    assert "checked on x (2, 2, 6, 6) * w (2, 2, 3, 3) -> y (2, 2, 3, 3), a smaller configuration" in out
+    assert "--full checks this one" in out
+    assert "input gradient vs finite differences " in out  # every entry of the small one
+
+
+def test_check_full(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--input", "2x8x24x24", "--weight", "8x8x3x3", "--full")
+    assert code == 0 and "checked on" not in out and "(random direction)" in out
+
+
+def test_animate_command(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    path = tmp_path / "a.gif"
+    code, out, err = run(capsys, "animate", "--input", "1x1x5x5", "--weight", "1x1x3x3", "--stride", "2",
+                         "--padding", "1", "--kind", "input_grad", "-o", str(path))
+    assert code == 0 and err == ""
+    assert out.splitlines()[0].startswith("input_grad: 10 frames of ") and out.endswith(f"wrote {path}\n")
+    assert path.read_bytes()[:6] == b"GIF89a"
+    code, out, err = run(capsys, "animate", "--input", "1x1x5", "--weight", "1x1x3", "-o", str(tmp_path / "a.mp4"))
+    assert code == 2 and out == "" and "an animation is written as .gif or .html" in err
+
+
+def test_help_shows_defaults_and_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "--help")
+    assert code == 0 and "(default: text)" in out and "(default: 1)" in out and "(default: None)" not in out
+    code, out, _ = run(capsys, "--help")
+    assert "{explain,check,animate,matrix" in out
+    try:
+        from convgrad._conformance_cli import add_subcommands  # noqa: F401
+    except ImportError:
+        return
+    assert "test,export,verify}" in out
+
+
+def test_no_user_facing_text_says_seed_for_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """'seed' only ever means a random seed."""
+    texts = []
+    for argv in ([], ["--help"], ["explain", "--help"], ["check", "--help"], ["animate", "--help"],
+                 ["matrix", "--help"]):
+        code = cli.main(list(argv))
+        out, _ = capsys.readouterr()
+        assert code == 0
+        texts.append(out)
+    for text in texts:
+        for match in re.finditer(r"seed", text, flags=re.IGNORECASE):
+            context = text[max(0, match.start() - 30): match.end() + 30]
+            assert re.search(r"random seed|--seed|seed of the|seed S", context, flags=re.IGNORECASE), context
+
+
+def test_budget_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explain", "--input", "4x16x32x32", "--weight", "16x16x3x3", "--padding", "1", "--full"]
+    code, out, err = run(capsys, *argv, "--budget", "1")
+    assert code == 2 and out == "" and "more than the workspace budget of 1.0 MiB" in err
+    code, out, _ = run(capsys, *argv, "--budget", "64")
+    assert code == 0 and "verified, max error" in out
+    code, _, err = run(capsys, *argv, "--budget", "-3")
+    assert code == 2 and "the budget must be a positive number of MiB" in err

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def digits() -> ModuleType:
 
 def test_quick_run_learns_and_matches_torch(digits: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "losses.png"
-    result = digits.run(digits.parse_args(["--quick", "--compare-torch", "--plot", str(plot)]))
+    result = digits.run(digits.parse_args(["--quick", "--compare-torch", "--plot", str(plot), "--no-progress"]))
     ours, theirs = result["convgrad"], result["torch"]
     assert ours.accuracy >= QUICK_ACCURACY
     assert len(result["differences"]) == 3
@@ -66,3 +67,41 @@ def test_hand_written_backward_matches_finite_differences(digits: ModuleType) ->
         minus = {**params, name: value - 1e-6 * direction}
         numeric = (loss(plus) - loss(minus)) / 2e-6
         assert float(np.vdot(grads[name], direction)) == pytest.approx(numeric, rel=1e-6, abs=1e-9), name
+
+
+# ----------------------------------------------------------------------------- the command's manners
+
+
+def test_a_log_gets_epoch_lines_and_no_progress_bars(digits: ModuleType, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a terminal: no tqdm redraws; no file written unless asked; every epoch's line as it ends."""
+    monkeypatch.chdir(tmp_path)
+    seen: list[int] = []
+    original = digits.train
+
+    def spy(trainers: Any, plan: Any, progress: bool, on_epoch: Any) -> Any:
+        assert progress is False  # stderr is not a terminal here
+        return original(trainers, plan, progress, lambda e, runs: (seen.append(len(runs[0].losses)), on_epoch(e, runs)))
+
+    monkeypatch.setattr(digits, "train", spy)
+    assert digits.main(["--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err and err == ""
+    assert seen == [1, 2]  # the line of epoch e is printed once e epochs are done, not at the end
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch")] == ["1", "2"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_without_the_comparison(digits: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "alone.png"
+    digits.run(digits.parse_args(["--epochs", "1", "--plot", str(path)]))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"loss curves saved to {path}" in capsys.readouterr().out
+
+
+def test_help_shows_the_defaults(digits: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        digits.parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: 20)" in out and "(default: 0.01)" in out and "(default: 0.8)" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -171,8 +172,8 @@ def test_renderings() -> None:
     assert "gx = cg.conv_transpose(g, w, stride=2, padding=1)" in text
     md = e._repr_markdown_()
     assert md.startswith("### conv (2-d)") and "| windows | `(2, 3, 3, 3, 3, 3)` |" in md and "```python" in md
-    page = e._repr_html_()
-    assert page.startswith("<div class='convgrad-explain'>") and "<table>" in page and page.endswith("</div>")
+    page = e.to_html(picture=False)
+    assert page.startswith("<div class='convgrad-explain'") and "<table" in page and page.endswith("</div>")
     assert "-&gt; y" in page  # escaped
     data = json.loads(json.dumps(e.to_dict()))
     assert data["config"]["stride"] == [2, 2] and data["config"]["padding"] == [[1, 1], [1, 1]]
@@ -204,8 +205,10 @@ def test_status_lines() -> None:
 )
 def test_plot_writes_a_png(tmp_path: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
     path = tmp_path / "e.png"
-    assert cg.explain(*args, **kwargs).plot(str(path)) == str(path)
+    assert isinstance(cg.explain(*args, **kwargs).plot(str(path)), Figure)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
@@ -294,7 +297,8 @@ def test_plot_path_is_checked_before_drawing(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match=r"dpi must be >= 1; got 0"):
         e.plot(str(tmp_path / "e.png"), dpi=0)
     assert list(tmp_path.iterdir()) == []
-    assert e.plot(str(tmp_path / "e.svg")).endswith(".svg") and (tmp_path / "e.svg").read_text().find("<svg") >= 0
+    e.plot(str(tmp_path / "e.svg"))
+    assert (tmp_path / "e.svg").read_text().find("<svg") >= 0
     e.plot(str(tmp_path / "plain"))  # no extension: a PNG
     assert (tmp_path / "plain").read_bytes()[:4] == b"\x89PNG"
 
@@ -361,3 +365,100 @@ def test_plot_without_matplotlib_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ImportError Explanation.plot needs matplotlib: pip install 'convgrad[plot]'\n"
+
+
+# ----------------------------------------------------------------------------- the user's own arrays
+
+
+def _totals(e: cg.Explanation) -> list[tuple[float, float]]:
+    """Each worked sum's total and convgrad's value, read back from the text."""
+    assert e.worked is not None
+    pairs = []
+    for _, lines in e.worked.sections:
+        match = re.fullmatch(r"  = (\S+)  \(convgrad: (\S+)\)", lines[-1])
+        assert match, lines[-1]
+        pairs.append((float(match.group(1)), float(match.group(2))))
+    return pairs
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kwargs"),
+    [
+        ((1, 1, 5), (1, 1, 3), {"padding": 1}),
+        ((2, 4, 7, 6), (6, 2, 3, 2), {"stride": 2, "padding": ((1, 2), (0, 1)), "dilation": (1, 2), "groups": 2}),
+        ((1, 2, 6, 6), (3, 2, 3, 3), {"padding": 2, "padding_mode": "reflect", "dilation": 2}),
+        ((1, 2, 5, 5), (2, 2, 3, 3), {"padding": 1, "padding_mode": "circular", "stride": 2}),
+        ((1, 2, 3, 4), (2, 3, 3, 3), {"stride": 2, "padding": 1, "output_padding": (1, 0), "transposed": True}),
+        ((2, 4, 3), (4, 1, 2), {"stride": 3, "groups": 2, "transposed": True, "dilation": 2}),
+        ((1, 1, 3, 4, 4), (1, 1, 2, 3, 3), {"stride": (1, 2, 2), "padding": 1}),
+    ],
+)
+def test_worked_sums_add_up_to_convgrad(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                                        kwargs: dict[str, Any]) -> None:
+    rng = np.random.default_rng(4)
+    x, w = rng.integers(-3, 4, x_shape).astype(float), rng.integers(-3, 4, w_shape).astype(float)
+    c_out = w_shape[1] * kwargs.get("groups", 1) if kwargs.get("transposed") else w_shape[0]
+    b = rng.integers(-3, 4, c_out).astype(float)
+    forward = cg.conv_transpose if kwargs.get("transposed") else cg.conv
+    call = {k: v for k, v in kwargs.items() if k != "transposed"}
+    g = rng.integers(-2, 3, forward(x, w, **call).shape).astype(float)
+    e = cg.explain(x, w, b, grad_output=g, **kwargs)
+    assert e.worked is not None and e.worked.loop.status == "verified", e.worked and e.worked.loop.note
+    assert e.worked.loop.on == "your arrays"
+    totals = _totals(e)
+    assert len(totals) == 4 and all(a == b_ for a, b_ in totals)
+    y_idx = e.worked.indices["output"]
+    assert totals[0][1] == forward(x, w, b, **call)[y_idx]
+
+
+def test_worked_default_and_chosen_elements() -> None:
+    x = np.arange(10.0, 15.0).reshape(1, 1, 5)
+    w = np.array([[[1.0, 2.0, -1.0]]])
+    e = cg.explain(x, w, padding=1)
+    assert e.worked is not None and e.worked.indices == {"output": (0, 0, 2), "input": (0, 0, 2), "weight": (0, 0, 1)}
+    head, _terms, numbers, total = e.worked.sections[0][1]
+    assert head == "y[0, 0, 2] = Σ over c < 1, k < 3 of xp[0, c, 2 + k0]·w[0, c, k0]   (xp: x with zeros padding (1, 1))"
+    assert numbers == "  = 11·1 + 12·2 + 13·(-1)" and total == "  = 22  (convgrad: 22)"
+    edge = cg.explain(x, w, padding=1, at=(0,), input_at=(0, 0, 4))
+    assert edge.worked is not None and edge.worked.indices["output"] == (0, 0, 0)
+    assert edge.worked.sections[0][1][1] == "  = x[0, 0, 0]·w[0, 0, 1] + x[0, 0, 1]·w[0, 0, 2]  (2 terms, 1 more read the zero padding)"
+    assert "(g = ∂L/∂y; ones here: L = y.sum())" in edge.worked.sections[1][0]
+
+
+def test_worked_sums_of_a_large_layer_are_truncated() -> None:
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 16, 12, 12)), rng.standard_normal((16, 16, 3, 3))
+    e = cg.explain(x, w, padding=1)
+    assert e.worked is not None
+    terms = e.worked.sections[0][1][1]
+    assert " + … + " in terms and terms.endswith("(144 terms)")
+    assert e.worked.loop.status == "verified" and e.worked.loop.on.startswith("x (1, 2, 3, 3) * w (2, 2, 3, 3)")
+    assert all(abs(a - b) <= 1e-9 * max(1.0, abs(b)) for a, b in _totals(e))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "pattern"),
+    [
+        (((1, 1, 5), np.ones((1, 1, 3))), {}, TypeError, r"input and weight must both be shapes"),
+        (((1, 1, 5), (1, 1, 3)), {"at": (0, 0, 1)}, TypeError, r"at need arrays"),
+        ((np.ones((1, 1, 5)), np.ones((1, 1, 3))), {"at": (0, 0, 3)}, ValueError,
+         r"at\[2\] = 3 is outside y's axis 2 of size 3"),
+        ((np.ones((1, 1, 5)), np.ones((1, 1, 3))), {"input_at": (1, 2)}, ValueError,
+         r"input_at must index all 3 axes of x \(1, 1, 5\) or its 1 spatial axes"),
+        ((np.ones((1, 1, 5)), np.ones((1, 1, 3))), {"grad_output": np.ones((1, 1, 4))}, ValueError,
+         r"grad_output.shape \(1, 1, 4\) must equal the shape of y, \(1, 1, 3\)"),
+        ((np.ones((1, 2, 5)), np.ones((1, 1, 3))), {}, ValueError, r"w.shape\[1\] \(1\) must equal in_channels"),
+        ((np.ones((1, 1, 5)), np.ones((1, 1, 3)), np.ones(2)), {}, ValueError,
+         r"b must have shape \(out_channels,\) = \(1,\); got shape \(2,\)"),
+    ],
+)
+def test_array_errors(args: tuple[Any, ...], kwargs: dict[str, Any], exc: type, pattern: str) -> None:
+    with pytest.raises(exc, match=pattern):
+        cg.explain(*args, **kwargs)
+
+
+def test_full_verifies_every_sample_and_respects_the_budget() -> None:
+    e = cg.explain((3, 8, 16, 16), (8, 8, 3, 3), padding=1, full=True)
+    assert e.verified_on is None and all(r.on == "" for r in e.recipes)
+    with cg.workspace_budget(2**20), pytest.raises(ValueError, match=r"verifying the recipes on x \(3, 8, 16, 16\)"):
+        cg.explain((3, 8, 16, 16), (8, 8, 3, 3), padding=1, full=True)

@@ -36,6 +36,7 @@ from .engine.state import (
 
 if TYPE_CHECKING:
     from . import lax, onnx, reference, signal, tensorflow, testing
+    from ._animate import Animation, animate
     from ._batch_groups import conv_batch_grouped, conv_batch_grouped_backward
     from ._double import DoubleGrads, conv_double_backward, conv_transpose_double_backward
     from ._explain import Explanation, explain
@@ -54,6 +55,8 @@ _LAZY = {
     "GradcheckResult": ("._gradcheck", "GradcheckResult"),
     "dot_test": ("._gradcheck", "dot_test"),
     "gradcheck": ("._gradcheck", "gradcheck"),
+    "animate": ("._animate", "animate"),
+    "Animation": ("._animate", "Animation"),
     "conv_batch_grouped": ("._batch_groups", "conv_batch_grouped"),
     "conv_batch_grouped_backward": ("._batch_groups", "conv_batch_grouped_backward"),
     "DoubleGrads": ("._double", "DoubleGrads"),
@@ -81,11 +84,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Animation",
     "DoubleGrads",
     "Explanation",
     "GradcheckResult",
     "Grads",
     "__version__",
+    "animate",
     "conv",
     "conv_backward",
     "conv_batch_grouped",

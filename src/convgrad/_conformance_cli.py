@@ -604,7 +604,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Examples
     --------
     >>> from convgrad._conformance_cli import main
-    >>> main(["test", "--convention", "jax", "numpy:convolve"])
+    >>> main(["test", "--convention", "mxnet", "numpy:convolve"])  # an unknown convention: one line, status 2
     2
     """
     parser = _Parser(prog="convgrad")

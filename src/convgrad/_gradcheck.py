@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -69,9 +70,12 @@ class InputCheck:
     analytic: complex | float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GradcheckResult:
     """What :func:`gradcheck` found; ``str()`` gives a readable report.
+
+    In Jupyter it shows as a table with the verdicts coloured
+    (:meth:`to_html`); ``repr()`` is one line per input.
 
     Attributes
     ----------
@@ -84,6 +88,10 @@ class GradcheckResult:
         The settings used.
     notes : tuple of str
         Warnings raised during the check (reduced precision inputs).
+    numeric, analytic : tuple of arrays
+        Per input, what was compared: the finite differences and the
+        analytic gradient (``"full"`` mode, shaped like the input), or the two
+        directional derivatives (``"fast"`` mode, 0-d arrays). Drawn by :meth:`plot`.
     """
 
     passed: bool
@@ -93,24 +101,142 @@ class GradcheckResult:
     atol: float
     rtol: float
     notes: tuple[str, ...] = ()
+    numeric: tuple[Array, ...] = field(default=(), compare=False)
+    analytic: tuple[Array, ...] = field(default=(), compare=False)
+
+    @property
+    def verdict(self) -> str:
+        """``"PASSED"`` or ``"FAILED"``."""
+        return "PASSED" if self.passed else "FAILED"
+
+    def _settings(self) -> str:
+        what = "every entry" if self.mode == "full" else "one random directional derivative per input"
+        return (f"{self.mode} mode: {what} against float64 central differences, eps={self.eps:g}, "
+                f"atol={self.atol:g}, rtol={self.rtol:g}")
 
     def __str__(self) -> str:
-        verdict = "PASSED" if self.passed else "FAILED"
-        what = "every entry" if self.mode == "full" else "one random directional derivative per input"
-        lines = [
-            f"gradcheck {verdict} ({self.mode} mode: {what} against float64 central differences, "
-            f"eps={self.eps:g}, atol={self.atol:g}, rtol={self.rtol:g})"
-        ]
+        lines = [f"gradcheck {self.verdict} ({self._settings()})"]
         for item in self.inputs:
             status = "ok  " if item.passed else "FAIL"
-            where = "direction u" if item.worst_index is None else f"worst at {item.worst_index}"
             lines.append(
                 f"  {status} input {item.position} {item.shape}: max abs error {item.max_abs_error:.3g}, "
-                f"max rel error {item.max_rel_error:.3g}; {where}: numeric {_fmt(item.numeric)}, "
+                f"max rel error {item.max_rel_error:.3g}; {_where(item)}: numeric {_fmt(item.numeric)}, "
                 f"analytic {_fmt(item.analytic)}"
             )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        parts = [f"input {i.position} {'ok' if i.passed else 'FAIL'} ({i.max_abs_error:.2g})" for i in self.inputs]
+        return f"<GradcheckResult {self.verdict}, {self.mode} mode: {', '.join(parts)}>"
+
+    def _rows(self) -> list[list[str]]:
+        return [[str(i.position), str(i.shape), f"{i.max_abs_error:.3g}", f"{i.max_rel_error:.3g}", _where(i),
+                 _fmt(i.numeric), _fmt(i.analytic), "ok" if i.passed else "FAIL"] for i in self.inputs]
+
+    _HEADER = ("input", "shape", "max abs error", "max rel error", "worst", "numeric", "analytic", "result")
+
+    def to_markdown(self) -> str:
+        """The report as Markdown: the verdict, the settings, a table with one row per input, the notes."""
+        from ._render import md_cell
+
+        out = [f"**gradcheck {self.verdict}** ({md_cell(self._settings())})", "",
+               "| " + " | ".join(self._HEADER) + " |", "|" + " --- |" * len(self._HEADER)]
+        out += ["| " + " | ".join(md_cell(c) if j != 7 else f"**{c}**" for j, c in enumerate(row)) + " |"
+                for row in self._rows()]
+        if self.notes:
+            out += [""] + [f"- {md_cell(n)}" for n in self.notes]
+        return "\n".join(out) + "\n"
+
+    def to_html(self, standalone: bool = False) -> str:
+        """The report as HTML, verdicts coloured: a fragment (Jupyter) or, with ``standalone=True``, a page."""
+        from . import _render as r
+
+        kind = "ok" if self.passed else "fail"
+        rows = self._rows()
+        table = r.table_html(self._HEADER, rows, code_columns=(1, 4))
+        for row in rows:  # colour the result column
+            cell = r.esc(row[7])
+            table = table.replace(f">{cell}</td></tr>", f">{r.badge(row[7], 'ok' if row[7] == 'ok' else 'fail')}"
+                                  "</td></tr>", 1)
+        body = (f"<p style='margin: 0.3em 0;'>{r.badge('gradcheck ' + self.verdict, kind)} "
+                f"<span style='color: #57606a;'>{r.esc(self._settings())}</span></p>{table}")
+        if self.notes:
+            body += "<ul>" + "".join(f"<li>{r.esc(n)}</li>" for n in self.notes) + "</ul>"
+        frag = r.fragment(body, "convgrad-gradcheck")
+        return r.standalone_page(f"gradcheck {self.verdict}", frag) if standalone else frag
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def plot(self, path: Optional[str] = None, /, *, dpi: int = 110) -> Any:
+        """Analytic against numeric gradient, one panel per input; saved to ``path`` when given.
+
+        In ``"full"`` mode each entry is a point (red where it breaks the
+        tolerance) and the diagonal is where they agree; in ``"fast"`` mode the
+        two directional derivatives are two bars. Needs matplotlib.
+
+        Parameters
+        ----------
+        path : str, optional
+            Where to save the picture (``.png``, ``.svg``, ``.pdf``, ...).
+        dpi : int
+            Resolution of the saved file, 1 to 1000.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from ._plot import MAX_DPI, check_plot_path, new_figure
+
+        fmt = check_plot_path(path, "GradcheckResult.plot") if path is not None else "png"
+        dpi = check_int(dpi, "dpi", 1, MAX_DPI)
+        count = max(1, len(self.inputs))
+        fig = new_figure("GradcheckResult.plot", (min(4.2 * count, 14), 4.2))
+        axes = fig.subplots(1, count, squeeze=False)[0]
+        for ax, item, num, ana in zip(axes, self.inputs, self.numeric or (None,) * count,
+                                      self.analytic or (None,) * count):
+            _plot_input(ax, item, num, ana, self.atol, self.rtol)
+        fig.suptitle(f"gradcheck {self.verdict}: {self._settings()}", fontsize=9,
+                     color="#1a7f37" if self.passed else "#cf222e")
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        if path is not None:
+            fig.savefig(path, dpi=dpi, format=fmt)
+        return fig
+
+
+def _where(item: InputCheck) -> str:
+    return "direction u" if item.worst_index is None else f"worst at {item.worst_index}"
+
+
+def _plot_input(ax: Any, item: InputCheck, numeric: Optional[Array], analytic: Optional[Array], atol: float,
+                rtol: float) -> None:
+    verdict = "ok" if item.passed else "FAIL"
+    ax.set_title(f"input {item.position} {item.shape}: {verdict}\nmax abs error {item.max_abs_error:.2g}",
+                 fontsize=9, color="#1a7f37" if item.passed else "#cf222e")
+    ax.tick_params(labelsize=7)
+    if numeric is None or analytic is None:
+        ax.text(0.5, 0.5, "no values kept", ha="center", va="center", transform=ax.transAxes)
+        return
+    num, ana = np.real(np.ravel(numeric)), np.real(np.ravel(analytic))
+    if item.worst_index is None:  # fast mode: two numbers
+        ax.bar([0, 1], [float(num[0]), float(ana[0])], color=["#4e79a7", "#f28e2b"])
+        ax.set_xticks([0, 1], ["numeric uᵀ·∂L/∂x", "analytic uᵀ·∂L/∂x"], fontsize=7)
+        return
+    bad = np.abs(ana - num) > atol + rtol * np.abs(num)
+    ax.scatter(num[~bad], ana[~bad], s=9, color="#4e79a7", label="within tolerance")
+    if bad.any():
+        ax.scatter(num[bad], ana[bad], s=12, color="#cf222e", label="outside tolerance")
+    both = np.concatenate([num, ana]) if num.size else np.zeros(1)
+    lo, hi = float(both.min()), float(both.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#9a9a9a", linewidth=0.8, zorder=0)
+    ax.set_xlabel("numeric (central differences)", fontsize=8)
+    ax.set_ylabel("analytic (backward)", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
 
 
 @dataclass(frozen=True)
@@ -150,6 +276,48 @@ def _fmt(value: complex | float) -> str:
 def _scalar(value: Any) -> complex | float:
     z = complex(value)
     return z if z.imag != 0 else z.real
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A tqdm progress bar on stderr when ``enabled`` (``None``: when stderr is a terminal), else nothing.
+
+    Without tqdm installed there is no bar. Used as a context manager::
+
+        with Progress(3, "checking") as bar:
+            bar.update("forward")
+    """
+
+    def __init__(self, total: int, desc: str, enabled: Optional[bool] = None) -> None:
+        if enabled is None:
+            enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self._bar: Any = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, step: str = "", n: int = 1) -> None:
+        """Advance by ``n``; ``step`` names what is being done now."""
+        if self._bar is not None:
+            if step:
+                self._bar.set_postfix_str(step, refresh=False)
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -208,6 +376,7 @@ def gradcheck(
     mode: str = "full",
     raise_exception: bool = False,
     seed: int = 0,
+    progress: Optional[bool] = False,
 ) -> GradcheckResult:
     """Check analytic gradients against central finite differences, in float64.
 
@@ -243,6 +412,9 @@ def gradcheck(
         Raise :class:`GradcheckError` with the report if the check fails.
     seed : int
         Seed of the random ``grad_output`` and the ``"fast"`` directions, from 0 to ``2**32 − 1``.
+    progress : bool or None
+        Show a progress bar over the evaluations of ``f`` on stderr (tqdm, if
+        installed); ``None``: only when stderr is a terminal.
 
     Returns
     -------
@@ -335,11 +507,17 @@ def gradcheck(
         return float(np.real(np.vdot(g, np.asarray(f(*args)))))
 
     rng_dir = np.random.default_rng(seed + 1)
+    steps = sum(x.size * (2 if x.dtype.kind == "c" else 1) for x in xs) if mode == "full" else len(xs)
+    bar = Progress(steps, "gradcheck", enabled=progress)
     checks = []
+    kept_numeric: list[Array] = []
+    kept_analytic: list[Array] = []
     for i, (xi, gi) in enumerate(zip(xs, analytic)):
         if mode == "full":
-            numeric = _numeric_gradient(loss, xs, i, eps_f)
+            numeric = _numeric_gradient(loss, xs, i, eps_f, bar)
             checks.append(_compare(i, xi.shape, numeric, gi, atol_f, rtol_f))
+            kept_numeric.append(numeric)
+            kept_analytic.append(gi)
         else:
             u = rng_dir.standard_normal(xi.shape)
             if xi.dtype.kind == "c":
@@ -350,6 +528,10 @@ def gradcheck(
             num = (loss(plus) - loss(minus)) / (2 * eps_f)
             ana = float(np.real(np.vdot(gi, u)))
             checks.append(_compare(i, xi.shape, np.array(num), np.array(ana), atol_f, rtol_f, fast=True))
+            kept_numeric.append(np.array(num))
+            kept_analytic.append(np.array(ana))
+            bar.update(f"input {i}")
+    bar.close()
     result = GradcheckResult(
         passed=all(c.passed for c in checks),
         inputs=tuple(checks),
@@ -358,13 +540,16 @@ def gradcheck(
         atol=atol_f,
         rtol=rtol_f,
         notes=tuple(notes),
+        numeric=tuple(kept_numeric),
+        analytic=tuple(kept_analytic),
     )
     if raise_exception and not result.passed:
         raise GradcheckError(str(result))
     return result
 
 
-def _numeric_gradient(loss: Callable[[list[Array]], float], xs: list[Array], i: int, eps: float) -> Array:
+def _numeric_gradient(loss: Callable[[list[Array]], float], xs: list[Array], i: int, eps: float,
+                      bar: Optional[Progress] = None) -> Array:
     """Central differences of ``loss`` with respect to every entry of ``xs[i]``."""
     base = xs[i]
     numeric = np.zeros(base.shape, dtype=base.dtype)
@@ -378,6 +563,8 @@ def _numeric_gradient(loss: Callable[[list[Array]], float], xs: list[Array], i: 
             args_p[i], args_m[i] = plus, minus
             # ∂L/∂Re along step 1, ∂L/∂Im along step i: numeric = ∂L/∂Re + i·∂L/∂Im
             numeric[idx] += step * (loss(args_p) - loss(args_m)) / (2 * eps)
+            if bar is not None:
+                bar.update(f"input {i}")
     return numeric
 
 

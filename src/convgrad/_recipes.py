@@ -597,3 +597,70 @@ def tf_weight(geom: Geometry, a: str, b: str, out: str) -> str:
 
 def tf_bias(d: int) -> str:
     return f"gb = tf.reduce_sum(g, axis={list((0, *range(2, 2 + d)))})\n"
+
+
+# ----------------------------------------------------------------------------- the definition as loops
+
+
+def naive_loop(geom: Geometry, transposed: bool, bias: bool) -> str:
+    """The forward pass and the three gradients as nested loops, one multiply-add at a time.
+
+    The code reads ``x``, ``w``, ``g`` (and ``b`` when ``bias``) and sets
+    ``y``, ``gx``, ``gw`` and ``gb``. Only the stride, dilation, padding,
+    groups (and ``output_padding``) are written into it; every size is read
+    from the arrays, so the same code runs on any configuration of the same
+    geometry.
+    """
+    d = geom.d
+    pads = tuple(zip(geom.pad_lo, geom.pad_hi))
+    head = (
+        "# the definition, one multiply-add at a time (convgrad.reference does the same for every configuration)\n"
+        f"stride, dilation, padding, groups = {geom.stride}, {geom.dilation}, {pads}, {geom.groups}\n"
+    )
+    if not transposed:
+        if geom.padding_mode == "zeros":
+            src = ("src = [[p if 0 <= p < size else -1 for p in range(-lo, size + hi)]  # padded position -> x "
+                   "position (-1: a zero)\n       for size, (lo, hi) in zip(x.shape[2:], padding)]\n")
+        else:
+            mode = NUMPY_PAD_MODE[geom.padding_mode]
+            src = (f"src = [np.pad(np.arange(size), (lo, hi), mode={mode!r})  # padded position -> the x position "
+                   f"it copies\n       for size, (lo, hi) in zip(x.shape[2:], padding)]\n")
+        body = (
+            "out_size = [(len(m) - dl * (k - 1) - 1) // s + 1 for m, k, s, dl in zip(src, w.shape[2:], stride, "
+            "dilation)]\n"
+            "c_group, o_group = x.shape[1] // groups, w.shape[0] // groups\n"
+            "y = np.zeros((x.shape[0], w.shape[0], *out_size))\n"
+            "gx, gw, gb = np.zeros(x.shape), np.zeros(w.shape), np.zeros(w.shape[0])\n"
+            "for n, o, *q in np.ndindex(*y.shape):\n"
+            "    for c, *k in np.ndindex(*w.shape[1:]):\n"
+            "        ci = o // o_group * c_group + c  # the c-th input channel of o's group\n"
+            f"        i = [int(src[j][q[j] * stride[j] + k[j] * dilation[j]]) for j in range({d})]\n"
+            "        if min(i) < 0:\n"
+            "            continue  # the window reads a padded zero: no term\n"
+            "        y[(n, o, *q)] += x[(n, ci, *i)] * w[(o, c, *k)]\n"
+            "        gx[(n, ci, *i)] += g[(n, o, *q)] * w[(o, c, *k)]\n"
+            "        gw[(o, c, *k)] += g[(n, o, *q)] * x[(n, ci, *i)]\n"
+            "    gb[o] += g[(n, o, *q)]\n"
+        )
+    else:
+        src = ""
+        body = (
+            f"output_padding = {Numbers(geom).remainder}\n"
+            "out_size = [(q - 1) * s - lo - hi + dl * (k - 1) + a + 1 for q, k, s, dl, (lo, hi), a\n"
+            "            in zip(x.shape[2:], w.shape[2:], stride, dilation, padding, output_padding)]\n"
+            "i_group, o_group = x.shape[1] // groups, w.shape[1]\n"
+            "y = np.zeros((x.shape[0], o_group * groups, *out_size))\n"
+            "gx, gw, gb = np.zeros(x.shape), np.zeros(w.shape), np.zeros(o_group * groups)\n"
+            "for n, i, *q in np.ndindex(*x.shape):  # every input element sends the kernel to the output\n"
+            "    for c, *k in np.ndindex(*w.shape[1:]):\n"
+            "        co = i // i_group * o_group + c  # the c-th output channel of i's group\n"
+            f"        j = [q[t] * stride[t] + k[t] * dilation[t] - padding[t][0] for t in range({d})]\n"
+            "        if min(j) < 0 or any(jt >= size for jt, size in zip(j, out_size)):\n"
+            "            continue  # lands in the cropped padding: no term\n"
+            "        y[(n, co, *j)] += x[(n, i, *q)] * w[(i, c, *k)]\n"
+            "        gx[(n, i, *q)] += g[(n, co, *j)] * w[(i, c, *k)]\n"
+            "        gw[(i, c, *k)] += x[(n, i, *q)] * g[(n, co, *j)]\n"
+            f"gb = g.sum(axis={batch_spatial_axes(d)})\n"
+        )
+    tail = f"y += b.reshape(-1{', 1' * d})\n" if bias else ""
+    return head + src + body + tail

@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 from ._conv import conv, conv_backward
 from ._mistakes import FUNCTIONS, MISTAKES, Mistake, NotApplicable
+from ._render import TextReportRepr
 from ._strategies import (
     DTYPES,
     FEATURES,
@@ -801,8 +802,8 @@ def recipe_for(config: ConvConfig, function: str) -> str:
     return "\n# or, explicitly:\n".join(chunks)
 
 
-@dataclass(frozen=True)
-class Report:
+@dataclass(frozen=True, repr=False)
+class Report(TextReportRepr):
     """What :func:`check_implementation` found; ``print(report)`` gives a readable account.
 
     Attributes
@@ -1359,7 +1360,7 @@ def check_implementation(
 
     Examples
     --------
-    The weight gradient of the seed notebooks, ``conv(x, g)``, right for one
+    The weight gradient of the notebooks' worked examples, ``conv(x, g)``, right for one
     sample:
 
     >>> import convgrad as cg
