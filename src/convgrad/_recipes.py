@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._geometry import Geometry
+from ._geometry import Geometry, out_size
 
 NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -216,7 +216,7 @@ def adjoint_flipped(geom: Geometry, b: str, out: str) -> str:
 
 def forward_crop(geom: Geometry) -> str:
     """``[:, :, 0:S, ...]`` when an ``output_padding >= stride`` leaves room for more windows than ``S``."""
-    natural = tuple((p - sp) // s + 1 for p, sp, s in zip(geom.padded_size, geom.span, geom.stride))
+    natural = tuple(out_size(p, sp, s) for p, sp, s in zip(geom.padded_size, geom.span, geom.stride))
     if natural == geom.out_size:
         return ""
     return lead(geom.d, spatial_slices((0,) * geom.d, geom.out_size))

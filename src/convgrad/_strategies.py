@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 import numpy as np
 import numpy.typing as npt
 
+from ._geometry import out_size, transposed_size
+
 if TYPE_CHECKING:
     from hypothesis.strategies import DrawFn, SearchStrategy
 
@@ -345,9 +347,9 @@ class ConvConfig:
         for s, k, st, dl, lo, hi, a in zip(self.size, self.kernel, self.stride_t, self.dilation_t, self.lo, self.hi,
                                            self.output_padding_t):
             if self.transposed:
-                sizes.append((s - 1) * st - lo - hi + dl * (k - 1) + a + 1)
+                sizes.append(transposed_size(s, k, st, dl, lo, hi, a))
             else:
-                sizes.append((s + lo + hi - dl * (k - 1) - 1) // st + 1)
+                sizes.append(out_size(s, k, st, dl, lo, hi))
         return tuple(sizes)
 
     @property
