@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -41,14 +42,19 @@ def _close(ours: Any, ref: np.ndarray, rtol: float = 1e-12) -> None:
     np.testing.assert_allclose(ours, ref, rtol=0, atol=rtol * scale)
 
 
+@contextlib.contextmanager
+def _generic_route() -> Iterator[None]:
+    """Every contraction on the generic route, NumPy arrays included (the engine calls ``dispatch.run``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dispatch, "run", dispatch.run_generic)
+        yield
+
+
 @pytest.fixture
 def generic() -> Iterator[None]:
     """Every contraction on the generic route, NumPy arrays included, for the test's duration."""
-    previous = dispatch._force_generic(True)
-    try:
+    with _generic_route():
         yield
-    finally:
-        dispatch._force_generic(previous)
 
 
 def _all_results(cfg: Config, x: np.ndarray, w: np.ndarray, b: Any, g: np.ndarray) -> list[np.ndarray]:
@@ -69,11 +75,8 @@ def _generic_against_tuned(cfg: Config, seed: int, complex_: bool) -> None:
     out_shape = (cg.conv_transpose if cfg.transposed else cg.conv)(x, w, **cfg.kwargs()).shape
     g = rng.standard_normal(out_shape) + (1j * rng.standard_normal(out_shape) if complex_ else 0)
     tuned = _all_results(cfg, x, w, b, g)
-    previous = dispatch._force_generic(True)
-    try:
+    with _generic_route():
         generic = _all_results(cfg, x, w, b, g)
-    finally:
-        dispatch._force_generic(previous)
     for ours, ref in zip(generic, tuned):
         assert type(ours) is np.ndarray
         _close(ours, ref)
@@ -110,11 +113,8 @@ def test_generic_route_on_edge_geometries(x_shape: Any, w_shape: Any, kw: dict[s
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     g = rng.standard_normal(cg.conv(x, w, **kw).shape)
     tuned = [cg.conv(x, w, **kw), *cg.conv_backward(g, x, w, **kw)]
-    previous = dispatch._force_generic(True)
-    try:
+    with _generic_route():
         generic = [cg.conv(x, w, **kw), *cg.conv_backward(g, x, w, **kw)]
-    finally:
-        dispatch._force_generic(previous)
     for ours, ref in zip(generic, tuned):
         _close(ours, ref)
 
@@ -143,11 +143,8 @@ def test_double_backward_and_batch_groups_on_the_generic_route() -> None:
                 cg.conv_batch_grouped(xb, wb, batch_groups=2), *cg.conv_batch_grouped_backward(gb, xb, wb, batch_groups=2)]
 
     tuned = run()
-    previous = dispatch._force_generic(True)
-    try:
+    with _generic_route():
         generic = run()
-    finally:
-        dispatch._force_generic(previous)
     for a, b in zip(generic, tuned):
         _close(a, b)
 

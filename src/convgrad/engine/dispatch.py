@@ -29,8 +29,8 @@ Arrays of any other library (CuPy, torch tensors, ``array_api_strict``, JAX,
 Dask) take the one generic route of :mod:`convgrad.engine.generic`, which
 uses array-API functions only; the rule above, its cost model and the FFT
 are NumPy's. :func:`run` tells the two apart by one ``type(a) is np.ndarray``
-test, so NumPy calls pay nothing for it. :func:`_force_generic` sends NumPy
-arrays to the generic route too (the tests compare it with the tuned routes).
+test, so NumPy calls pay nothing for it. :func:`run_generic` is that route on its own
+(the tests put it in place of :func:`run` to compare it with the tuned routes on NumPy arrays).
 """
 
 from __future__ import annotations
@@ -153,9 +153,7 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
     generic route (:func:`convgrad.engine.generic.run`), in their own namespace.
     """
     if type(a) is not _NDARRAY:
-        from . import generic
-
-        return generic.run(op, a, b, geom, method, exact=exact)  # type: ignore[no-any-return]
+        return run_generic(op, a, b, geom, method, exact=exact)
     dtype = np.result_type(a, b)
     name = route(geom, dtype, method, op, exact=exact)
     if name in FINITE_ONLY and not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -165,23 +163,9 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
         return contraction(a, b, geom)
 
 
-_run = run
-
-
-def _run_generic(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+def run_generic(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    """Contraction ``op`` by the generic array-API route, whatever the arrays' library (tests force it on NumPy
+    arrays by putting this function in place of :func:`run`)."""
     from . import generic
 
     return generic.run(op, a, b, geom, method, exact=exact)  # type: ignore[no-any-return]
-
-
-def _force_generic(on: bool) -> bool:
-    """Send every contraction, NumPy arrays included, to the generic route (``on=True``) or not; returns the old state.
-
-    For tests only: they compare the generic route with the tuned ones on
-    NumPy arrays. It rebinds :func:`run` (the engine calls ``dispatch.run``),
-    so the NumPy path has no flag to test; it affects every thread.
-    """
-    global run
-    previous = run is _run_generic
-    run = _run_generic if on else _run
-    return previous
