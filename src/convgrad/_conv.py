@@ -171,7 +171,8 @@ def conv(
     input_dilation : int or tuple of d ints, each ≥ 1
         ``a − 1`` zeros between the input's entries before padding (JAX's
         ``lhs_dilation``; zero padding only): the window reads
-        ``pad(dilate(x, a))[q·s + k·δ]``. Default 1.
+        ``pad(dilate(x, a))[q·s + k·δ]``. Default 1. The inserted zeros are
+        never multiplied (:mod:`convgrad.engine.phases`).
     method : {"auto", "direct", "fft"}
         How it is computed, not what: ``"direct"`` sums over the kernel
         offsets (im2col + GEMM, or the pointwise / depthwise routes);

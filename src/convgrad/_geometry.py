@@ -143,13 +143,17 @@ class Geometry:
     @cached_property
     def pads_input(self) -> bool:
         """Whether the padding map is more than the identity: padding, cropping or input dilation."""
-        return self.has_padding or any(a != 1 for a in self.input_dilation)
+        return self.has_padding or self.dilates_input
+
+    @cached_property
+    def dilates_input(self) -> bool:
+        """Whether the input is read with zeros inserted between its entries (some input dilation above 1)."""
+        return any(a != 1 for a in self.input_dilation)
 
     @cached_property
     def plain_padding(self) -> bool:
         """Padding without cropping or input dilation: the input sits unchanged inside the padded grid."""
-        return min(self.pad_lo + self.pad_hi, default=0) >= 0 and all(a == 1 for a in self.input_dilation)
-
+        return min(self.pad_lo + self.pad_hi, default=0) >= 0 and not self.dilates_input
 
     @cached_property
     def full_size(self) -> Shape:

@@ -13,6 +13,8 @@ signatures stands for either).
   on the flattened grid), :mod:`.pointwise` (1×1 kernels), :mod:`.depthwise`,
   :mod:`.fft` (overlap-save); :mod:`.windows` (the window map and its adjoint)
   and :mod:`.padding` (the padding map and its adjoint) under them;
+* :mod:`.phases` — input dilation as a set of ordinary convolutions (a
+  polyphase split), so that no product with an inserted zero is computed;
 * :mod:`.generic` — the one route of every other array namespace (array-API
   functions only: stepped-slice im2col and fold, ``xp.matmul``);
 * :mod:`.state` — every piece of shared mutable state (budget, scratch

@@ -25,6 +25,9 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    (the grid computes at every padded position, ``P`` per sample, not ``Q``).
 6. ``"gemm"`` — everything else: im2col and one GEMM per group and chunk.
 
+A geometry with input dilation is first split into ordinary convolutions
+(:mod:`convgrad.engine.phases`), each routed by the rule above.
+
 Arrays of any other library (CuPy, torch tensors, ``array_api_strict``, JAX,
 Dask) take the one generic route of :mod:`convgrad.engine.generic`, which
 uses array-API functions only; the rule above, its cost model and the FFT
@@ -42,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, jit, winograd
+from . import cost, jit, phases, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
@@ -152,6 +155,8 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
     NumPy arrays take the tuned routes; arrays of any other library the
     generic route (:func:`convgrad.engine.generic.run`), in their own namespace.
     """
+    if geom.dilates_input:  # the polyphase split: ordinary convolutions, no product on an inserted zero
+        return _split_phases(op, a, b, geom, method, exact)
     if type(a) is not _NDARRAY:
         return run_generic(op, a, b, geom, method, exact=exact)
     dtype = np.result_type(a, b)
@@ -161,6 +166,17 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
     contraction = ROUTES[op][name]
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
         return contraction(a, b, geom)
+
+
+def _split_phases(op: str, a: Array, b: Array, geom: Geometry, method: str, exact: bool) -> Array:
+    if type(a) is _NDARRAY:
+        xp: Any = np
+    else:
+        from .._namespace import array_api_compat
+
+        xp = array_api_compat().array_namespace(a, b)
+    result: Array = phases.split(op, a, b, geom, lambda o, a_, b_, g_: run(o, a_, b_, g_, method, exact=exact), xp)
+    return result
 
 
 def run_generic(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
