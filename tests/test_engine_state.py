@@ -255,7 +255,7 @@ def test_a_large_conv_in_an_atexit_handler_works() -> None:
         def at_exit():
             x = np.ones((4, 32, 96, 96), np.float32)
             y = cg.conv(x, np.ones((32, 32, 3, 3), np.float32), padding=1)
-            print("atexit ok", float(y[0, 0, 5, 5]))
+            print("atexit ok", round(float(y[0, 0, 5, 5]), 3))  # any route: 288 to float32 rounding
 
         atexit.register(at_exit)
         cg.conv(np.ones((4, 32, 96, 96), np.float32), np.ones((32, 32, 3, 3), np.float32), padding=1)
