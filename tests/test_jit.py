@@ -120,11 +120,90 @@ def test_float32_and_nonfinite_values_land_where_the_gemm_route_puts_them() -> N
         np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), rtol=1e-5, atol=1e-5)
 
 
+NONFINITE_GEOMETRIES: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
+    ((2, 3, 9, 9), (3, 1, 3, 3), {"padding": 1}),
+    ((2, 3, 9, 10), (3, 1, 3, 3), {"padding": 1, "stride": 2}),
+    ((1, 2, 11, 8), (2, 1, 3, 2), {"padding": ((2, 0), (1, 3)), "stride": (3, 2), "dilation": (2, 1)}),
+    ((1, 2, 9, 8), (2, 1, 3, 3), {"padding": ((-1, 2), (2, -1))}),   # cropping
+    ((2, 2, 13), (2, 1, 4), {"padding": 3, "stride": 2, "dilation": 2}),
+    ((1, 2, 5, 6, 5), (2, 1, 3, 3, 2), {"padding": 1, "stride": (1, 2, 2)}),
+]
+
+
+def _planted_positions(shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
+    edges = [(0,) * len(shape), tuple(s - 1 for s in shape), tuple(s // 2 for s in shape)]
+    return edges + [tuple(int(rng.integers(s)) for s in shape) for _ in range(3)]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "kw"), NONFINITE_GEOMETRIES)
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_nonfinite_values_land_where_torch_puts_them(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                                                     kw: dict[str, Any], value: float) -> None:
+    """No finiteness check guards the compiled route: NaN and ±inf must land exactly where PyTorch puts them
+    (zero padding multiplies a non-finite weight, and ``g`` meets padded zeros in the weight gradient)."""
+    rng = np.random.default_rng(11)
+    c = x_shape[1]
+    full = {"groups": c, "stride": 1, "dilation": 1, **kw}
+    d = len(x_shape) - 2
+    for key in ("stride", "dilation"):
+        if isinstance(full[key], int):
+            full[key] = (full[key],) * d
+    if isinstance(full["padding"], int):
+        full["padding"] = ((full["padding"],) * 2,) * d
+    full["padding_mode"] = "zeros"
+    geom = conv_geometry(x_shape, w_shape, **{k: v for k, v in full.items() if k != "padding_mode"})
+    x0, w0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    g0 = rng.standard_normal(geom.output_shape)
+    for target in ("x", "w", "g"):
+        base = {"x": x0, "w": w0, "g": g0}[target]
+        for pos in _planted_positions(base.shape, rng):
+            arrays = {"x": x0.copy(), "w": w0.copy(), "g": g0.copy()}
+            arrays[target][pos] = value
+            x, w, g = arrays["x"], arrays["w"], arrays["g"]
+            with np.errstate(invalid="ignore"):
+                ours = _jit_routes(geom, x, w, g)
+                refs = _torch_reference(x, w, g, full)
+            for what, o, r in zip(("y", "gx", "gw"), ours, refs):
+                where = f"{what} with {value} in {target}{list(pos)}"
+                np.testing.assert_array_equal(np.isnan(o), np.isnan(r), err_msg=f"NaN pattern of {where}")
+                np.testing.assert_array_equal(np.isposinf(o), np.isposinf(r), err_msg=f"+inf pattern of {where}")
+                np.testing.assert_array_equal(np.isneginf(o), np.isneginf(r), err_msg=f"-inf pattern of {where}")
+                finite = np.isfinite(r)
+                np.testing.assert_allclose(o[finite], r[finite], rtol=1e-10, atol=1e-10, err_msg=where)
+
+
+@pytest.mark.parametrize("kw", [{"padding": 1}, {"padding": 1, "stride": 2}])
+def test_float32_error_is_that_of_the_gemm_route(kw: dict[str, Any]) -> None:
+    """Float32 results against float64 PyTorch: within 3× the gemm route's error (weight gradient: long sums)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 8, 56, 56)).astype(np.float32)
+    w = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, groups=8, **kw)
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    full = {"groups": 8, "stride": (kw.get("stride", 1),) * 2, "dilation": (1, 1), "padding": ((1, 1), (1, 1)),
+            "padding_mode": "zeros"}
+    refs = _torch_reference(x.astype(np.float64), w.astype(np.float64), g.astype(np.float64), full)
+    for ours, numpy_route, ref in zip(_jit_routes(geom, x, w, g), _numpy_routes(geom, x, w, g), refs):
+        scale = np.abs(ref).max()
+        err = np.abs(ours - ref).max() / scale
+        assert err <= max(3 * np.abs(numpy_route - ref).max() / scale, 1e-6)
+
+
+def test_scratch_over_the_budget_declines() -> None:
+    geom = conv_geometry((1, 2, 1 << 16), (2, 1, 3), padding=1, groups=2)
+    f32 = np.dtype("float32")
+    assert jit.choose(geom, f32, "auto", "forward", exact=False, finite=True) == "jit_depthwise"
+    with cg.workspace_budget(jit.scratch_bytes(geom, 4) - 1):
+        assert jit.choose(geom, f32, "auto", "forward", exact=False, finite=True) is None
+
+
 def test_choose() -> None:
     geom = conv_geometry((2, 4, 9, 9), (4, 1, 3, 3), padding=1, groups=4)
     f32 = np.dtype("float32")
     assert jit.choose(geom, f32, "auto", "forward", exact=False, finite=True) == "jit_depthwise"
-    assert jit.choose(geom, f32, "direct", "weight", exact=False, finite=False) is None  # NaN and inf: NumPy routes
+    # data known not to be finite: the NumPy routes (the route is not in FINITE_ONLY, so no call is checked)
+    assert jit.choose(geom, f32, "direct", "weight", exact=False, finite=False) is None
+    assert "jit_depthwise" not in dispatch.FINITE_ONLY
     assert jit.choose(geom, np.dtype("complex128"), "auto", "input", exact=False, finite=True) is None
     assert jit.choose(geom, np.dtype("int64"), "auto", "input", exact=True, finite=True) is None
     grouped = conv_geometry((2, 4, 9, 9), (8, 2, 3, 3), groups=2)

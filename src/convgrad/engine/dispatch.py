@@ -74,9 +74,9 @@ for _op in ("forward", "input", "weight"):
     ROUTES[_op].update(winograd.ROUTES[_op])
     ROUTES[_op].update(jit.ROUTES[_op])
 
-FINITE_ONLY = frozenset({"fft", "winograd", "jit_depthwise"})
-"""Routes taken for finite data only: transforms would spread a NaN or an infinity, and the compiled depthwise
-kernels skip the taps on zero padding that meet a NaN weight in PyTorch."""
+FINITE_ONLY = frozenset({"fft", "winograd"})
+"""Routes taken for finite data only: their transforms would spread a NaN or an infinity over a block or tile (the
+compiled depthwise kernels multiply real zeros of the padding, so NaN and infinity land where PyTorch puts them)."""
 
 
 def is_pointwise(geom: Geometry) -> bool:

@@ -3,17 +3,30 @@
 A depthwise convolution (``groups == C == O``) does about 2·K flops per
 element it reads, so it is bound by memory traffic. The NumPy routes make one
 pass over the data per kernel offset (a multiply, then an add into a strided
-slice), or copy the windows into a matrix first; a compiled loop reads each
-input row once per offset *from the cache* and writes each output row once.
-The three kernels here run over whole rows of one ``(sample, channel)`` plane,
-with zero padding (and cropping) done by clipping the row ranges, so the
-padded input is never built:
+slice), or copy the windows into a matrix first. The compiled kernels
+(:mod:`convgrad.engine.jit_kernels`) read each ``(sample, channel)`` plane of
+the input once into a small per-thread buffer, zero-padded and split into its
+stride phases (so every stride becomes 1 and every tap one constant shift of a
+flat index), compute the result over a flat grid of the buffer's row width in
+long loops that LLVM vectorises (nine taps per pass), and write each output
+plane once. Planes of fewer than :data:`STACK_ELEMENTS` buffer entries are
+stacked, several samples of one channel in one buffer. The three
+contractions:
 
-* forward ``y[q] = Σ_k w[k] · x[q·s + k·δ − l]``;
-* input gradient ``gx[q·s + k·δ − l] += w[k] · g[q]`` (scattered per plane,
-  so two planes never write the same memory);
+* forward ``y[q] = Σ_k w[k] · x[q·s + k·δ − l]``, gathered from the phase buffer;
+* input gradient ``gx[z] = Σ_{q·s + k·δ − l = z} w[k] · g[q]``, gathered per
+  input phase (``z + l mod s``) from the zero-padded ``g``;
 * weight gradient ``gw[c, k] = Σ_{n,q} g[n, c, q] · x[n, c, q·s + k·δ − l]``,
-  one channel at a time, each row's dot product summed in float64.
+  one channel at a time, partial sums over at most
+  :data:`~convgrad.engine.jit_kernels.CHUNK` grid entries added in float64.
+
+NaN and infinity land where PyTorch puts them without a finiteness check of
+the operands (the route is not in :data:`convgrad.engine.dispatch.FINITE_ONLY`):
+the padding is real zeros in the buffer, so ``0·NaN`` appears where PyTorch's
+padded convolution has it; a channel whose weight is not finite takes an exact
+scatter kernel for the input gradient (the gathered form would add ``w·0``
+terms for positions outside ``g``), and a plane of ``x`` that is not finite
+takes a row kernel without the grid's junk columns in the weight gradient.
 
 Other padding modes and input dilation go through :func:`convgrad.engine.padding.pad`
 and its adjoint first (the kernels then see no padding). Up to three spatial
@@ -42,17 +55,18 @@ True
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
 from .padding import pad, pad_adjoint
-from .state import split_run
+from .state import cache, copy_threads, get_workspace_budget, split_run
 
 Array = npt.NDArray[Any]
 
@@ -60,7 +74,6 @@ MAX_DIMS = 3
 """Spatial dimensions the kernels handle (fewer are padded to three with sizes of 1)."""
 
 _lock = threading.Lock()
-_compiled: dict[str, Callable[..., None]] = {}
 COMPILE_SECONDS: dict[str, float] = {}
 """Seconds the first call of each kernel (per dtype) took in this process: compilation, or loading the cache."""
 
@@ -92,10 +105,11 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     ``"jit_depthwise"`` for a depthwise convolution of float32 or float64 data
     in at most three spatial dimensions, for every ``method`` (the kernels are
     direct, so ``"direct"`` allows them; ``"fft"`` and ``"winograd"`` reach this
-    only where their own routes do not apply), when Numba is installed.
-    Finite data only: the kernels skip the taps that fall on zero padding, so a
-    NaN or an infinity in the weight would not reach the outputs at the border
-    as it does in PyTorch (``0·NaN``); such calls take the NumPy routes.
+    only where their own routes do not apply), when Numba is installed and the
+    kernels' scratch (:func:`scratch_bytes`, every thread's) fits the workspace
+    budget. The kernels put NaN and infinity where PyTorch does, so the route
+    needs no finiteness check; ``finite=False`` (data known not to be finite,
+    after another route declined them) still takes the NumPy routes.
 
     Examples
     --------
@@ -110,167 +124,147 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return None
     if op not in ("forward", "input", "weight") or not is_depthwise(geom) or geom.d > MAX_DIMS or geom.n == 0:
         return None
-    return "jit_depthwise" if available() else None
+    if min(geom.out_size + geom.in_size, default=1) == 0 or not available():
+        return None
+    if scratch_bytes(geom, np.dtype(dtype).itemsize) > get_workspace_budget():
+        return None
+    return "jit_depthwise"
 
 
-# ----------------------------------------------------------------------------- the kernels (plain Python)
-# Compiled by _kernel() on first use. Arrays come flat; `geo` holds the stride, the dilation and the low padding l
-# of each of the three dimensions (input position = q·s + k·δ − l), then the sizes: input (3), output (3),
-# kernel (3) and the channel count. The innermost loops index with unsigned integers: Numba then omits the
-# negative-index wrap-around test, which otherwise keeps LLVM from vectorising them (measured 12.7 -> 3.9 ms).
-# Each kernel is self-contained (a compiled function cannot call a global that is still plain Python).
+# ----------------------------------------------------------------------------- geometry of the kernels
 
 
-def _dw_forward(x: Array, wk: Array, y: Array, geo: Array, p0: int, p1: int) -> None:  # pragma: no cover - compiled
-    s1, s2, s3, d1, d2, d3, l1, l2, l3 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    n1, n2, n3, q1, q2, q3, k1, k2, k3, c_count = (geo[9], geo[10], geo[11], geo[12], geo[13], geo[14], geo[15],
-                                                  geo[16], geo[17], geo[18])
-    us3 = np.uint64(s3)
-    for p in range(p0, p1):
-        c = p % c_count
-        for a in range(q1):
-            for b in range(q2):
-                yrow = ((p * q1 + a) * q2 + b) * q3
-                for j in range(q3):
-                    y[yrow + j] = 0
-                uy = np.uint64(yrow)
-                for i1 in range(k1):
-                    z = a * s1 + i1 * d1 - l1
-                    if z < 0 or z >= n1:
-                        continue
-                    for i2 in range(k2):
-                        v = b * s2 + i2 * d2 - l2
-                        if v < 0 or v >= n2:
-                            continue
-                        xrow = ((p * n1 + z) * n2 + v) * n3
-                        for i3 in range(k3):
-                            off = i3 * d3 - l3
-                            lo = max(0, -(off // s3))
-                            hi = min(q3, (n3 - 1 - off) // s3 + 1)
-                            if hi <= lo:
-                                continue
-                            wv = wk[(c * k1 + i1) * k2 * k3 + i2 * k3 + i3]
-                            ux = np.uint64(xrow + lo * s3 + off)
-                            uyl = uy + np.uint64(lo)
-                            if s3 == 1:
-                                for j in range(np.uint64(hi - lo)):
-                                    y[uyl + j] += wv * x[ux + j]
-                            else:
-                                for j in range(np.uint64(hi - lo)):
-                                    y[uyl + j] += wv * x[ux + j * us3]
+def _three(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """``values`` padded in front to three dimensions with ``fill``."""
+    return (fill,) * (MAX_DIMS - len(values)) + tuple(values)
 
 
-def _dw_input(g: Array, wk: Array, gx: Array, geo: Array, p0: int, p1: int) -> None:  # pragma: no cover - compiled
-    s1, s2, s3, d1, d2, d3, l1, l2, l3 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    n1, n2, n3, q1, q2, q3, k1, k2, k3, c_count = (geo[9], geo[10], geo[11], geo[12], geo[13], geo[14], geo[15],
-                                                  geo[16], geo[17], geo[18])
-    us3 = np.uint64(s3)
-    plane = n1 * n2 * n3
-    for p in range(p0, p1):
-        c = p % c_count
-        for i in range(p * plane, (p + 1) * plane):
-            gx[i] = 0
-        for a in range(q1):
-            for i1 in range(k1):
-                z = a * s1 + i1 * d1 - l1
-                if z < 0 or z >= n1:
-                    continue
-                for b in range(q2):
-                    ug = np.uint64(((p * q1 + a) * q2 + b) * q3)
-                    for i2 in range(k2):
-                        v = b * s2 + i2 * d2 - l2
-                        if v < 0 or v >= n2:
-                            continue
-                        xrow = ((p * n1 + z) * n2 + v) * n3
-                        for i3 in range(k3):
-                            off = i3 * d3 - l3
-                            lo = max(0, -(off // s3))
-                            hi = min(q3, (n3 - 1 - off) // s3 + 1)
-                            if hi <= lo:
-                                continue
-                            wv = wk[(c * k1 + i1) * k2 * k3 + i2 * k3 + i3]
-                            ux = np.uint64(xrow + lo * s3 + off)
-                            ugl = ug + np.uint64(lo)
-                            if s3 == 1:
-                                for j in range(np.uint64(hi - lo)):
-                                    gx[ux + j] += wv * g[ugl + j]
-                            else:
-                                for j in range(np.uint64(hi - lo)):
-                                    gx[ux + j * us3] += wv * g[ugl + j]
+class _Plan(NamedTuple):
+    """What the kernels need for one geometry (all ``int64``; see :mod:`convgrad.engine.jit_kernels`)."""
+
+    v: Array          # forward and weight gradient: stride, low padding, input, output and buffer sizes, C, grid
+    taps: Array       # forward: the weight index of each tap (0, 1, ..., K − 1)
+    offs: Array       # forward and weight gradient: each tap's shift in the phase buffer
+    ev: Array         # input gradient (exact kernel): stride, dilation, low padding, input, output, kernel, C
+    iv: Array         # input gradient: the buffer's sizes, its first index, the largest grid, zero first
+    phases: Array     # input gradient: one row per input phase (see jit_kernels.dw_input)
+    itaps: Array      # input gradient: the weight index of each tap, phase after phase
+    ioffs: Array      # input gradient: each tap's shift in the buffer of g (v and iv also: planes stacked, batch)
+    scratch: tuple[int, int, int]  # elements of scratch per thread: forward, input gradient, weight gradient
 
 
-def _dw_weight(g: Array, x: Array, gw: Array, geo: Array, c0: int, c1: int) -> None:  # pragma: no cover - compiled
-    s1, s2, s3, d1, d2, d3, l1, l2, l3 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    n1, n2, n3, q1, q2, q3, k1, k2, k3, c_count = (geo[9], geo[10], geo[11], geo[12], geo[13], geo[14], geo[15],
-                                                  geo[16], geo[17], geo[18])
-    batch = g.size // (c_count * q1 * q2 * q3)
-    us3 = np.uint64(s3)
-    kk = k1 * k2 * k3
-    acc = np.zeros(kk, dtype=np.float64)
-    for c in range(c0, c1):
-        acc[:] = 0.0
-        for n in range(batch):
-            p = n * c_count + c
-            for a in range(q1):
-                for i1 in range(k1):
-                    z = a * s1 + i1 * d1 - l1
-                    if z < 0 or z >= n1:
-                        continue
-                    for b in range(q2):
-                        grow = ((p * q1 + a) * q2 + b) * q3
-                        for i2 in range(k2):
-                            v = b * s2 + i2 * d2 - l2
-                            if v < 0 or v >= n2:
-                                continue
-                            xrow = ((p * n1 + z) * n2 + v) * n3
-                            for i3 in range(k3):
-                                off = i3 * d3 - l3
-                                lo = max(0, -(off // s3))
-                                hi = min(q3, (n3 - 1 - off) // s3 + 1)
-                                if hi <= lo:
-                                    continue
-                                ux = np.uint64(xrow + lo * s3 + off)
-                                ugl = np.uint64(grow + lo)
-                                part = g[0] * 0
-                                if s3 == 1:
-                                    for j in range(np.uint64(hi - lo)):
-                                        part += g[ugl + j] * x[ux + j]
-                                else:
-                                    for j in range(np.uint64(hi - lo)):
-                                        part += g[ugl + j] * x[ux + j * us3]
-                                acc[(i1 * k2 + i2) * k3 + i3] += part
-        for i in range(kk):
-            gw[c * kk + i] = acc[i]
+def _grid_size(counts: tuple[int, ...], widths: tuple[int, ...]) -> int:
+    """Length of the flat grid of ``counts`` entries per dimension in a buffer of ``widths``."""
+    return (counts[0] - 1) * widths[1] * widths[2] + (counts[1] - 1) * widths[2] + counts[2]
 
 
-_SOURCES: dict[str, Callable[..., None]] = {"forward": _dw_forward, "input": _dw_input, "weight": _dw_weight}
+STACK_ELEMENTS = 4096
+"""Planes smaller than this (in buffer entries) are stacked, several samples of one channel in one buffer, so that
+the grid loops stay long (a 14×14 plane alone leaves LLVM's vector loop mostly its scalar remainder)."""
 
 
-def _kernel(name: str) -> Callable[..., None]:
-    """The compiled kernel ``name``, compiled (or loaded from the cache) on first use; imports Numba."""
-    kernel = _compiled.get(name)
-    if kernel is None:
+def _stack(batch: int, plane: int) -> int:
+    """How many planes of ``plane`` entries to stack in one buffer (at most the batch)."""
+    return max(1, min(batch, STACK_ELEMENTS // max(plane, 1)))
+
+
+@cache(maxsize=256)
+def _plan(geom: Geometry, in_size: tuple[int, ...], padded: bool) -> _Plan:
+    """The kernels' vectors for ``geom`` on an input of ``in_size`` (already padded, ``l = 0``, if ``padded``)."""
+    s, dl, q, k = (_three(a, 1) for a in (geom.stride, geom.dilation, geom.out_size, geom.kernel))
+    n = _three(in_size, 1)
+    lo = _three((0,) * geom.d if padded else geom.pad_lo, 0)
+    # forward and weight gradient: the phase buffer of the padded input
+    t = tuple(-(-((qj - 1) * sj + (kj - 1) * dj + 1) // sj) for qj, sj, kj, dj in zip(q, s, k, dl))
+    plane = t[0] * t[1] * t[2]
+    nb = _stack(geom.n, s[0] * s[1] * s[2] * plane)
+    offs = []
+    for idx in itertools.product(*(range(kj) for kj in k)):
+        pos = [i * dj for i, dj in zip(idx, dl)]
+        phase = ((pos[0] % s[0]) * s[1] + pos[1] % s[1]) * s[2] + pos[2] % s[2]
+        m = [pj // sj for pj, sj in zip(pos, s)]
+        offs.append(phase * nb * plane + (m[0] * t[1] + m[1]) * t[2] + m[2])
+    size = _grid_size(q, t)
+    v = np.array(s + lo + n + q + t + (geom.c_in, size, nb, geom.n), dtype=np.int64)
+    kk = len(offs)
+    # input gradient: per dimension, the phases rho of u = z + l and their taps (k·δ ≡ rho mod s, shift m)
+    per_dim = []
+    for sj, dj, lj, nj, kj in zip(s, dl, lo, n, k):
+        rows = []
+        for rho in range(sj):
+            a_lo = -(-(lj - rho) // sj)
+            a_hi = (lj + nj - 1 - rho) // sj + 1
+            dim_taps = [(i, (i * dj - rho) // sj) for i in range(kj) if (i * dj) % sj == rho]
+            rows.append((rho, a_lo, max(0, a_hi - a_lo), dim_taps))
+        per_dim.append(rows)
+    u, tlo = [], []
+    for j, rows in enumerate(per_dim):
+        biggest = ((k[j] - 1) * dl[j]) // s[j]
+        live = [(a_lo, a_lo + count) for _, a_lo, count, _ in rows if count > 0]
+        first = min(a for a, _ in live) - biggest
+        tlo.append(first)
+        u.append(max(b for _, b in live) - first)
+    phases: list[tuple[int, ...]] = []
+    itaps: list[int] = []
+    ioffs: list[int] = []
+    zero_first, size_max = 0, 1
+    for r1, r2, r3 in itertools.product(*per_dim):
+        counts = (r1[2], r2[2], r3[2])
+        if min(counts) == 0:
+            continue
+        if not (r1[3] and r2[3] and r3[3]):
+            zero_first = 1
+            continue
+        start = len(itaps)
+        for (i1, m1), (i2, m2), (i3, m3) in itertools.product(r1[3], r2[3], r3[3]):
+            itaps.append((i1 * k[1] + i2) * k[2] + i3)
+            shift = [r[1] - tl - m for r, tl, m in zip((r1, r2, r3), tlo, (m1, m2, m3))]
+            ioffs.append((shift[0] * u[1] + shift[1]) * u[2] + shift[2])
+        grid = _grid_size(counts, tuple(u))
+        size_max = max(size_max, grid)
+        phases.append((r1[1], r2[1], r3[1]) + counts + (r1[0], r2[0], r3[0], grid, start, len(itaps)))
+    ev = np.array(s + dl + lo + n + q + k + (geom.c_in,), dtype=np.int64)
+    uplane = u[0] * u[1] * u[2]
+    nbi = _stack(geom.n, uplane)
+    iv = np.array(tuple(u) + tuple(tlo) + (size_max, zero_first, nbi, geom.n), dtype=np.int64)
+    bufsize = s[0] * s[1] * s[2] * plane * nb
+    stacked = (nb - 1) * plane + size
+    return _Plan(v, np.arange(kk, dtype=np.int64), np.array(offs, dtype=np.int64), ev, iv,
+                 np.array(phases, dtype=np.int64).reshape(-1, 12), np.array(itaps, dtype=np.int64),
+                 np.array(ioffs, dtype=np.int64),
+                 (bufsize + stacked, nbi * uplane + (nbi - 1) * uplane + size_max, bufsize + stacked))
+
+
+def scratch_bytes(geom: Geometry, itemsize: int) -> int:
+    """Scratch of the depthwise kernels for ``geom``, all threads together, in bytes (the largest of the three)."""
+    direct = _direct_padding(geom)
+    plan = _plan(geom, geom.in_size if direct else geom.padded_size, not direct)
+    return max(plan.scratch) * itemsize * copy_threads()
+
+
+# ----------------------------------------------------------------------------- running the kernels
+
+
+def _kernels() -> Any:
+    """The module of compiled kernels (imports Numba; compiled, or loaded from the cache, on first call)."""
+    module = sys.modules.get(f"{__package__}.jit_kernels")
+    if module is None:
         with _lock:
-            kernel = _compiled.get(name)
-            if kernel is None:
-                import numba  # type: ignore[import-untyped, unused-ignore]
-
-                # fastmath "reassoc" lets the row dot products vectorise; no flag assumes finite values
-                kernel = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(_SOURCES[name])
-                _compiled[name] = kernel
-    return kernel
+            from . import jit_kernels as module
+    return module
 
 
 def _run(name: str, args: tuple[Any, ...], total: int, elements: int) -> None:
     """Run kernel ``name`` over ``[0, total)`` split on the thread pool; time its first call per dtype."""
-    kernel = _kernel(name)
     key = f"{name}[{args[0].dtype}]"
     if key not in COMPILE_SECONDS:
         import time
 
         t0 = time.perf_counter()
+        kernel = getattr(_kernels(), name)
         kernel(*args, 0, min(1, total))  # compiles (or loads from the cache) on one plane or channel
         COMPILE_SECONDS[key] = time.perf_counter() - t0
+    kernel = getattr(_kernels(), name)
 
     def work(a: int, b: int) -> None:
         kernel(*args, a, b)
@@ -278,19 +272,8 @@ def _run(name: str, args: tuple[Any, ...], total: int, elements: int) -> None:
     split_run(total, elements, work)
 
 
-def _geo(geom: Geometry, padded: bool, in_size: tuple[int, ...]) -> Array:
-    """The kernels' geometry vector (see the kernels' comment), padded to three dimensions (``l = 0`` if padded)."""
-    extra = (1,) * (MAX_DIMS - geom.d)
-    lo = (0,) * geom.d if padded else geom.pad_lo
-    return np.array(
-        extra + geom.stride + extra + geom.dilation + (0,) * len(extra) + lo
-        + extra + in_size + extra + geom.out_size + extra + geom.kernel + (geom.c_in,),
-        dtype=np.int64,
-    )
-
-
 def _direct_padding(geom: Geometry) -> bool:
-    """Zero padding (or cropping) without input dilation: the kernels clip their rows instead of padding."""
+    """Zero padding (or cropping) without input dilation: the kernels pad in their scratch instead."""
     return geom.padding_mode == "zeros" and all(a == 1 for a in geom.input_dilation)
 
 
@@ -300,36 +283,40 @@ def _flat(a: Array, dtype: np.dtype[Any]) -> Array:
 
 
 def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y[n, c, q] = Σ_k w[c, 0, k] · pad(x)[n, c, q·s + k·δ]`` by the compiled row kernel."""
+    """``y[n, c, q] = Σ_k w[c, 0, k] · pad(x)[n, c, q·s + k·δ]`` by the compiled plane kernel."""
     dtype = np.result_type(x, w)
     direct = _direct_padding(geom)
     src = x if direct else pad(x, geom)
+    plan = _plan(geom, tuple(src.shape[2:]), not direct)
     y = np.empty((x.shape[0], geom.c_out) + geom.out_size, dtype=dtype)
-    geo = _geo(geom, not direct, tuple(src.shape[2:]))
-    _run("forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), geo), x.shape[0] * geom.c_in,
-         y.size * prod(geom.kernel))
+    blocks = -(-x.shape[0] // int(plan.v[17]))
+    _run("dw_forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), plan.v, plan.taps, plan.offs),
+         blocks * geom.c_in, y.size * prod(geom.kernel))
     return y
 
 
 def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``gx = pad_adjoint(Σ_k scatter_k(w[c, 0, k] · g))`` by the compiled row kernel (no padded copy for zeros)."""
+    """``gx = pad_adjoint(Σ_k scatter_k(w[c, 0, k] · g))``, gathered per input phase (no padded copy for zeros)."""
     dtype = np.result_type(g, w)
     direct = _direct_padding(geom)
     size = geom.in_size if direct else geom.padded_size
+    plan = _plan(geom, size, not direct)
     out = np.empty((g.shape[0], geom.c_in) + size, dtype=dtype)
-    _run("input", (_flat(g, dtype), _flat(w, dtype), out.reshape(-1), _geo(geom, not direct, size)),
-         g.shape[0] * geom.c_in, g.size * prod(geom.kernel))
+    _run("dw_input", (_flat(g, dtype), _flat(w, dtype), out.reshape(-1), plan.iv, plan.ev, plan.phases,
+                      plan.itaps, plan.ioffs),
+         -(-g.shape[0] // int(plan.iv[8])) * geom.c_in, g.size * prod(geom.kernel))
     return out if direct else np.ascontiguousarray(pad_adjoint(out, geom))
 
 
 def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """``gw[c, 0, k] = Σ_{n,q} g[n, c, q] · pad(x)[n, c, q·s + k·δ]``, one channel per kernel call, float64 sums."""
+    """``gw[c, 0, k] = Σ_{n,q} g[n, c, q] · pad(x)[n, c, q·s + k·δ]``, per channel, partial sums added in float64."""
     dtype = np.result_type(g, x)
     direct = _direct_padding(geom)
     src = x if direct else pad(x, geom)
+    plan = _plan(geom, tuple(src.shape[2:]), not direct)
     gw = np.empty(geom.weight_shape, dtype=dtype)
-    _run("weight", (_flat(g, dtype), _flat(src, dtype), gw.reshape(-1), _geo(geom, not direct, tuple(src.shape[2:]))),
-         geom.c_in, g.size * prod(geom.kernel))
+    _run("dw_weight", (_flat(g, dtype), _flat(src, dtype), gw.reshape(-1), plan.v, plan.offs), geom.c_in,
+         g.size * prod(geom.kernel))
     return gw
 
 

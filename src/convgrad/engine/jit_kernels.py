@@ -1,0 +1,400 @@
+"""The compiled kernels of :mod:`convgrad.engine.jit` (imports Numba: imported only when a compiled route is used).
+
+Every array comes flat (1-d, contiguous). Geometry is passed as scalars or
+``int64`` vectors of three entries (fewer spatial dimensions are padded to
+three with sizes of 1), built and remembered by :mod:`convgrad.engine.jit`.
+
+The depthwise kernels work on one ``(sample, channel)`` plane at a time, in
+per-thread scratch that stays in the cache:
+
+1. :func:`fill` copies the plane into a zero-padded buffer split into its
+   stride phases (``B[r][t] = x[t·s + r − l]``, zero outside the input), so
+   that every kernel tap becomes one constant shift of a flat index and every
+   stride becomes 1;
+2. :func:`gather` then computes the output over a flat grid of the buffer's
+   row width (a few junk columns per row, never copied out) in long
+   contiguous loops that LLVM vectorises, three taps per pass;
+3. the valid grid entries are copied to the output.
+
+Zero padding is real zeros in the buffer, so ``0·NaN`` terms appear exactly
+where PyTorch's padded convolution has them. The input gradient gathers from
+the zero-padded upstream gradient per input phase; where a channel's weight is
+not finite it takes the exact scatter kernel (:func:`input_plane_exact`), so
+that only real terms reach the result. The weight gradient sums
+``g · B`` over the grid with the junk columns of ``g`` set to zero; where a
+plane of ``x`` is not finite (``0·inf`` would make a NaN) it sums over the
+valid rows only (:func:`weight_plane_rows`). Partial sums are in the data's
+dtype over at most :data:`CHUNK` grid entries, then added in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba  # type: ignore[import-untyped, unused-ignore]
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+
+CHUNK = 1024
+"""Grid entries per partial sum of the weight gradient (summed in the data's dtype, then added in float64)."""
+
+# "reassoc" lets the loops over the grid vectorise (the sums are reordered); "contract" fuses multiply-adds.
+# No flag assumes finite values, so NaN and infinity propagate as in plain arithmetic.
+_njit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def cdiv(a: int, b: int) -> int:  # pragma: no cover - compiled
+    """``ceil(a / b)`` for ``b > 0``."""
+    return -((-a) // b)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def copy(dst: Array, d0: int, src: Array, s0: int, m: int) -> None:  # pragma: no cover - compiled
+    """``dst[d0:d0 + m] = src[s0:s0 + m]`` (unsigned indices: no wrap-around test, so LLVM vectorises it)."""
+    ud, us = np.uint64(d0), np.uint64(s0)
+    for j in range(np.uint64(m)):
+        dst[ud + j] = src[us + j]
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def zero(dst: Array, d0: int, m: int) -> None:  # pragma: no cover - compiled
+    """``dst[d0:d0 + m] = 0``."""
+    ud = np.uint64(d0)
+    for j in range(np.uint64(m)):
+        dst[ud + j] = 0
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def fill(src: Array, so: int, buf: Array, bo: int, pstride: int, s: Array, lo: Array, n: Array,
+         t: Array) -> None:  # pragma: no cover - compiled
+    """``buf[bo + r·pstride + t] = src[so + z1·n2·n3 + z2·n3 + z3]`` with ``z = t·s + r − lo``; 0 outside ``n``.
+
+    One plane's ``s1·s2·s3`` phases of shape ``t`` (flat; ``r`` the phase index, ``t`` the flat position in the
+    phase), each phase ``pstride`` apart: several planes are stacked in one buffer by their ``bo``.
+    """
+    s1, s2, s3 = s[0], s[1], s[2]
+    l1, l2, l3 = lo[0], lo[1], lo[2]
+    n1, n2, n3 = n[0], n[1], n[2]
+    t1n, t2n, t3n = t[0], t[1], t[2]
+    one_lo = min(t3n, max(0, l3))  # the row's copied range when s3 == 1
+    one_hi = max(one_lo, min(t3n, n3 + l3))
+    for r1 in range(s1):
+        for r2 in range(s2):
+            for t1 in range(t1n):
+                z1 = t1 * s1 + r1 - l1
+                for t2 in range(t2n):
+                    z2 = t2 * s2 + r2 - l2
+                    at = (t1 * t2n + t2) * t3n
+                    if z1 < 0 or z1 >= n1 or z2 < 0 or z2 >= n2:
+                        for r3 in range(s3):
+                            zero(buf, bo + ((r1 * s2 + r2) * s3 + r3) * pstride + at, t3n)
+                        continue
+                    first = so + (z1 * n2 + z2) * n3 - l3
+                    if s3 == 2:  # both phases in one pass over the row: LLVM vectorises it with shuffles
+                        row0 = bo + (r1 * s2 + r2) * 2 * pstride + at
+                        row1 = row0 + pstride
+                        m0 = min(t3n, max(0, cdiv(l3, 2)))
+                        m1 = max(m0, min(t3n, (n3 + l3) // 2))
+                        for j in range(m0):
+                            buf[row0 + j] = src[first + 2 * j] if 2 * j - l3 >= 0 else 0
+                            buf[row1 + j] = src[first + 2 * j + 1] if 0 <= 2 * j + 1 - l3 < n3 else 0
+                        ud0, ud1, us = np.uint64(row0 + m0), np.uint64(row1 + m0), np.uint64(first + 2 * m0)
+                        for j in range(np.uint64(m1 - m0)):
+                            buf[ud0 + j] = src[us + 2 * j]
+                            buf[ud1 + j] = src[us + 2 * j + 1]
+                        for j in range(m1, t3n):
+                            buf[row0 + j] = src[first + 2 * j] if 0 <= 2 * j - l3 < n3 else 0
+                            buf[row1 + j] = src[first + 2 * j + 1] if 0 <= 2 * j + 1 - l3 < n3 else 0
+                        continue
+                    if s3 == 1:
+                        row = bo + (r1 * s2 + r2) * pstride + at
+                        zero(buf, row, one_lo)
+                        copy(buf, row + one_lo, src, first + one_lo, one_hi - one_lo)
+                        zero(buf, row + one_hi, t3n - one_hi)
+                        continue
+                    for r3 in range(s3):
+                        row = bo + ((r1 * s2 + r2) * s3 + r3) * pstride + at
+                        lo3 = min(t3n, max(0, cdiv(l3 - r3, s3)))
+                        hi3 = max(lo3, min(t3n, cdiv(n3 + l3 - r3, s3)))
+                        zero(buf, row, lo3)
+                        for j in range(lo3, hi3):
+                            buf[row + j] = src[first + r3 + j * s3]
+                        zero(buf, row + hi3, t3n - hi3)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def gather(buf: Array, grid: Array, size: int, w: Array, wo: int, taps: Array, offs: Array) -> None:  # pragma: no cover
+    """``grid[i] = Σ_t w[wo + taps[t]] · buf[i + offs[t]]`` for ``i < size``, three taps per pass."""
+    count = taps.shape[0]
+    out = grid[:size]
+    t = 0
+    first = True
+    while t + 9 <= count:  # nine taps a pass: 9 loads and 1 store per 9 multiply-adds (3·3 is the common kernel)
+        a0, a1, a2 = w[wo + taps[t]], w[wo + taps[t + 1]], w[wo + taps[t + 2]]
+        a3, a4, a5 = w[wo + taps[t + 3]], w[wo + taps[t + 4]], w[wo + taps[t + 5]]
+        a6, a7, a8 = w[wo + taps[t + 6]], w[wo + taps[t + 7]], w[wo + taps[t + 8]]
+        b0 = buf[offs[t]:offs[t] + size]
+        b1 = buf[offs[t + 1]:offs[t + 1] + size]
+        b2 = buf[offs[t + 2]:offs[t + 2] + size]
+        b3 = buf[offs[t + 3]:offs[t + 3] + size]
+        b4 = buf[offs[t + 4]:offs[t + 4] + size]
+        b5 = buf[offs[t + 5]:offs[t + 5] + size]
+        b6 = buf[offs[t + 6]:offs[t + 6] + size]
+        b7 = buf[offs[t + 7]:offs[t + 7] + size]
+        b8 = buf[offs[t + 8]:offs[t + 8] + size]
+        if first:
+            for i in range(np.uint64(size)):
+                out[i] = ((a0 * b0[i] + a1 * b1[i] + a2 * b2[i]) + (a3 * b3[i] + a4 * b4[i] + a5 * b5[i])
+                          + (a6 * b6[i] + a7 * b7[i] + a8 * b8[i]))
+        else:
+            for i in range(np.uint64(size)):
+                out[i] += ((a0 * b0[i] + a1 * b1[i] + a2 * b2[i]) + (a3 * b3[i] + a4 * b4[i] + a5 * b5[i])
+                           + (a6 * b6[i] + a7 * b7[i] + a8 * b8[i]))
+        first = False
+        t += 9
+    while t + 3 <= count:
+        a0, a1, a2 = w[wo + taps[t]], w[wo + taps[t + 1]], w[wo + taps[t + 2]]
+        b0 = buf[offs[t]:offs[t] + size]
+        b1 = buf[offs[t + 1]:offs[t + 1] + size]
+        b2 = buf[offs[t + 2]:offs[t + 2] + size]
+        if first:
+            for i in range(size):
+                out[i] = a0 * b0[i] + a1 * b1[i] + a2 * b2[i]
+        else:
+            for i in range(size):
+                out[i] += a0 * b0[i] + a1 * b1[i] + a2 * b2[i]
+        first = False
+        t += 3
+    if t + 2 == count:
+        a0, a1 = w[wo + taps[t]], w[wo + taps[t + 1]]
+        b0 = buf[offs[t]:offs[t] + size]
+        b1 = buf[offs[t + 1]:offs[t + 1] + size]
+        if first:
+            for i in range(size):
+                out[i] = a0 * b0[i] + a1 * b1[i]
+        else:
+            for i in range(size):
+                out[i] += a0 * b0[i] + a1 * b1[i]
+    elif t + 1 == count:
+        a0 = w[wo + taps[t]]
+        b0 = buf[offs[t]:offs[t] + size]
+        if first:
+            for i in range(size):
+                out[i] = a0 * b0[i]
+        else:
+            for i in range(size):
+                out[i] += a0 * b0[i]
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array, i0: int,
+               i1: int) -> None:  # pragma: no cover - compiled
+    """Depthwise forward over work items ``[i0, i1)``: item ``c·blocks + b`` is channel ``c`` of samples
+    ``b·nb …`` (``nb`` planes stacked in one buffer, so that small planes still make long loops).
+
+    ``v``: stride, low padding, input, output and phase sizes (3 each), C, one plane's grid, nb, N.
+    """
+    s, lo, n, q, t = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15]
+    c_count, size, nb = v[15], v[16], v[17]
+    batch = x.shape[0] // (c_count * n[0] * n[1] * n[2])
+    blocks = cdiv(batch, nb)
+    kk = taps.shape[0]
+    plane = t[0] * t[1] * t[2]
+    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=y.dtype)
+    grid = np.empty((nb - 1) * plane + max(size, 1), dtype=y.dtype)
+    nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
+    for item in range(i0, i1):
+        c, n0 = item // blocks, (item % blocks) * nb
+        m = min(nb, batch - n0)
+        for j in range(m):
+            fill(x, ((n0 + j) * c_count + c) * nin, buf, j * plane, nb * plane, s, lo, n, t)
+        gather(buf, grid, (m - 1) * plane + size, w, c * kk, taps, offs)
+        for j in range(m):
+            yo = ((n0 + j) * c_count + c) * nout
+            for a1 in range(q[0]):
+                for a2 in range(q[1]):
+                    copy(y, yo + (a1 * q[1] + a2) * q[2], grid, j * plane + (a1 * t[1] + a2) * t[2], q[2])
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def input_plane_exact(g: Array, w: Array, gx: Array, v: Array, p: int) -> None:  # pragma: no cover - compiled
+    """Input gradient of plane ``p`` by scattering each real term ``w[k]·g[q]`` (no zero-padded operand)."""
+    s, dl, lo, n, q, k = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15], v[15:18]
+    c_count = v[18]
+    kk = k[0] * k[1] * k[2]
+    c = p % c_count
+    nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
+    out = gx[p * nin:(p + 1) * nin]
+    for i in range(nin):
+        out[i] = 0
+    for a1 in range(q[0]):
+        for i1 in range(k[0]):
+            z1 = a1 * s[0] + i1 * dl[0] - lo[0]
+            if z1 < 0 or z1 >= n[0]:
+                continue
+            for a2 in range(q[1]):
+                grow = p * nout + (a1 * q[1] + a2) * q[2]
+                for i2 in range(k[1]):
+                    z2 = a2 * s[1] + i2 * dl[1] - lo[1]
+                    if z2 < 0 or z2 >= n[1]:
+                        continue
+                    for i3 in range(k[2]):
+                        off = i3 * dl[2] - lo[2]
+                        j0 = max(0, cdiv(-off, s[2]))
+                        j1 = min(q[2], cdiv(n[2] - off, s[2]))
+                        wv = w[c * kk + (i1 * k[1] + i2) * k[2] + i3]
+                        for j in range(j0, j1):
+                            out[(z1 * n[1] + z2) * n[2] + j * s[2] + off] += wv * g[grow + j]
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, taps: Array, offs: Array,
+             i0: int, i1: int) -> None:  # pragma: no cover - compiled
+    """Depthwise input gradient over work items ``[i0, i1)`` (as :func:`dw_forward`), gathered per input phase
+    from the zero-padded ``g``.
+
+    ``v``: the buffer's sizes ``u`` (3), its first index ``t_lo`` (3), the
+    largest phase grid, whether some input positions get no term (zero first),
+    nb, N; ``ev``: the exact kernel's vector; ``phases``: one row per phase,
+    ``a_lo`` (3), counts (3), residue (3), grid size, first and end tap.
+    """
+    u, tlo = v[0:3], v[3:6]
+    size_max, zero_first, nb = v[6], v[7], v[8]
+    s, lo, n, q = ev[0:3], ev[6:9], ev[9:12], ev[12:15]
+    c_count = ev[18]
+    batch = g.shape[0] // (c_count * q[0] * q[1] * q[2])
+    blocks = cdiv(batch, nb)
+    kk = ev[15] * ev[16] * ev[17]
+    ones = np.ones(3, dtype=np.int64)
+    neg = -tlo
+    plane = u[0] * u[1] * u[2]
+    buf = np.empty(plane * nb, dtype=gx.dtype)
+    grid = np.empty((nb - 1) * plane + max(size_max, 1), dtype=gx.dtype)
+    nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
+    for item in range(i0, i1):
+        c, n0 = item // blocks, (item % blocks) * nb
+        m = min(nb, batch - n0)
+        finite = True
+        for i in range(kk):
+            if not np.isfinite(w[c * kk + i]):
+                finite = False
+        if not finite:
+            for j in range(m):
+                input_plane_exact(g, w, gx, ev, (n0 + j) * c_count + c)
+            continue
+        for j in range(m):
+            fill(g, ((n0 + j) * c_count + c) * nout, buf, j * plane, plane, ones, neg, q, u)
+            if zero_first:
+                zero(gx, ((n0 + j) * c_count + c) * nin, nin)
+        for ph in range(phases.shape[0]):
+            row = phases[ph]
+            gather(buf, grid, (m - 1) * plane + row[9], w, c * kk, taps[row[10]:row[11]], offs[row[10]:row[11]])
+            for j in range(m):
+                go = ((n0 + j) * c_count + c) * nin
+                for b1 in range(row[3]):
+                    z1 = (b1 + row[0]) * s[0] + row[6] - lo[0]
+                    for b2 in range(row[4]):
+                        z2 = (b2 + row[1]) * s[1] + row[7] - lo[1]
+                        src = j * plane + (b1 * u[1] + b2) * u[2]
+                        first = go + (z1 * n[1] + z2) * n[2] + row[2] * s[2] + row[8] - lo[2]
+                        if s[2] == 1:
+                            copy(gx, first, grid, src, row[5])
+                        else:
+                            for k in range(row[5]):
+                                gx[first + k * s[2]] = grid[src + k]
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def weight_plane_grid(gg: Array, buf: Array, size: int, offs: Array, acc: Array) -> None:  # pragma: no cover
+    """``acc[t] += Σ_i gg[i] · buf[i + offs[t]]`` over the grid (junk entries of ``gg`` are zero), three taps per
+    pass, partial sums over :data:`CHUNK` entries in the data's dtype."""
+    count = offs.shape[0]
+    nil = np.zeros(1, dtype=gg.dtype)[0]
+    t = 0
+    while t < count:
+        m = min(3, count - t)
+        o0 = offs[t]
+        o1 = offs[t + 1] if m > 1 else o0
+        o2 = offs[t + 2] if m > 2 else o0
+        for i0 in range(0, size, CHUNK):
+            i1 = min(size, i0 + CHUNK)
+            gs = gg[i0:i1]
+            b0 = buf[o0 + i0:o0 + i1]
+            b1 = buf[o1 + i0:o1 + i1]
+            b2 = buf[o2 + i0:o2 + i1]
+            s0 = nil
+            s1 = nil
+            s2 = nil
+            if m == 3:
+                for i in range(i1 - i0):
+                    s0 += gs[i] * b0[i]
+                    s1 += gs[i] * b1[i]
+                    s2 += gs[i] * b2[i]
+                acc[t + 1] += s1
+                acc[t + 2] += s2
+            elif m == 2:
+                for i in range(i1 - i0):
+                    s0 += gs[i] * b0[i]
+                    s1 += gs[i] * b1[i]
+                acc[t + 1] += s1
+            else:
+                for i in range(i1 - i0):
+                    s0 += gs[i] * b0[i]
+            acc[t] += s0
+        t += m
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def weight_plane_rows(g: Array, go: int, buf: Array, bo: int, q: Array, t: Array, offs: Array,
+                      acc: Array) -> None:  # pragma: no cover - compiled
+    """``acc[k] += Σ_q g[go + q] · buf[bo + grid(q) + offs[k]]`` over the valid positions only (no junk terms)."""
+    nil = np.zeros(1, dtype=buf.dtype)[0]
+    for k in range(offs.shape[0]):
+        for a1 in range(q[0]):
+            part = nil
+            for a2 in range(q[1]):
+                gs = g[go + (a1 * q[1] + a2) * q[2]:go + (a1 * q[1] + a2 + 1) * q[2]]
+                first = bo + (a1 * t[1] + a2) * t[2] + offs[k]
+                bs = buf[first:first + q[2]]
+                for j in range(q[2]):
+                    part += gs[j] * bs[j]
+            acc[k] += part
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dw_weight(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
+    """Depthwise weight gradient of channels ``[c0, c1)``, each summed over every sample (same ``v`` as forward)."""
+    s, lo, n, q, t = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15]
+    c_count, size, nb = v[15], v[16], v[17]
+    batch = g.shape[0] // (c_count * q[0] * q[1] * q[2])
+    kk = offs.shape[0]
+    plane = t[0] * t[1] * t[2]
+    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=x.dtype)
+    gg = np.zeros((nb - 1) * plane + max(size, 1), dtype=g.dtype)
+    acc = np.zeros(kk, dtype=np.float64)
+    nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
+    nil = np.zeros(1, dtype=buf.dtype)[0]
+    for c in range(c0, c1):
+        acc[:] = 0.0
+        for n0 in range(0, batch, nb):
+            m = min(nb, batch - n0)
+            for j in range(m):
+                fill(x, ((n0 + j) * c_count + c) * nin, buf, j * plane, nb * plane, s, lo, n, t)
+            check = nil
+            for i in range(buf.shape[0]):
+                check += buf[i] * nil
+            if check != 0 or not np.isfinite(check):  # 0·inf in the junk terms: sum the valid rows only
+                for j in range(m):
+                    weight_plane_rows(g, ((n0 + j) * c_count + c) * nout, buf, j * plane, q, t, offs, acc)
+                continue
+            for j in range(m):
+                go = ((n0 + j) * c_count + c) * nout
+                for a1 in range(q[0]):
+                    for a2 in range(q[1]):
+                        copy(gg, j * plane + (a1 * t[1] + a2) * t[2], g, go + (a1 * q[1] + a2) * q[2], q[2])
+            weight_plane_grid(gg, buf, (m - 1) * plane + size, offs, acc)
+        for i in range(kk):
+            gw[c * kk + i] = acc[i]
