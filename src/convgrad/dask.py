@@ -200,18 +200,12 @@ def check_chunks(arrays: Mapping[str, Any], geom: Geometry) -> None:
 # ----------------------------------------------------------------------------- the padding map, globally
 
 
-def _dilate(a: Any, axis: int, factor: int) -> Any:
-    """``factor − 1`` zeros between the entries of ``a`` along ``axis`` (JAX's ``lhs_dilation``)."""
-    da = _da()
-    if factor == 1 or a.shape[axis] == 0:
-        return a
-    stacked = da.stack([a] + [da.zeros_like(a)] * (factor - 1), axis=axis + 1).rechunk({axis + 1: -1})
-    merged = stacked.reshape(a.shape[:axis] + (a.shape[axis] * factor,) + a.shape[axis + 1:])
-    return merged[(slice(None),) * axis + (slice(0, (a.shape[axis] - 1) * factor + 1),)]
-
-
 def pad(x: Any, geom: Geometry) -> Any:
-    """The padding map on a batched Dask array, globally: ``(N, C, *S)`` -> ``(N, C, *P)``."""
+    """The padding map on a batched Dask array, globally: ``(N, C, *S)`` -> ``(N, C, *P)``.
+
+    Zero padding and crops only: input dilation never reaches this route (the engine splits such a
+    convolution into phases, ordinary convolutions of the undilated input, first).
+    """
     da = _da()
     if not geom.pads_input:
         return x
@@ -219,8 +213,6 @@ def pad(x: Any, geom: Geometry) -> Any:
         return da.pad(x, [(0, 0), (0, 0), *zip(geom.pad_lo, geom.pad_hi)], mode=_DASK_MODE[geom.padding_mode])
     src, dst = placement(geom)
     inner = x[(slice(None), slice(None)) + src]
-    for axis, a in enumerate(geom.input_dilation, start=2):
-        inner = _dilate(inner, axis, a)
     widths = [(0, 0), (0, 0)]
     for size, sl, p in zip(inner.shape[2:], dst, geom.padded_size):
         start = sl.start if size else 0
