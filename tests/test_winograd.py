@@ -1,26 +1,37 @@
-"""The Winograd route F(2×2, 3×3) against the NumPy routes and PyTorch, and ``method="winograd"``.
+"""The Winograd routes F(2×2, 3×3) and F(4×4, 3×3) (dilated layers by polyphase grids) against the NumPy routes
+and PyTorch, and ``method="winograd"``.
 
-The route is called directly and through the dispatcher (monkeypatched to consult
+Every variant (tile size 2 or 4) is run with the NumPy transforms and, where Numba is installed, with the
+compiled ones (:mod:`convgrad.engine.winograd_jit`); one test runs the route in a process where Numba cannot be
+imported. The route is also called through the dispatcher (monkeypatched to consult
 :func:`convgrad.engine.winograd.choose`, as the engine does once the route is registered).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convgrad as cg
 from convgrad._geometry import Geometry, conv_geometry
-from convgrad.engine import dispatch, state, winograd
+from convgrad.engine import cost, dispatch, state, winograd
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 OPS = ("forward", "input", "weight")
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+VARIANTS = [(m, compiled) for m in winograd.TILES for compiled in ((False, True) if HAVE_NUMBA else (False,))]
+"""(tile, compiled transforms) pairs to test."""
 
 
 def _gemm(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
@@ -28,18 +39,41 @@ def _gemm(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[n
             dispatch.ROUTES["weight"]["gemm"](g, x, geom)]
 
 
-def _wino(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
-    return [winograd.winograd_forward(x, w, geom), winograd.winograd_input_grad(g, w, geom),
-            winograd.winograd_weight_grad(g, x, geom)]
+def _wino(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray, m: int | None = None,
+          compiled: bool | None = None) -> list[np.ndarray]:
+    return [winograd.winograd_forward(x, w, geom, m, compiled), winograd.winograd_input_grad(g, w, geom, m, compiled),
+            winograd.winograd_weight_grad(g, x, geom, m, compiled)]
 
 
+def _torch(x: np.ndarray, w: np.ndarray, g: np.ndarray, lo: tuple[int, int], hi: tuple[int, int],
+           mode: str = "zeros") -> list[np.ndarray]:
+    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    torch_mode = {"zeros": "constant"}.get(mode, mode)
+    yt = F.conv2d(F.pad(xt, [lo[1], hi[1], lo[0], hi[0]], mode=torch_mode), wt)
+    gxt, gwt = torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g))
+    return [yt.detach().numpy(), gxt.numpy(), gwt.numpy()]
+
+
+def test_the_matrices_give_the_correlation() -> None:
+    """``y = Aᵀ [(G w) ⊙ (Bᵀ d)]`` is the valid 1-d correlation, for every variant (float64, exact to rounding)."""
+    rng = np.random.default_rng(0)
+    for m in winograd.TILES:
+        mat = winograd.matrices(m)
+        d, w = rng.standard_normal(m + 2), rng.standard_normal(3)
+        want = np.array([d[i : i + 3] @ w for i in range(m)])
+        np.testing.assert_allclose(mat.at @ ((mat.g @ w) * (mat.bt @ d)), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("m", "compiled"), VARIANTS)
+@settings(max_examples=25, deadline=None)
 @given(
-    n=st.integers(1, 2), c=st.integers(1, 4), o=st.integers(1, 4), h=st.integers(1, 9), wd=st.integers(1, 9),
-    lo=st.tuples(st.integers(0, 3), st.integers(0, 3)), hi=st.tuples(st.integers(0, 3), st.integers(0, 3)),
-    mode=st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]), seed=st.integers(0, 2**16),
+    n=st.integers(1, 3), c=st.integers(1, 9), o=st.integers(1, 9), h=st.integers(1, 13), wd=st.integers(1, 13),
+    lo=st.tuples(st.integers(0, 2), st.integers(0, 2)), hi=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    mode=st.sampled_from(["zeros", "zeros", "zeros", "reflect", "replicate", "circular"]),
+    seed=st.integers(0, 2**16),
 )
-def test_matches_the_gemm_route_and_torch(n: int, c: int, o: int, h: int, wd: int, lo: tuple[int, int],
-                                          hi: tuple[int, int], mode: str, seed: int) -> None:
+def test_matches_the_gemm_route_and_torch(m: int, compiled: bool, n: int, c: int, o: int, h: int, wd: int,
+                                          lo: tuple[int, int], hi: tuple[int, int], mode: str, seed: int) -> None:
     if mode != "zeros":  # torch's non-zero modes need the padding below the size
         lo = (min(lo[0], h - 1), min(lo[1], wd - 1))
         hi = (min(hi[0], h - 1), min(hi[1], wd - 1))
@@ -50,41 +84,88 @@ def test_matches_the_gemm_route_and_torch(n: int, c: int, o: int, h: int, wd: in
     padding = ((lo[0], hi[0]), (lo[1], hi[1]))
     geom = conv_geometry(x.shape, w.shape, padding=padding, padding_mode=mode)
     g = rng.standard_normal(geom.output_shape)
-    ours = _wino(geom, x, w, g)
+    ours = _wino(geom, x, w, g, m, compiled)
+    tol = 1e-10 if m == 2 else 1e-9
     for got, want in zip(ours, _gemm(geom, x, w, g)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+        assert got.dtype == np.float64 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    for got, ref in zip(ours, _torch(x, w, g, lo, hi, mode)):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("m", "compiled"), VARIANTS)
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 5), o=st.integers(1, 5), h=st.integers(5, 15), wd=st.integers(5, 15),
+    dil=st.tuples(st.integers(1, 3), st.integers(1, 3)), pad=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    mode=st.sampled_from(["zeros", "zeros", "reflect"]), seed=st.integers(0, 2**16),
+)
+def test_dilated_layers_by_polyphase_grids(m: int, compiled: bool, n: int, c: int, o: int, h: int, wd: int,
+                                           dil: tuple[int, int], pad: tuple[int, int], mode: str, seed: int) -> None:
+    """A dilated 3×3 layer as ``δ1·δ2`` undilated ones on its polyphase grids, against the gemm route and torch."""
+    if any(2 * d + 1 > s + 2 * p for d, s, p in zip(dil, (h, wd), pad)):
+        return
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((n, c, h, wd)), rng.standard_normal((o, c, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=pad, dilation=dil, padding_mode=mode)
+    assert winograd.applies(geom)
+    g = rng.standard_normal(geom.output_shape)
+    ours = _wino(geom, x, w, g, m, compiled)
+    for got, want in zip(ours, _gemm(geom, x, w, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
     torch_mode = {"zeros": "constant"}.get(mode, mode)
-    yt = F.conv2d(F.pad(xt, [lo[1], hi[1], lo[0], hi[0]], mode=torch_mode), wt)
-    gxt, gwt = torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g))
-    for got, ref in zip(ours, (yt.detach(), gxt, gwt)):
-        np.testing.assert_allclose(got, ref.numpy(), rtol=1e-10, atol=1e-10)
+    yt = F.conv2d(F.pad(xt, [pad[1], pad[1], pad[0], pad[0]], mode=torch_mode), wt, dilation=dil)
+    refs = [yt.detach().numpy(), *(r.numpy() for r in torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g)))]
+    for got, ref in zip(ours, refs):
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
 
 
-def test_crops_and_input_dilation() -> None:
+def test_stacked_geometry() -> None:
+    geom = conv_geometry((4, 8, 64, 64), (8, 8, 3, 3), padding=2, dilation=2)
+    inner = winograd.stacked(geom)
+    assert inner.input_shape == (16, 8, 34, 34) and inner.dilation == (1, 1) and not inner.has_padding
+    plain = conv_geometry((4, 8, 64, 64), (8, 8, 3, 3), padding=1)
+    assert winograd.stacked(plain) is plain
+    f32 = np.dtype("float32")
+    for op in OPS:
+        assert winograd.choose(geom, f32, "winograd", op, exact=False, finite=True) == "winograd"
+    big = conv_geometry((4, 64, 64, 64), (64, 64, 3, 3), padding=2, dilation=2)  # the benchmark's dilated layer
+    assert winograd.choose(big, f32, "auto", "input", exact=False, finite=True) is None  # forward pass only
+
+
+@pytest.mark.parametrize(("m", "compiled"), VARIANTS)
+def test_crops_and_input_dilation(m: int, compiled: bool) -> None:
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((2, 3, 8, 9)), rng.standard_normal((2, 3, 3, 3))
-    for kw in ({"padding": ((-1, 2), (2, -2))}, {"padding": 1, "input_dilation": 2}, {"padding": 5}):
+    for kw in ({"padding": ((-1, 2), (2, -2))}, {"padding": 1, "input_dilation": 2}, {"padding": 5},
+               {"padding": ((0, 1), (2, 0))}):
         geom = conv_geometry(x.shape, w.shape, **kw)
         g = rng.standard_normal(geom.output_shape)
-        for got, want in zip(_wino(geom, x, w, g), _gemm(geom, x, w, g)):
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+        for got, want in zip(_wino(geom, x, w, g, m, compiled), _gemm(geom, x, w, g)):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
-def test_float32_error_stays_within_the_documented_factor() -> None:
+@pytest.mark.parametrize(("m", "compiled"), VARIANTS)
+def test_float32_error_stays_within_the_documented_factor(m: int, compiled: bool) -> None:
+    """Float32 against a float64 result: within the variant's :data:`ERROR_FACTOR` of the direct route's
+    error (with 1.5× slack for this smaller layer)."""
     rng = np.random.default_rng(4)
     x64, w64 = rng.standard_normal((2, 32, 20, 20)), rng.standard_normal((32, 32, 3, 3)) / np.sqrt(288)
     geom = conv_geometry(x64.shape, w64.shape, padding=1)
     g64 = rng.standard_normal(geom.output_shape)
     x, w, g = (a.astype(np.float32) for a in (x64, w64, g64))
+    routes = {"forward": winograd.winograd_forward, "input": winograd.winograd_input_grad,
+              "weight": winograd.winograd_weight_grad}
     for op, args32, args64 in [("forward", (x, w), (x64, w64)), ("input", (g, w), (g64, w64)),
                                ("weight", (g, x), (g64, x64))]:
         ref = dispatch.ROUTES[op]["gemm"](*args64, geom)
         scale = np.abs(ref).max()
         direct = np.abs(dispatch.ROUTES[op]["gemm"](*args32, geom) - ref).max() / scale
-        wino = winograd.ROUTES[op]["winograd"](*args32, geom)
+        wino = routes[op](*args32, geom, m, compiled)
         assert wino.dtype == np.float32
-        assert np.abs(wino - ref).max() / scale <= winograd.MAX_ERROR_FACTOR * max(direct, 1e-7)
+        factor = 1.5 * max(winograd.ERROR_FACTOR[m][op], 2.0)
+        assert np.abs(wino - ref).max() / scale <= factor * max(direct, 1e-7)
 
 
 def test_choose() -> None:
@@ -94,17 +175,101 @@ def test_choose() -> None:
     assert winograd.choose(geom, f32, "winograd", "input", exact=False, finite=False) is None
     assert winograd.choose(geom, np.dtype("int64"), "winograd", "input", exact=True, finite=True) is None
     assert winograd.choose(geom, f32, "direct", "forward", exact=False, finite=True) is None
-    for shape, kw in [((8, 8, 3, 3), {"stride": 2}), ((8, 8, 3, 3), {"dilation": 2}), ((4, 4, 3, 3), {"groups": 2}),
-                      ((8, 8, 5, 5), {})]:
+    assert winograd.choose(geom, f32, "fft", "forward", exact=False, finite=True) is None
+    for shape, kw in [((8, 8, 3, 3), {"stride": 2}), ((4, 4, 3, 3), {"groups": 2}), ((8, 8, 5, 5), {})]:
         other = conv_geometry((2, 8, 12, 12), shape, **kw)
         assert winograd.choose(other, f32, "winograd", "forward", exact=False, finite=True) is None
     with cg.workspace_budget(1024):
         assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) is None
+    # auto follows the cost model and the error rule, for each contraction
     big = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    # auto follows the cost model (with NumPy transforms it is not cheaper on this layer)
-    auto = winograd.choose(big, f32, "auto", "forward", exact=False, finite=True)
-    from convgrad.engine import cost
-    assert (auto == "winograd") == (cost.winograd_cost(big) < min(cost.gemm_cost(big), cost.grid_cost(big)))
+    compiled = winograd.compiled_available()
+    for op in OPS:
+        auto = winograd.choose(big, f32, "auto", op, exact=False, finite=True)
+        m = winograd.variant(big, f32, op)
+        assert winograd.ERROR_FACTOR[m][op] <= winograd.MAX_ERROR_FACTOR
+        cheaper = winograd.variant_cost(big, m, op, compiled) < min(cost.gemm_cost(big), cost.grid_cost(big))
+        assert (auto == "winograd") == cheaper
+    # a tiny layer is never worth it under auto
+    assert winograd.choose(geom, f32, "auto", "forward", exact=False, finite=True) is None
+
+
+def test_variant_follows_the_error_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    f32 = np.dtype("float32")
+    big = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert winograd.variant(big, f32, "input", compiled=True) == 2  # F(4×4) is over the factor there
+    monkeypatch.setattr(winograd, "MAX_ERROR_FACTOR", 100.0)  # both allowed: the cheaper one
+    for op in OPS:
+        for compiled in (False, True):
+            costs = {m: winograd.variant_cost(big, m, op, compiled) for m in winograd.TILES}
+            assert winograd.variant(big, f32, op, compiled) == min(costs, key=costs.__getitem__)
+    monkeypatch.setattr(winograd, "MAX_ERROR_FACTOR", 3.0)
+    assert winograd.variant(big, f32, "forward", compiled=True) == 2
+    monkeypatch.setattr(winograd, "MAX_ERROR_FACTOR", 0.5)  # none is within it: F(2×2, 3×3), the most accurate
+    assert winograd.variant(big, f32, "forward", compiled=True) == 2
+
+
+@pytest.mark.parametrize(("m", "compiled"), VARIANTS)
+def test_workspace_stays_within_the_budget(m: int, compiled: bool) -> None:
+    """Peak traced memory: the budget plus the call's own arrays (the samples are chunked)."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((6, 8, 24, 24)), rng.standard_normal((8, 8, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    budget = 256 * 1024  # below one call's whole workspace (about 1.3 MiB), above one sample's
+    want = _gemm(geom, x, w, g)
+    for i, call in enumerate([lambda: winograd.winograd_forward(x, w, geom, m, compiled),
+                              lambda: winograd.winograd_input_grad(g, w, geom, m, compiled),
+                              lambda: winograd.winograd_weight_grad(g, x, geom, m, compiled)]):
+        call()  # compile outside the traced call
+        cg.release_workspace()
+        with cg.workspace_budget(budget):
+            tracemalloc.start()
+            try:
+                tracemalloc.reset_peak()
+                out = call()
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+                cg.release_workspace()
+        np.testing.assert_allclose(out, want[i], rtol=1e-9, atol=1e-9)
+        assert peak <= budget + 3 * x.nbytes + 64 * 1024, (i, peak)
+
+
+def test_without_numba_the_numpy_transforms_are_used() -> None:
+    """In a process where ``import numba`` fails, the route runs on the NumPy transforms (and is correct)."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["numba"] = None
+        import numpy as np
+        from convgrad._geometry import conv_geometry
+        from convgrad.engine import dispatch, winograd
+        assert not winograd.compiled_available()
+        rng = np.random.default_rng(0)
+        x, w = rng.standard_normal((2, 3, 11, 9)), rng.standard_normal((4, 3, 3, 3))
+        geom = conv_geometry(x.shape, w.shape, padding=1)
+        g = rng.standard_normal(geom.output_shape)
+        for op, a, b in (("forward", x, w), ("input", g, w), ("weight", g, x)):
+            got = winograd.ROUTES[op]["winograd"](a, b, geom)
+            want = dispatch.ROUTES[op]["gemm"](a, b, geom)
+            assert np.allclose(got, want, rtol=1e-9, atol=1e-9), op
+        assert winograd.choose(geom, np.dtype("float32"), "winograd", "forward", exact=False, finite=True)
+        assert "numba" not in sys.modules or sys.modules["numba"] is None
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="needs Numba")
+def test_compiled_transforms_are_timed_once() -> None:
+    from convgrad.engine import winograd_jit
+
+    x, w = np.ones((1, 2, 6, 6), dtype=np.float32), np.ones((2, 2, 3, 3), dtype=np.float32)
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    winograd.winograd_weight_grad(winograd.winograd_forward(x, w, geom, 4, True), x, geom, 4, True)
+    assert {"input[float32]", "output[float32]", "grad[float32]"} <= set(winograd_jit.COMPILE_SECONDS)
 
 
 @pytest.fixture

@@ -1,29 +1,51 @@
-"""The Winograd route: F(2×2, 3×3) for 3×3 kernels at stride 1 and dilation 1 (2-d, ``groups == 1``).
+"""The Winograd route: F(2×2, 3×3) and F(4×4, 3×3) for 3×3 kernels at stride 1 (2-d, ``groups == 1``).
 
-A 4×4 tile ``d`` of the padded input gives a 2×2 tile of outputs as
-``Y = Aᵀ [(G w Gᵀ) ⊙ (Bᵀ d B)] A`` (Lavin & Gray, 2016), so the contraction over
-channels becomes 16 independent matrix products, one per point ``α`` of the
-4×4 transform, with 16/(4·9) = 0.44 of the direct route's multiplications::
+An ``α × α`` tile ``d`` of the padded input (``α = m + 2``) gives an ``m × m``
+tile of outputs as ``Y = Aᵀ [(G w Gᵀ) ⊙ (Bᵀ d B)] A`` (Lavin & Gray, 2016), so
+the contraction over channels becomes ``α²`` independent matrix products, one
+per point of the transform, with ``α²/(9·m²)`` of the direct route's
+multiplications (0.44 for ``m = 2``, 0.25 for ``m = 4``)::
 
-    V[α, c, n, t] = (Bᵀ d_{n,c,t} B)[α]        input transform, tiles t = (t1, t2) on a stride-2 grid
+    V[α, c, n, t] = (Bᵀ d_{n,c,t} B)[α]        input transform, tiles t = (t1, t2) on a stride-m grid
     U[α, o, c]    = (G w_{o,c} Gᵀ)[α]          weight transform
-    M[α]          = U[α] @ V[α]               16 GEMMs (O × C) @ (C × N·T)
+    M[α]          = U[α] @ V[α]               α² GEMMs (O × C) @ (C × N·T)
     y_tile        = Aᵀ M A                     output transform
 
 The gradients use the same pieces. The weight gradient is the adjoint of the
-forward map in ``w``: ``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``, 16 GEMMs
+forward map in ``w``: ``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``, ``α²`` GEMMs
 ``(O × N·T) @ (N·T × C)``. The input gradient is a full correlation of ``g``
 with the kernel flipped and its channel axes swapped, computed by the forward
 pieces (zero padding: only the input's own positions; other padding modes and
 input dilation: every padded position, then :func:`convgrad.engine.padding.pad_adjoint`).
 
-The transforms are sums and differences of strided slices in NumPy (one
-temporary a quarter of the input's size per row of the transform); the
-workspace is ``V`` and ``M``, 4× the input and 4× the output of a chunk of
-samples. In float32 the error against a float64 result is about 2–3× the
-direct route's (the transforms add numbers of both signs before the products);
-a NaN or an infinity would spread over its tile, so the route takes finite
-data only (:func:`choose`).
+The matrices come from the interpolation points (:data:`POINTS`, Toom–Cook):
+``Aᵀ`` and ``G`` are Vandermonde rows of the points (the point at infinity
+picks the leading coefficient) and ``Bᵀ`` is solved from the identity itself
+(:func:`matrices`). F(2×2, 3×3) uses 0, ±1, ∞; F(4×4, 3×3) uses 0, ±1, 2,
+−1/2, ∞, which measured 3× less float32 error here than the symmetric 0, ±1, ±2, ∞
+(the choice of points for accuracy is studied by Barabasz et al., 2020).
+
+The transforms: with Numba installed, compiled kernels that gather each
+sample–channel plane and transform it in one pass (:mod:`convgrad.engine.winograd_jit`,
+no padded copy); without it, NumPy: the input is placed in a zero tile grid, the
+overlapping tiles are copied into an ``(α², …)`` matrix and multiplied by
+``Bᵀ ⊗ Bᵀ`` in one GEMM (the output and gradient transforms likewise by
+``Aᵀ ⊗ Aᵀ`` and ``A ⊗ A``). The workspace (``V``, ``M`` and, without Numba,
+the tile grid and the tile matrix) is chunked over samples, a few MiB per
+chunk (:data:`CHUNK_BYTES`, so that ``V`` and ``M`` stay in the caches) and
+within the workspace budget. With the compiled transforms, several threads
+and threadpoolctl installed, whole chunks run in parallel, one per thread,
+with the BLAS limited to one thread for the duration of the call (the stages
+then never wait for each other); otherwise each stage uses every thread.
+
+A dilated layer (dilation ``δ``) is ``δ1·δ2`` undilated ones on the polyphase
+grids of its padded input, stacked as samples (:func:`stacked`).
+
+In float32 the transforms add numbers of both signs before the products, so
+the error against a float64 result is a few times the direct route's
+(measured per variant and contraction, :data:`ERROR_FACTOR`); a NaN or an
+infinity would spread over its tile, so the route takes finite data only
+(:func:`choose`). :func:`variant` picks the tile size per layer.
 
 Examples
 --------
@@ -34,45 +56,216 @@ Examples
 >>> geom = conv_geometry(x.shape, w.shape, padding=1)
 >>> bool(np.allclose(winograd_forward(x, w, geom), gemm_forward(x, w, geom)))
 True
+>>> bool(np.allclose(winograd_forward(x, w, geom, tile=4, compiled=False), gemm_forward(x, w, geom)))
+True
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from .._geometry import Geometry
-from . import cost
+from .._geometry import Geometry, prod
+from . import cost, winograd_jit
 from .padding import pad, pad_adjoint
-from .state import batch_chunks, get_workspace_budget, scratch
+from .state import PARALLEL_MIN_ELEMENTS, copy_threads, get_workspace_budget, scratch, split_run
 
 Array = npt.NDArray[Any]
 
-G_MATRIX = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-"""``G`` of F(2, 3): the weight transform ``G w Gᵀ``."""
+TILES = (2, 4)
+"""The variants: outputs per tile and dimension, F(m×m, 3×3)."""
+
+POINTS: dict[int, tuple[float | None, ...]] = {2: (0.0, 1.0, -1.0, None), 4: (0.0, 1.0, -1.0, 2.0, -0.5, None)}
+"""Interpolation points of each variant (``None``: the point at infinity)."""
 
 MAX_ERROR_FACTOR = 10.0
 """``method="auto"`` takes a Winograd variant only if its float32 error is within this factor of the direct route's."""
 
-MEASURED_ERROR_FACTOR = 3.0
-"""F(2×2, 3×3)'s float32 error over the direct route's, measured on the benchmark layers (2.0–2.9×; README)."""
+ERROR_FACTOR: dict[int, dict[str, float]] = {
+    2: {"forward": 1.5, "input": 2.0, "weight": 2.0},
+    4: {"forward": 8.5, "input": 15.0, "weight": 7.0},
+}
+"""Float32 error of each variant over the direct route's, per contraction: the largest ratio measured on the
+benchmark layers, rounded up (performance page). The weight gradient's is that of chunked accumulation
+(:data:`CHUNK_BYTES`): one sum over the whole batch measured up to 10.4×."""
+
+COMPILED_TRANSFORM_FLOPS_PER_ELEMENT = 5.0
+"""Cost of one element of ``V``, ``M`` or the gradient transform by the compiled kernels, in GEMM flops."""
+
+NUMPY_TRANSFORM_FLOPS_PER_ELEMENT = 80.0
+"""Cost of one element of the NumPy transforms (the tile-grid placement, the tile copy and the Kronecker GEMM,
+together, per element of ``V`` or ``M``), in GEMM flops."""
+
+WEIGHT_FLOPS_PER_ELEMENT = 140.0
+"""Cost of one element of the transformed weight ``U`` (or of the weight gradient's accumulator), in GEMM flops:
+written by a GEMM with 9-long sums, read by the batched GEMMs."""
+
+GEMM_EFFICIENCY: dict[int, float] = {2: 1.5, 4: 2.5}
+"""Cost per flop of the ``α²`` batched GEMMs relative to the direct route's one large GEMM (they are smaller and
+synchronise their threads ``α²`` times). These constants were fitted to the times measured on the benchmark
+layers (README, performance page)."""
+
+
+CHUNK_BYTES: dict[bool, int] = {True: 4 << 20, False: 8 << 20}
+"""Workspace per chunk of samples (compiled transforms, NumPy transforms), below the budget: ``V`` and ``M`` of
+a chunk this size stay in the caches between the transforms and the GEMMs (measured 20–30 % faster than one
+chunk of the whole batch on the benchmark layers)."""
+
+
+_POLYPHASE_FLOPS_PER_ELEMENT = 60.0
+"""Cost of one element of the polyphase copies of a dilated layer (input and output grids), in GEMM flops."""
+
+
+class Matrices(NamedTuple):
+    """The transform matrices of F(m×m, 3×3): ``Aᵀ (m × α)``, ``G (α × 3)``, ``Bᵀ (α × α)``."""
+
+    at: Array
+    g: Array
+    bt: Array
+
+
+@functools.cache
+def matrices(m: int) -> Matrices:
+    """``Aᵀ``, ``G`` and ``Bᵀ`` of F(m, 3) from :data:`POINTS`, in float64.
+
+    ``Aᵀ[i, j] = p_j^i`` and ``G[j, k] = p_j^k`` (the point at infinity: the
+    leading coefficient only); ``Bᵀ`` is the solution of
+    ``Σ_j Aᵀ[i, j] G[j, k] Bᵀ[j, s] = [s = i + k]``, which makes
+    ``y = Aᵀ [(G w) ⊙ (Bᵀ d)]`` the valid correlation of ``d`` with ``w``.
+
+    Examples
+    --------
+    >>> mat = matrices(2)
+    >>> mat.bt.round(6) + 0.0
+    array([[ 1. ,  0. , -1. ,  0. ],
+           [ 0. ,  0.5,  0.5,  0. ],
+           [ 0. , -0.5,  0.5,  0. ],
+           [ 0. , -1. ,  0. ,  1. ]])
+    """
+    points = POINTS[m]
+    alpha = m + 2
+    at = np.zeros((m, alpha))
+    g = np.zeros((alpha, 3))
+    for j, p in enumerate(points):
+        if p is None:
+            at[m - 1, j] = 1.0
+            g[j, 2] = 1.0
+        else:
+            at[:, j] = [p**i for i in range(m)]
+            g[j] = [p**k for k in range(3)]
+    system = np.array([at[i] * g[:, k] for i in range(m) for k in range(3)])  # (3m, α)
+    target = np.array([np.eye(alpha)[i + k] for i in range(m) for k in range(3)])  # (3m, α)
+    bt = np.linalg.lstsq(system, target, rcond=None)[0]
+    bt[np.abs(bt) < 1e-12] = 0.0
+    for a in (at, g, bt):
+        a.setflags(write=False)
+    return Matrices(at, g, bt)
+
+
+@functools.cache
+def _cast(m: int, dtype: np.dtype[Any]) -> tuple[Array, Array, Array, Array, Array]:
+    """``Aᵀ``, ``Bᵀ``, ``Bᵀ ⊗ Bᵀ``, ``Aᵀ ⊗ Aᵀ`` and ``A ⊗ A`` in ``dtype`` (contiguous)."""
+    mat = matrices(m)
+    at, bt = mat.at.astype(dtype), mat.bt.astype(dtype)
+    return at, bt, np.kron(bt, bt), np.kron(at, at), np.ascontiguousarray(np.kron(at, at).T)
+
+
+@functools.cache
+def _kron_g(m: int) -> Array:
+    """``G ⊗ G`` (``α² × 9``): ``(G w Gᵀ)[α, α'] = Σ_{ij} G[α, i] G[α', j] w[i, j]``."""
+    return np.kron(matrices(m).g, matrices(m).g)
 
 
 def applies(geom: Geometry) -> bool:
-    """Two spatial dimensions, a 3×3 kernel, stride and dilation 1, one group, and some outputs."""
-    return (geom.d == 2 and geom.kernel == (3, 3) and geom.stride == (1, 1) and geom.dilation == (1, 1)
-            and geom.groups == 1 and geom.n > 0)
+    """Two spatial dimensions, a 3×3 kernel, stride 1 (any dilation: :func:`stacked`), one group, some outputs."""
+    return geom.d == 2 and geom.kernel == (3, 3) and geom.stride == (1, 1) and geom.groups == 1 and geom.n > 0
+
+
+@functools.lru_cache(maxsize=256)
+def stacked(geom: Geometry) -> Geometry:
+    """The undilated geometry a dilated layer is computed as: its ``δ1·δ2`` polyphase grids stacked as samples.
+
+    With dilation ``δ``, output ``q`` reads the padded input at ``q + k·δ``, so
+    the outputs ``q ≡ r (mod δ)`` are an undilated 3×3 correlation of the
+    input positions ``≡ r (mod δ)``. The padded input (size ``P``, extended
+    with zeros to ``L·δ``, ``L = ⌈P/δ⌉``) splits into ``δ1·δ2`` grids of
+    ``L1 × L2``, each with ``L − 2`` outputs (those beyond ``Q`` are dropped),
+    and every grid uses the same weights: one undilated convolution of
+    ``δ1·δ2·N`` samples, no padding. Undilated geometries are returned as
+    they are.
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> stacked(conv_geometry((4, 8, 64, 64), (8, 8, 3, 3), padding=2, dilation=2)).input_shape
+    (16, 8, 34, 34)
+    """
+    if geom.dilation == (1, 1):
+        return geom
+    from .._geometry import conv_geometry
+
+    lengths = tuple(-(-p // dl) for p, dl in zip(geom.padded_size, geom.dilation))
+    return conv_geometry((geom.n * prod(geom.dilation), geom.c_in) + lengths, geom.weight_shape)
+
+
+def compiled_available() -> bool:
+    """Whether the compiled transforms can be used (Numba can be imported; it is not imported here)."""
+    return winograd_jit.available()
+
+
+def _op_size(geom: Geometry, op: str) -> tuple[int, int]:
+    """Outputs of the correlation contraction ``op`` computes: the input's size for the input gradient."""
+    size = geom.out_size if op != "input" else (geom.in_size if _direct_padding(geom) else geom.padded_size)
+    return size[0], size[1]
+
+
+def variant_cost(geom: Geometry, m: int, op: str, compiled: bool) -> float:
+    """Estimated cost of contraction ``op`` by F(m×m, 3×3), in GEMM flops (see :mod:`convgrad.engine.cost`).
+
+    ``α²`` GEMMs of ``O × C × N·T`` over ``T`` tiles, plus the transforms: ``α²`` elements per tile and channel of
+    ``V`` and ``M``, and the ``α²·O·C`` of the transformed weight (its
+    gradient), at :data:`WEIGHT_FLOPS_PER_ELEMENT`.
+    """
+    t = prod(_tiles(_op_size(geom, op), m))
+    alpha2 = (m + 2) ** 2
+    elements = alpha2 * geom.n * t * (geom.c_in + geom.c_out)
+    per = COMPILED_TRANSFORM_FLOPS_PER_ELEMENT if compiled else NUMPY_TRANSFORM_FLOPS_PER_ELEMENT
+    return (GEMM_EFFICIENCY[m] * 2.0 * alpha2 * geom.n * t * geom.c_in * geom.c_out + per * elements
+            + WEIGHT_FLOPS_PER_ELEMENT * alpha2 * geom.c_in * geom.c_out)
+
+
+def variant(geom: Geometry, dtype: np.dtype[Any], op: str, compiled: bool | None = None) -> int:
+    """The tile size for contraction ``op``: the cheapest variant whose error factor is within
+    :data:`MAX_ERROR_FACTOR` (F(2×2, 3×3) if none is).
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> geom = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    >>> variant(geom, np.dtype("float32"), "input", compiled=True)   # F(4×4)'s error there is 13× the direct's
+    2
+    """
+    del dtype
+    compiled = compiled_available() if compiled is None else compiled
+    ok = [m for m in TILES if ERROR_FACTOR[m][op] <= MAX_ERROR_FACTOR] or [2]
+    return min(ok, key=lambda m: variant_cost(geom, m, op, compiled))
 
 
 def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact: bool, finite: bool) -> str | None:
     """``"winograd"`` where it applies to floating, finite data and is asked for (or cheaper, for ``"auto"``).
 
     ``method="winograd"`` forces it wherever it applies; ``"auto"`` takes it
-    where :func:`convgrad.engine.cost.winograd_cost` is below the direct
-    routes' cost and the measured error factor is within
-    :data:`MAX_ERROR_FACTOR`; ``"direct"`` and ``"fft"`` never.
+    where the cost of the variant :func:`variant` picks is below the direct
+    routes' cost (:func:`convgrad.engine.cost.gemm_cost`, ``grid_cost``) and
+    its measured error factor is within :data:`MAX_ERROR_FACTOR` (dilated
+    layers: the forward pass only, on their polyphase grids, :func:`stacked`);
+    ``"direct"`` and ``"fft"`` never.
 
     Examples
     --------
@@ -88,124 +281,88 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return None
     if op not in ("forward", "input", "weight") or not applies(geom):
         return None
-    tiles = _tiles(geom.out_size if op != "input" else geom.padded_size)
-    if _sample_bytes(max(geom.c_in, geom.c_out), max(geom.c_in, geom.c_out), tiles, np.dtype(dtype).itemsize) > \
+    original, geom = geom, stacked(geom)
+    compiled = compiled_available()
+    m = variant(geom, dtype, op, compiled)
+    size = _op_size(geom, op)
+    if _sample_bytes(op, geom.c_in, geom.c_out, size, m, np.dtype(dtype).itemsize, compiled) > \
             get_workspace_budget():
         return None
     if method == "winograd":
         return "winograd"
-    if MEASURED_ERROR_FACTOR > MAX_ERROR_FACTOR or cost.gemm_cost(geom) < cost.MIN_DIRECT_COST:
+    if ERROR_FACTOR[m][op] > MAX_ERROR_FACTOR or cost.gemm_cost(original) < cost.MIN_DIRECT_COST:
         return None
-    direct = min(cost.gemm_cost(geom), cost.grid_cost(geom))
-    return "winograd" if cost.winograd_cost(geom) < direct else None
+    dilated = original.dilation != (1, 1)
+    if dilated and op != "forward":  # the gradients' phase copies measured slower than the direct routes
+        return None
+    direct = min(cost.gemm_cost(original), cost.grid_cost(original))
+    extra = 0.0 if not dilated else _POLYPHASE_FLOPS_PER_ELEMENT * (  # the phase copies
+        prod(geom.input_shape) + prod(geom.output_shape))
+    return "winograd" if variant_cost(geom, m, op, compiled) + extra < direct else None
 
 
 # ----------------------------------------------------------------------------- the transforms
 
 
-def _tiles(size: tuple[int, ...]) -> tuple[int, int]:
-    """Tiles per dimension for ``size`` outputs (2 per tile)."""
-    return -(-size[0] // 2), -(-size[1] // 2)
+def _tiles(size: tuple[int, ...], m: int) -> tuple[int, int]:
+    """Tiles per dimension for ``size`` outputs (``m`` per tile)."""
+    return -(-size[0] // m), -(-size[1] // m)
 
 
-def _input_transform(d: Array, tiles: tuple[int, int], out: Array) -> None:
-    """``out[α, c, n, t1, t2] = (Bᵀ d_tile B)[α]`` for ``d (nb, C, 2·T1 + 2, 2·T2 + 2)``, one row of Bᵀ at a time.
-
-    ``Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]``.
-    """
-    t1, t2 = tiles
-    rows = [d[:, :, i : i + 2 * t1 : 2, :] for i in range(4)]  # (nb, C, T1, W): tile row i
-    tmp = np.empty(rows[0].shape, dtype=out.dtype)
-    for j in range(4):
-        if j == 0:
-            np.subtract(rows[0], rows[2], out=tmp)
-        elif j == 1:
-            np.add(rows[1], rows[2], out=tmp)
-        elif j == 2:
-            np.subtract(rows[2], rows[1], out=tmp)
-        else:
-            np.subtract(rows[1], rows[3], out=tmp)
-        cols = [tmp[..., i : i + 2 * t2 : 2] for i in range(4)]
-        dest = [out[4 * j + i].swapaxes(0, 1) for i in range(4)]  # (nb, C, T1, T2) views
-        np.subtract(cols[0], cols[2], out=dest[0])
-        np.add(cols[1], cols[2], out=dest[1])
-        np.subtract(cols[2], cols[1], out=dest[2])
-        np.subtract(cols[1], cols[3], out=dest[3])
+def _sample_bytes(op: str, c: int, o: int, size: tuple[int, int], m: int, itemsize: int, compiled: bool) -> int:
+    """Workspace of one sample for contraction ``op``: ``V`` and ``M`` (or the gradient's transform), and without
+    the compiled kernels the tile grid, the tile matrix and the output transform's result."""
+    if op == "input":
+        c, o = o, c
+    t1, t2 = _tiles(size, m)
+    t, alpha2 = t1 * t2, (m + 2) ** 2
+    elements = alpha2 * t * (c + o)
+    if not compiled:
+        grid = c * (m * t1 + 2) * (m * t2 + 2)
+        elements += grid + alpha2 * t * c + m * m * t * o
+    return elements * itemsize
 
 
-def _output_transform(m: Array, y: Array) -> None:
-    """``y[n, o, 2·t + (a, b)] = (Aᵀ M_tile A)[a, b]`` for ``m (16, O, nb, T1, T2)`` and ``y (nb, O, 2·T1, 2·T2)``.
-
-    ``Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]``.
-    """
-    shape = m.shape[1:]
-    r = np.empty((2, 4) + shape, dtype=m.dtype)
-    for j in range(4):  # rows of the tile first: r[a, j] = (Aᵀ M)[a, j]
-        np.add(m[j], m[4 + j], out=r[0, j])
-        r[0, j] += m[8 + j]
-        np.subtract(m[4 + j], m[8 + j], out=r[1, j])
-        r[1, j] -= m[12 + j]
-    for a in range(2):
-        d0 = y[:, :, a::2, 0::2].swapaxes(0, 1)
-        d1 = y[:, :, a::2, 1::2].swapaxes(0, 1)
-        np.add(r[a, 0], r[a, 1], out=d0)
-        d0 += r[a, 2]
-        np.subtract(r[a, 1], r[a, 2], out=d1)
-        d1 -= r[a, 3]
+def _np_input_transform(d: Array, kron_bt: Array, m: int, tiles: tuple[int, int], tmat: Array, v: Array) -> None:
+    """``v (α², C, nb·T) = (Bᵀ ⊗ Bᵀ) @ tiles`` for the zero tile grid ``d (nb, C, m·T1 + 2, m·T2 + 2)``: the
+    overlapping tiles copied into ``tmat (α², C, nb, T1, T2)`` from a strided view, then one GEMM."""
+    nb, c = d.shape[:2]
+    alpha = m + 2
+    s = d.strides
+    view = np.lib.stride_tricks.as_strided(d, (alpha, alpha, c, nb) + tiles, (s[2], s[3], s[1], s[0], m * s[2],
+                                                                               m * s[3]), writeable=False)
+    tmat.reshape((alpha, alpha, c, nb) + tiles)[...] = view
+    np.matmul(kron_bt, tmat.reshape(alpha * alpha, -1), out=v.reshape(alpha * alpha, -1))
 
 
-def _grad_transform(g: Array, out: Array) -> None:
-    """``out[α, o, n, t] = (A g_tile Aᵀ)[α]`` for ``g (nb, O, 2·T1, 2·T2)``: the adjoint of the output transform.
-
-    ``A = [[1, 0], [1, 1], [1, −1], [0, −1]]``, per dimension ``(v0, v0 + v1, v0 − v1, −v1)``.
-    """
-    rows = [g[:, :, a::2, :] for a in range(2)]  # (nb, O, T1, 2·T2)
-    tmp = np.empty(rows[0].shape, dtype=out.dtype)
-    for i in range(4):
-        if i == 0:
-            tmp[...] = rows[0]
-        elif i == 1:
-            np.add(rows[0], rows[1], out=tmp)
-        elif i == 2:
-            np.subtract(rows[0], rows[1], out=tmp)
-        else:
-            np.negative(rows[1], out=tmp)
-        c0, c1 = tmp[..., 0::2], tmp[..., 1::2]
-        dest = [out[4 * i + j].swapaxes(0, 1) for j in range(4)]
-        dest[0][...] = c0
-        np.add(c0, c1, out=dest[1])
-        np.subtract(c0, c1, out=dest[2])
-        np.negative(c1, out=dest[3])
+def _np_output_transform(mm: Array, kron_at: Array, m: int, tiles: tuple[int, int], r: Array, y: Array) -> None:
+    """``y[n, o, m·t + (a, b)] = (Aᵀ M_t A)[a, b]``: one GEMM ``(Aᵀ ⊗ Aᵀ) @ M`` into ``r (m², O, nb, T1, T2)``, then
+    one copy into ``y (nb, O, m·T1, m·T2)``."""
+    nb, o = y.shape[:2]
+    np.matmul(kron_at, mm.reshape(mm.shape[0], -1), out=r.reshape(m * m, -1))
+    y.reshape(nb, o, tiles[0], m, tiles[1], m)[...] = r.reshape((m, m, o, nb) + tiles).transpose(3, 2, 4, 0, 5, 1)
 
 
-def weight_transform(w: Array, dtype: np.dtype[Any]) -> Array:
-    """``U[α, o, c] = (G w[o, c] Gᵀ)[α]``: ``(16, O, C)`` from ``w (O, C, 3, 3)``.
+def _np_grad_transform(g: Array, kron_a: Array, m: int, tiles: tuple[int, int], tmat: Array, gt: Array) -> None:
+    """``gt (α², O, nb·T) = (A ⊗ A) @ tiles`` for ``g (nb, O, m·T1, m·T2)``: the disjoint tiles copied into
+    ``tmat (m², O, nb, T1, T2)``, then one GEMM."""
+    nb, o = g.shape[:2]
+    tmat.reshape((m, m, o, nb) + tiles)[...] = g.reshape(nb, o, tiles[0], m, tiles[1], m).transpose(3, 5, 1, 0, 2, 4)
+    np.matmul(kron_a, tmat.reshape(m * m, -1), out=gt.reshape(gt.shape[0], -1))
+
+
+def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2) -> Array:
+    """``U[α, o, c] = (G w[o, c] Gᵀ)[α]``: ``(α², O, C)`` from ``w (O, C, 3, 3)``.
 
     Examples
     --------
     >>> weight_transform(np.ones((1, 1, 3, 3)), np.dtype("float64"))[:, 0, 0].reshape(4, 4)[0]
-    array([1. , 1.5, 0.5, 1. ])
+    array([1., 3., 1., 1.])
     """
-    g_mat = G_MATRIX.astype(dtype)
-    u = np.einsum("ai,ocij,bj->aboc", g_mat, w.astype(dtype, copy=False), g_mat, optimize=True)
-    return np.ascontiguousarray(u).reshape(16, w.shape[0], w.shape[1])
-
-
-def _sample_bytes(c: int, o: int, tiles: tuple[int, int], itemsize: int) -> int:
-    """Workspace of one sample: ``V`` and ``M`` (16 per tile for each channel), the tile buffer and a temporary."""
-    t = tiles[0] * tiles[1]
-    return (16 * t * (c + o) + 6 * t * c + 4 * t * o) * itemsize
-
-
-def _workspace(nb: int, c: int, o: int, tiles: tuple[int, int], dtype: np.dtype[Any]) -> tuple[Array, Array, Array]:
-    """``V (16, C, nb, *T)``, ``M (16, O, nb, *T)`` and the tile grid ``(nb, C, 2·T1 + 2, 2·T2 + 2)``, carved from
-    this thread's scratch buffer (no fresh pages per call)."""
-    t = tiles[0] * tiles[1]
-    grid = (2 * tiles[0] + 2, 2 * tiles[1] + 2)
-    nv, nm, nd = 16 * c * nb * t, 16 * o * nb * t, nb * c * grid[0] * grid[1]
-    buf = scratch((nv + nm + nd,), dtype)
-    return (buf[:nv].reshape((16, c, nb) + tiles), buf[nv : nv + nm].reshape((16, o, nb) + tiles),
-            buf[nv + nm :].reshape((nb, c) + grid))
+    o, c = w.shape[:2]
+    flat = np.ascontiguousarray(w, dtype=dtype).reshape(o * c, 9)
+    u: Array = (_kron_g(m).astype(dtype) @ flat.T).reshape((m + 2) ** 2, o, c)  # one GEMM by G ⊗ G (exact entries)
+    return u
 
 
 def _place(src: Array, offset: tuple[int, int], d: Array) -> None:
@@ -220,29 +377,112 @@ def _place(src: Array, offset: tuple[int, int], d: Array) -> None:
     d[(slice(None), slice(None)) + tuple(dst_sl)] = src[(slice(None), slice(None)) + tuple(src_sl)]
 
 
-def _correlate(src: Array, u: Array, offset: tuple[int, int], size: tuple[int, int], dtype: np.dtype[Any]) -> Array:
-    """``out[n, o, p] = Σ_{c,k} u·src[n, c, p + k − 2 + offset]``: the valid 3×3 correlation of ``src`` placed at
-    ``offset`` in a zero grid, ``size`` outputs; ``u`` the transformed weight ``(16, O, C)``.
+def _carve(shapes: list[tuple[int, ...]], dtype: np.dtype[Any], reuse: bool = True) -> list[Array]:
+    """Arrays of ``shapes`` carved from this thread's scratch buffer (no fresh pages per call), or with
+    ``reuse=False`` from a fresh buffer (on the pool's threads, which must not keep a scratch buffer)."""
+    sizes = [prod(s) for s in shapes]
+    buf = scratch((sum(sizes),), dtype) if reuse else np.empty(sum(sizes), dtype=dtype)
+    out, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        out.append(buf[start : start + size].reshape(shape))
+        start += size
+    return out
 
-    Rows of ``src`` that fall outside the tile grid only meet junk outputs and are left out.
+
+@functools.cache
+def _blas_controller() -> Any:
+    """A ``threadpoolctl.ThreadpoolController`` (made once), or ``None`` without threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the test and bench extras
+        return None
+    return threadpoolctl.ThreadpoolController()
+
+
+def _plan(n: int, per_sample: int, compiled: bool, shared: int = 0) -> tuple[list[tuple[int, int]], bool]:
+    """The chunks of samples, and whether to run whole chunks in parallel, one thread each.
+
+    Compiled, with several threads and threadpoolctl installed, each thread
+    takes whole chunks (transforms on its own core, the GEMMs in a
+    single-threaded BLAS) — the stages of a chunk then share that core's cache
+    and never wait for one another; ``shared`` bytes per thread (the weight
+    gradient's accumulator) count against the budget too. Otherwise the
+    chunks run one after another, each stage split over the threads.
     """
+    budget, threads = get_workspace_budget(), copy_threads()
+    parallel = (compiled and threads > 1 and n > 1 and _blas_controller() is not None
+                and threads * (per_sample + shared) <= budget and shared <= CHUNK_BYTES[compiled])
+    if parallel:
+        target = min(CHUNK_BYTES[compiled], budget // threads - shared)
+        step = max(1, min(target // max(1, per_sample), -(-n // threads)))
+    else:
+        step = max(1, min(budget, max(CHUNK_BYTES[compiled], 2 * shared)) // max(1, per_sample))
+    chunks = [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
+    return chunks, parallel and len(chunks) > 1
+
+
+def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[int, int, bool], None]) -> None:
+    """``run(n0, n1, split)`` for every chunk: in parallel (whole chunks per thread, BLAS on one thread each,
+    ``split=False``), or one after another (``split=True``: each stage uses every thread)."""
+    if not parallel:
+        for n0, n1 in chunks:
+            run(n0, n1, True)
+        return
+
+    def work(i0: int, i1: int) -> None:
+        for n0, n1 in chunks[i0:i1]:
+            run(n0, n1, False)
+
+    limit = _blas_controller().limit(limits=1, user_api="blas")
+    with limit if limit is not None else contextlib.nullcontext():
+        split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
+
+
+def _input_v(src: Array, offset: tuple[int, int], m: int, tiles: tuple[int, int], v: Array, compiled: bool,
+             extra: list[Array], split: bool = True) -> None:
+    """``V`` of ``src`` placed at ``offset``: compiled, or through the NumPy grid (``extra``: grid, tile matrix)."""
+    _, bt, kron_bt, _, _ = _cast(m, v.dtype)
+    if compiled:
+        winograd_jit.input_transform(src, bt, v, offset, tiles, m, split)
+        return
+    d, tmat = extra
+    _place(src, offset, d)
+    _np_input_transform(d, kron_bt, m, tiles, tmat, v)
+
+
+def _correlate(src: Array, u: Array, offset: tuple[int, int], size: tuple[int, int], dtype: np.dtype[Any], m: int,
+               compiled: bool) -> Array:
+    """``out[n, o, p] = Σ_{c,k} u·src[n, c, p + k − offset]``: the valid 3×3 correlation of ``src`` placed at
+    ``offset`` in a zero grid, ``size`` outputs; ``u`` the transformed weight ``(α², O, C)``."""
     n, c = src.shape[:2]
     o = u.shape[1]
-    tiles = _tiles(size)
+    alpha2 = (m + 2) ** 2
+    tiles = _tiles(size, m)
+    t = tiles[0] * tiles[1]
+    at, _, _, kron_at, _ = _cast(m, dtype)
     out = np.empty((n, o) + size, dtype=dtype)
-    whole = size[0] % 2 == 0 and size[1] % 2 == 0
-    for n0, n1 in batch_chunks(n, _sample_bytes(c, o, tiles, np.dtype(dtype).itemsize)):
+    whole = size[0] % m == 0 and size[1] % m == 0
+    per_sample = _sample_bytes("forward", c, o, size, m, np.dtype(dtype).itemsize, compiled)
+
+    def run(n0: int, n1: int, split: bool) -> None:
         nb = n1 - n0
-        v, m, d = _workspace(nb, c, o, tiles, dtype)
-        _place(src[n0:n1], offset, d)
-        _input_transform(d, tiles, v)
-        np.matmul(u, v.reshape(16, c, -1), out=m.reshape(16, o, -1))
-        if whole:
-            _output_transform(m, out[n0:n1])
+        shapes: list[tuple[int, ...]] = [(alpha2, c, nb * t), (alpha2, o, nb * t)]
+        if not compiled:
+            shapes += [(nb, c, m * tiles[0] + 2, m * tiles[1] + 2), (alpha2, c, nb * t), (m * m, o, nb * t)]
+        bufs = _carve(shapes, dtype, split)  # split: on the calling thread, which keeps a scratch buffer
+        v, mm = bufs[0], bufs[1]
+        _input_v(src[n0:n1], offset, m, tiles, v, compiled, bufs[2:4], split)
+        np.matmul(u, v, out=mm)
+        if compiled:
+            winograd_jit.output_transform(mm, at, out[n0:n1], tiles, split)
+        elif whole:
+            _np_output_transform(mm, kron_at, m, tiles, bufs[4], out[n0:n1])
         else:
-            y = np.empty((nb, o, 2 * tiles[0], 2 * tiles[1]), dtype=dtype)
-            _output_transform(m, y)
+            y = np.empty((nb, o, m * tiles[0], m * tiles[1]), dtype=dtype)
+            _np_output_transform(mm, kron_at, m, tiles, bufs[4], y)
             out[n0:n1] = y[:, :, : size[0], : size[1]]
+
+    _run_chunks(*_plan(n, per_sample, compiled), run)
     return out
 
 
@@ -254,56 +494,155 @@ def _direct_padding(geom: Geometry) -> bool:
     return geom.padding_mode == "zeros" and all(a == 1 for a in geom.input_dilation)
 
 
-def winograd_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y = conv(x, w)`` by F(2×2, 3×3): input transform, 16 GEMMs, output transform, per chunk of samples."""
+def _setup(geom: Geometry, dtype: np.dtype[Any], op: str, tile: int | None, compiled: bool | None) -> tuple[int, bool]:
+    compiled = compiled_available() if compiled is None else compiled
+    return (variant(geom, dtype, op, compiled) if tile is None else tile), compiled
+
+
+def _to_phases(a: Array, geom: Geometry, size: tuple[int, ...]) -> Array:
+    """``(N, ch, S1, S2)`` → ``(δ1·δ2·N, ch, L1, L2)``: the grids ``a[..., r1::δ1, r2::δ2]``, zero-extended to
+    ``size`` (positions beyond ``S`` are zeros)."""
+    d1, d2 = geom.dilation
+    n, ch = a.shape[:2]
+    out = np.zeros((d1, d2, n, ch) + size, dtype=a.dtype)
+    for r1 in range(d1):
+        for r2 in range(d2):
+            part = a[:, :, r1::d1, r2::d2]
+            out[r1, r2, :, :, : part.shape[2], : part.shape[3]] = part
+    return out.reshape((d1 * d2 * n, ch) + size)
+
+
+def _from_phases(a: Array, geom: Geometry, size: tuple[int, ...]) -> Array:
+    """The adjoint of :func:`_to_phases` for disjoint grids: ``(δ1·δ2·N, ch, L1, L2)`` → ``(N, ch, S1, S2)``,
+    each grid put back at ``[..., r1::δ1, r2::δ2]`` (what lies beyond ``S`` dropped)."""
+    d1, d2 = geom.dilation
+    ch = a.shape[1]
+    n = a.shape[0] // (d1 * d2)
+    phases = a.reshape((d1, d2, n, ch) + a.shape[2:])
+    out = np.empty((n, ch) + size, dtype=a.dtype)
+    for r1 in range(d1):
+        for r2 in range(d2):
+            dest = out[:, :, r1::d1, r2::d2]
+            dest[...] = phases[r1, r2, :, :, : dest.shape[2], : dest.shape[3]]
+    return out
+
+
+def _dilated(op: str, a: Array, b: Array, geom: Geometry, tile: int | None, compiled: bool | None) -> Array:
+    """Contraction ``op`` of a dilated layer as the undilated convolution of its stacked grids (:func:`stacked`)."""
+    inner = stacked(geom)
+    lengths = inner.in_size
+    out_lengths = inner.out_size
+    if op == "forward":  # a = x, b = w
+        y = winograd_forward(_to_phases(pad(a, geom), geom, lengths), b, inner, tile, compiled)
+        return _from_phases(y, geom, geom.out_size)
+    g = _to_phases(a, geom, out_lengths)
+    if op == "input":  # a = g, b = w
+        gxp = _from_phases(winograd_input_grad(g, b, inner, tile, compiled), geom, geom.padded_size)
+        return np.ascontiguousarray(pad_adjoint(gxp, geom))
+    return winograd_weight_grad(g, _to_phases(pad(b, geom), geom, lengths), inner, tile, compiled)
+
+
+def winograd_forward(x: Array, w: Array, geom: Geometry, tile: int | None = None,
+                     compiled: bool | None = None) -> Array:
+    """``y = conv(x, w)`` by F(m×m, 3×3): input transform, ``α²`` GEMMs, output transform, per chunk of samples.
+
+    ``tile`` (``m``: 2 or 4) defaults to :func:`variant`'s choice, ``compiled``
+    to whether Numba is installed. Dilated layers are computed on their
+    polyphase grids (:func:`stacked`).
+    """
+    if geom.dilation != (1, 1):
+        return _dilated("forward", x, w, geom, tile, compiled)
     dtype = np.result_type(x, w)
-    u = weight_transform(w, dtype)
+    m, compiled = _setup(geom, dtype, "forward", tile, compiled)
+    u = weight_transform(w, dtype, m)
+    size = (geom.out_size[0], geom.out_size[1])
     if _direct_padding(geom):
-        return _correlate(x, u, (geom.pad_lo[0], geom.pad_lo[1]), (geom.out_size[0], geom.out_size[1]), dtype)
-    return _correlate(pad(x, geom), u, (0, 0), (geom.out_size[0], geom.out_size[1]), dtype)
+        return _correlate(x, u, (geom.pad_lo[0], geom.pad_lo[1]), size, dtype, m, compiled)
+    return _correlate(pad(x, geom), u, (0, 0), size, dtype, m, compiled)
 
 
-def winograd_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``gx = pad_adjoint(full correlation of g with w flipped, channels swapped)`` by F(2×2, 3×3)."""
+def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = None,
+                        compiled: bool | None = None) -> Array:
+    """``gx = pad_adjoint(full correlation of g with w flipped, channels swapped)`` by F(m×m, 3×3)."""
+    if geom.dilation != (1, 1):
+        return _dilated("input", g, w, geom, tile, compiled)
     dtype = np.result_type(g, w)
-    u = weight_transform(np.ascontiguousarray(w[:, :, ::-1, ::-1].swapaxes(0, 1)), dtype)
+    m, compiled = _setup(geom, dtype, "input", tile, compiled)
+    u = weight_transform(np.ascontiguousarray(w[:, :, ::-1, ::-1].swapaxes(0, 1)), dtype, m)
     if _direct_padding(geom):
         size = (geom.in_size[0], geom.in_size[1])
-        return _correlate(g, u, (2 - geom.pad_lo[0], 2 - geom.pad_lo[1]), size, dtype)
-    gxp = _correlate(g, u, (2, 2), (geom.padded_size[0], geom.padded_size[1]), dtype)
+        return _correlate(g, u, (2 - geom.pad_lo[0], 2 - geom.pad_lo[1]), size, dtype, m, compiled)
+    gxp = _correlate(g, u, (2, 2), (geom.padded_size[0], geom.padded_size[1]), dtype, m, compiled)
     return np.ascontiguousarray(pad_adjoint(gxp, geom))
 
 
-def winograd_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``: both transforms, 16 GEMMs summed over chunks."""
+def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = None,
+                         compiled: bool | None = None) -> Array:
+    """``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``: both transforms, ``α²`` GEMMs summed over chunks."""
+    if geom.dilation != (1, 1):
+        return _dilated("weight", g, x, geom, tile, compiled)
     dtype = np.result_type(g, x)
+    m, compiled = _setup(geom, dtype, "weight", tile, compiled)
     c, o = geom.c_in, geom.c_out
-    tiles = _tiles(geom.out_size)
+    alpha2 = (m + 2) ** 2
+    size = (geom.out_size[0], geom.out_size[1])
+    tiles = _tiles(size, m)
+    t = tiles[0] * tiles[1]
     direct = _direct_padding(geom)
     src = x if direct else pad(x, geom)
     offset = (geom.pad_lo[0], geom.pad_lo[1]) if direct else (0, 0)
-    acc = np.zeros((16, o, c), dtype=dtype)
-    for n0, n1 in batch_chunks(x.shape[0], _sample_bytes(c, o, tiles, np.dtype(dtype).itemsize)):
+    at, _, _, _, kron_a = _cast(m, dtype)
+    per_sample = _sample_bytes("weight", c, o, size, m, np.dtype(dtype).itemsize, compiled)
+    chunks, parallel = _plan(x.shape[0], per_sample, compiled, alpha2 * o * c * np.dtype(dtype).itemsize)
+    partial: dict[int, Array] = {}  # one accumulator per thread
+
+    def run(n0: int, n1: int, split: bool) -> None:
         nb = n1 - n0
-        v, gt, d = _workspace(nb, c, o, tiles, dtype)
-        _place(src[n0:n1], offset, d)
-        _input_transform(d, tiles, v)
-        gg = np.zeros((nb, o, 2 * tiles[0], 2 * tiles[1]), dtype=dtype)
-        gg[:, :, : geom.out_size[0], : geom.out_size[1]] = g[n0:n1]
-        _grad_transform(gg, gt)
-        del gg
-        acc += np.matmul(gt.reshape(16, o, -1), v.reshape(16, c, -1).swapaxes(1, 2))
-    g_mat = G_MATRIX.astype(dtype)
-    gw = np.einsum("ai,aboc,bj->ocij", g_mat, acc.reshape(4, 4, o, c), g_mat, optimize=True)
-    return np.ascontiguousarray(gw, dtype=dtype)
+        shapes: list[tuple[int, ...]] = [(alpha2, c, nb * t), (alpha2, o, nb * t)]
+        if not compiled:
+            shapes += [(nb, c, m * tiles[0] + 2, m * tiles[1] + 2), (alpha2, c, nb * t), (m * m, o, nb * t)]
+        bufs = _carve(shapes, dtype, split)
+        v, gt = bufs[0], bufs[1]
+        _input_v(src[n0:n1], offset, m, tiles, v, compiled, bufs[2:4], split)
+        if compiled:
+            winograd_jit.grad_transform(g[n0:n1], at, gt, tiles, split)
+        else:
+            gg = g[n0:n1]
+            if size != (m * tiles[0], m * tiles[1]):
+                gg = np.zeros((nb, o, m * tiles[0], m * tiles[1]), dtype=dtype)
+                gg[:, :, : size[0], : size[1]] = g[n0:n1]
+            _np_grad_transform(gg, kron_a, m, tiles, bufs[4], gt)
+        key = threading.get_ident()
+        if key in partial:
+            partial[key] += np.matmul(gt, v.swapaxes(1, 2))
+        else:
+            partial[key] = np.matmul(gt, v.swapaxes(1, 2))
+
+    _run_chunks(chunks, parallel, run)
+    acc = functools.reduce(np.add, partial.values())
+    gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
+    return gw.reshape(o, c, 3, 3)
+
+
+def _forward_route(x: Array, w: Array, geom: Geometry) -> Array:
+    return winograd_forward(x, w, geom)
+
+
+def _input_route(g: Array, w: Array, geom: Geometry) -> Array:
+    return winograd_input_grad(g, w, geom)
+
+
+def _weight_route(g: Array, x: Array, geom: Geometry) -> Array:
+    return winograd_weight_grad(g, x, geom)
 
 
 ROUTES: dict[str, dict[str, Any]] = {
-    "forward": {"winograd": winograd_forward},
-    "input": {"winograd": winograd_input_grad},
-    "weight": {"winograd": winograd_weight_grad},
+    "forward": {"winograd": _forward_route},
+    "input": {"winograd": _input_route},
+    "weight": {"winograd": _weight_route},
 }
 """This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
 
-__all__ = ["ROUTES", "applies", "choose", "weight_transform", "winograd_forward", "winograd_input_grad",
-           "winograd_weight_grad"]
+__all__ = ["ERROR_FACTOR", "MAX_ERROR_FACTOR", "POINTS", "ROUTES", "TILES", "Matrices", "applies", "choose",
+           "compiled_available", "matrices", "stacked", "variant", "variant_cost", "weight_transform",
+           "winograd_forward", "winograd_input_grad", "winograd_weight_grad"]
