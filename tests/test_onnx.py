@@ -260,7 +260,28 @@ def test_qlinear_conv_matches_reference_evaluator(cfg: dict[str, Any]) -> None:
     ours = co.qlinear_conv(cfg["x"], cfg["x_scale"], cfg["x_zp"], cfg["w"], cfg["w_scale"], cfg["w_zp"],
                            cfg["y_scale"], cfg["y_zp"], cfg["B"], **cfg["attrs"])
     assert ours.dtype == cfg["y_zp"].dtype
-    np.testing.assert_array_equal(ours, ref)
+    # The evaluator rounds after adding y_zero_point, the specification before: they differ at exact ties only.
+    acc = _reference("ConvInteger", {"x": cfg["x"], "w": cfg["w"], "x_zero_point": cfg["x_zp"],
+                                     "w_zero_point": cfg["w_zp"]}, **cfg["attrs"]).astype(np.float64)
+    if cfg["B"] is not None:
+        acc += cfg["B"].reshape((-1,) + (1,) * (acc.ndim - 2))
+    m = (np.float32(cfg["x_scale"]) * np.asarray(cfg["w_scale"], np.float32) / np.float32(cfg["y_scale"]))
+    scaled = acc * m.astype(np.float64).reshape((-1,) + (1,) * (acc.ndim - 2))
+    tie = np.abs(scaled - np.floor(scaled)) == 0.5
+    np.testing.assert_array_equal(ours[~tie], ref[~tie])
+    info = np.iinfo(cfg["y_zp"].dtype)
+    spec = np.clip(np.rint(scaled) + int(cfg["y_zp"]), info.min, info.max)
+    np.testing.assert_array_equal(ours[tie], spec[tie])
+
+
+def test_qlinear_conv_rounds_before_adding_the_zero_point() -> None:
+    """The specification's order (QuantizeLinear's): ``round_half_even(acc · M) + y_zp``; the reference
+    evaluator of onnx 1.23 adds the zero point first and differs by one at this tie."""
+    x = np.array([[[[2]]]], np.int8)
+    w = np.array([[[[33]]]], np.int8)
+    args = (np.int8(11), w, np.float32(0.5), np.int8(15), np.float32(1.0), np.int8(111))
+    y = co.qlinear_conv(x, np.float32(0.5), *args)  # acc = (2 − 11)·(33 − 15) = −162, M = 0.25: −40.5
+    assert y.item() == -40 + 111
 
 
 # ----------------------------------------------------------------------------- exactness, by hand

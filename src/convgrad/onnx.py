@@ -583,7 +583,10 @@ def qlinear_conv(
     ``acc = Σ (x − x_zp)·(w − w_zp[m]) + B[m]`` in int32 (exact, wrapping),
     then ``y = clamp(round_half_even(acc · M[m]) + y_zp)`` with ``M[m] =
     x_scale · w_scale[m] / y_scale`` computed in float32 and the product in
-    float64, clamped to the range of ``y_zero_point``'s type.
+    float64, clamped to the range of ``y_zero_point``'s type. The rounding is the
+    specification's (of ``acc · M``, before the zero point is added, as in
+    ``QuantizeLinear``); onnx 1.23's reference evaluator rounds after adding it,
+    which differs by one at exact ties with an odd ``y_zero_point``.
 
     Parameters
     ----------
