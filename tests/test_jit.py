@@ -291,3 +291,108 @@ def test_set_num_threads_is_one_setting() -> None:
     finally:
         state.set_num_threads(old)
     assert state.get_num_threads() == old
+
+
+# ----------------------------------------------------------------------------- the dense input gradient ("jit_dense")
+
+
+@st.composite
+def dense_cases(draw: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Dense geometries (groups, strides, dilations, crops) for the compiled fold; the kernel takes any stride."""
+    d = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 2))
+    c, o, n = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(d))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    sizes, padding = [], []
+    for k, dl in zip(kernel, dilation):
+        lo, hi = draw(st.integers(-1, 2)), draw(st.integers(-1, 2))
+        span = dl * (k - 1) + 1
+        sizes.append(max(1, span - lo - hi) + draw(st.integers(0, 6 if d < 3 else 3)))
+        padding.append((lo, hi))
+    kw: dict[str, Any] = {"stride": stride, "dilation": dilation, "padding": tuple(padding), "groups": groups,
+                          "padding_mode": "zeros"}
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, *sizes))
+    w = rng.standard_normal((o, c // groups, *kernel))
+    geom = conv_geometry(x.shape, w.shape, **kw)
+    g = rng.standard_normal(geom.output_shape)
+    return geom, x, w, g, kw
+
+
+@given(dense_cases(), st.integers(1, 9))
+def test_dense_input_grad_matches_the_gemm_route_and_torch(case: Any, positions: int) -> None:
+    """Tiny blocks (``positions`` output positions each, so blocks start and end mid-row) against the gemm route
+    and PyTorch float64."""
+    geom, x, w, g, kw = case
+    expected = dispatch.ROUTES["input"]["gemm"](g, w, geom)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jit, "block_positions", lambda *args: positions)
+        got = jit.dense_input_grad(g, w, geom)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, _torch_reference(x, w, g, kw)[1], rtol=1e-10, atol=1e-10)
+
+
+def test_dense_input_grad_in_float32_and_with_nonfinite_values() -> None:
+    geom = conv_geometry((2, 3, 20, 19), (5, 3, 3, 3), padding=((1, 2), (-1, 1)), dilation=(1, 2))
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    np.testing.assert_allclose(jit.dense_input_grad(g, w, geom), dispatch.ROUTES["input"]["gemm"](g, w, geom),
+                               rtol=1e-5, atol=1e-5)
+    w[1, 2, 0, 1], g[0, 3, 4, 5], g[1, 0, 0, 0] = np.inf, np.nan, -np.inf
+    with np.errstate(invalid="ignore"):
+        got, ref = jit.dense_input_grad(g, w, geom), dispatch.ROUTES["input"]["gemm"](g, w, geom)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(ref))
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_choose_dense() -> None:
+    f32, f64 = np.dtype("float32"), np.dtype("float64")
+    conv3d = conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
+    assert jit.choose(conv3d, f32, "auto", "input", exact=False, finite=True) == "jit_dense"
+    assert jit.choose(conv3d, f64, "direct", "input", exact=False, finite=True) == "jit_dense"
+    for op in ("forward", "weight"):  # NumPy's im2col of a block was as fast as a compiled one
+        assert jit.choose(conv3d, f32, "auto", op, exact=False, finite=True) is None
+    assert jit.choose(conv3d, f32, "auto", "input", exact=False, finite=False) is None
+    assert jit.choose(conv3d, np.dtype("int64"), "auto", "input", exact=True, finite=True) is None
+    strided = conv_geometry((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    reflect = conv_geometry((1, 4, 32, 32), (4, 4, 3, 3), padding=1, padding_mode="reflect")
+    small = conv_geometry((8, 64, 7, 7), (64, 64, 3, 3), padding=1)
+    pointwise = conv_geometry((2, 8, 32, 32), (4, 8, 1, 1))
+    for geom in (strided, reflect, small, pointwise):
+        assert jit.choose(geom, f32, "auto", "input", exact=False, finite=True) is None
+    position = 16 * 27 * 4
+    with cg.workspace_budget(position - 1):  # one position's windows over the budget: the gemm route splits
+        assert jit.choose(conv3d, f32, "auto", "input", exact=False, finite=True) is None
+    with cg.workspace_budget(position):
+        assert jit.choose(conv3d, f32, "auto", "input", exact=False, finite=True) == "jit_dense"
+
+
+def test_dense_input_grad_keeps_to_a_small_budget() -> None:
+    geom = conv_geometry((2, 6, 30, 33), (4, 6, 3, 3), padding=1)
+    rng = np.random.default_rng(8)
+    w, g = rng.standard_normal((4, 6, 3, 3)), rng.standard_normal(geom.output_shape)
+    expected = dispatch.ROUTES["input"]["gemm"](g, w, geom)
+    budget = 6 * 9 * 8 * 5  # five positions' windows
+    state.release_workspace()
+    with cg.workspace_budget(budget):
+        got = jit.dense_input_grad(g, w, geom)
+        assert state.release_workspace() <= budget
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_public_input_grad_takes_the_dense_route(jit_dispatch: list[str]) -> None:
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 5, 24, 20)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 6, 24, 20)).astype(np.float32)
+    gx = cg.conv_input_grad(g, w, input_shape=x.shape, padding=1)
+    assert "jit_dense" in jit_dispatch
+    wt = torch.from_numpy(w.astype(np.float64))
+    ref = torch.nn.grad.conv2d_input(x.shape, wt, torch.from_numpy(g.astype(np.float64)), padding=1)
+    np.testing.assert_allclose(gx, ref.numpy(), rtol=1e-4, atol=1e-4)

@@ -19,7 +19,9 @@ GFLOP/s on the benchmark machine), in the manner of
 Workspace (scratch bytes, counted against the budget): gemm ``C·K·Q`` elements
 per sample (one output position's windows, ``C·K``, at least: a sample is
 split over output positions); grid ``C·K·P`` per sample (never split: the
-route is not used when one sample does not fit); fft the spectra of one
+route is not used when one sample does not fit). Both routes then work in
+blocks of :func:`block_positions` positions, about :data:`BLOCK_BYTES` of
+windows each, so their scratch is one block, never more than the budget; fft the spectra of one
 sample's blocks plus the kernel spectra and the weight-gradient accumulator.
 """
 
@@ -113,6 +115,35 @@ def gemm_position_bytes(geom: Geometry, itemsize: int) -> int:
 def gemm_sample_bytes(geom: Geometry, itemsize: int) -> int:
     """Workspace of one sample on the gemm route: ``C·K·Q`` elements."""
     return gemm_position_bytes(geom, itemsize) * prod(geom.out_size)
+
+
+BLOCK_BYTES = 8 << 20
+"""Target size of one block of the window matrix on the gemm and grid routes: each block is copied and consumed
+by its GEMM while it is still in the cache, instead of the whole chunk's matrix making a round trip through memory.
+4–8 MiB measured best on the benchmark machine (2 MiB of L2 per core, a large shared L3); 0.5–2 MiB made more GEMM
+calls and more Python per block and was no faster. ``0`` turns blocking off (one block per chunk, as the budget
+allows)."""
+
+MIN_BLOCK_POSITIONS = 256
+"""Fewest output (or grid) positions in a block: fewer would make each GEMM re-read the weight too often."""
+
+
+def block_positions(geom: Geometry, itemsize: int, budget: int) -> int:
+    """Positions per block of the window matrix: :data:`BLOCK_BYTES` of windows, at least
+    :data:`MIN_BLOCK_POSITIONS`, never more than ``budget`` allows (at least one position).
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> geom = conv_geometry((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    >>> block_positions(geom, 4, 256 << 20) == BLOCK_BYTES // (3 * 49 * 4)
+    True
+    """
+    position = gemm_position_bytes(geom, itemsize)
+    fit = max(1, budget // position)
+    if BLOCK_BYTES <= 0:
+        return fit
+    return min(fit, max(MIN_BLOCK_POSITIONS, BLOCK_BYTES // position))
 
 
 def grid_sample_bytes(geom: Geometry, itemsize: int) -> int:

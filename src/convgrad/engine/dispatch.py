@@ -12,9 +12,10 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    block; such calls take the direct routes below, ``method="fft"`` included.
 2. the optional routes, each by its own ``choose`` rule: ``"winograd"``
    (:mod:`convgrad.engine.winograd`: ``method="winograd"``, or ``"auto"`` where
-   its cost and its float32 error allow it; 2-d 3×3 stride-1 layers, finite
-   data) and ``"jit_depthwise"`` (:mod:`convgrad.engine.jit`: depthwise
-   layers, when Numba is installed).
+   its cost and its float32 error allow it; 3×3 stride-1 layers, finite
+   data), and, when Numba is installed, ``"jit_depthwise"`` (depthwise layers)
+   and ``"jit_dense"`` (the input gradient of dense stride-1 layers: GEMM into
+   cache-sized blocks, compiled fold; both :mod:`convgrad.engine.jit`).
 3. ``"pointwise"`` — every kernel size is 1 and there is no padding.
 4. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
    (``"grid_depthwise"`` at stride 1 where the grid applies), the weight

@@ -17,6 +17,13 @@ instead of ``Q``): the positions ``q_i ≥ Q_i`` are junk and dropped from the
 output; in the gradients ``g`` is zero there, so they contribute nothing.
 A position ``m`` with every ``q_i < Q_i`` only reaches ``m + off(k) ≤`` the
 last position of its own sample, so samples never mix.
+
+Each chunk's grid positions are taken in blocks of about
+:data:`~convgrad.engine.cost.BLOCK_BYTES` of windows
+(:func:`~convgrad.engine.cost.block_positions`): a block's window matrix is
+copied into one reused scratch buffer and consumed by its GEMM (or, for the
+input gradient, produced by its GEMM and folded) while it is still in the
+cache, instead of the whole chunk's matrix going out to memory and back.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from .cost import grid_sample_bytes
+from .cost import block_positions, grid_sample_bytes
 from .padding import pad, pad_adjoint
-from .state import batch_chunks, cache, scratch, split_run
+from .state import batch_chunks, cache, get_workspace_budget, scratch, split_run
 from .windows import kernel_offsets
 
 Array = npt.NDArray[Any]
@@ -54,17 +61,17 @@ def _valid(geom: Geometry) -> tuple[slice, ...]:
     return tuple(slice(0, q) for q in geom.out_size)
 
 
-def _zero_junk(a: Array, geom: Geometry) -> None:
-    """Set the junk positions (some ``q_i ≥ Q_i``) of ``a (..., nb·P)`` to zero, in place.
+def _zero_junk_range(a: Array, geom: Geometry, m0: int, m1: int) -> None:
+    """Set the junk positions (some ``q_i ≥ Q_i``) among grid positions ``[m0, m1)`` of ``a (..., m1 − m0)`` to zero.
 
     Needed only where the junk holds a NaN or an infinity: multiplied by the
     zero of ``g`` there it would give NaN instead of nothing.
     """
-    lead = a.shape[:-1]
-    grid = a.reshape(lead + (-1,) + geom.padded_size)
-    for i, q in enumerate(geom.out_size):
-        if q < geom.padded_size[i]:
-            grid[(Ellipsis,) + (slice(None),) * i + (slice(q, None),) + (slice(None),) * (geom.d - 1 - i)] = 0
+    junk = ~_valid_mask(geom, 1)
+    p = junk.size
+    first, last = m0 // p, -(-m1 // p)
+    mask = np.tile(junk, last - first)[m0 - first * p : m1 - first * p]
+    a[..., mask] = 0
 
 
 def _valid_mask(geom: Geometry, nb: int) -> npt.NDArray[np.bool_]:
@@ -97,21 +104,32 @@ def _grid_grad(g: Array, geom: Geometry) -> Array:
     return grid.reshape(geom.groups, geom.c_out // geom.groups, -1)
 
 
-def _cols(grid: Array, geom: Geometry, m: int) -> Array:
-    """im2col on the grid: ``cols[c, k, m] = grid[c, m + off(k)]``, as ``(G, (C/G)·K, m)`` matrices."""
+def _cols(grid: Array, geom: Geometry, m0: int, m1: int) -> Array:
+    """im2col of grid positions ``[m0, m1)``: ``cols[c, k, m] = grid[c, m0 + m + off(k)]``, as ``(G, (C/G)·K, m)``."""
     offsets = _offsets(geom)
+    m = m1 - m0
     cols = scratch((geom.c_in, len(offsets), m), grid.dtype)
 
     def copy(c0: int, c1: int) -> None:
         for i, off in enumerate(offsets):
-            cols[c0:c1, i] = grid[c0:c1, off : off + m]
+            cols[c0:c1, i] = grid[c0:c1, m0 + off : m1 + off]
 
     split_run(geom.c_in, cols.size, copy)
     return cols.reshape(geom.groups, -1, m)
 
 
+def _blocks(geom: Geometry, m: int, itemsize: int) -> list[tuple[int, int]]:
+    """``[m0, m1)`` ranges of the flattened grid whose window matrix is about :data:`~.cost.BLOCK_BYTES`.
+
+    See :func:`convgrad.engine.cost.block_positions`; the blocks are
+    consumed by the GEMM while they are still in the cache.
+    """
+    step = block_positions(geom, itemsize, get_workspace_budget())
+    return [(m0, min(m, m0 + step)) for m0 in range(0, m, step)]
+
+
 def grid_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y = conv(x, w)`` at stride 1: grid im2col and one GEMM per group and chunk."""
+    """``y = conv(x, w)`` at stride 1: grid im2col and one GEMM per group, chunk and block."""
     n, dtype = x.shape[0], np.result_type(x, w)
     y = np.empty((n, geom.c_out) + geom.out_size, dtype=dtype)
     og = geom.c_out // geom.groups
@@ -119,31 +137,38 @@ def grid_forward(x: Array, w: Array, geom: Geometry) -> Array:
     for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
         nb = n1 - n0
         m = nb * prod(geom.padded_size)
-        cols = _cols(_grid_input(x[n0:n1], geom, dtype), geom, m)
-        # (G, O/G, j) @ (G, j, m) -> (G, O/G, m): m last, so the copy below moves whole rows
-        y_grid = np.matmul(w_mat, cols).reshape((geom.groups, og, nb) + geom.padded_size)
-        y_valid = y_grid[(slice(None),) * 3 + _valid(geom)]  # (G, O/G, nb, *Q)
+        grid = _grid_input(x[n0:n1], geom, dtype)
+        y_grid = np.empty((geom.groups, og, m), dtype=dtype)
+        for m0, m1 in _blocks(geom, m, dtype.itemsize):
+            # (G, O/G, j) @ (G, j, m) -> (G, O/G, m): m last, so the copy below moves whole rows
+            np.matmul(w_mat, _cols(grid, geom, m0, m1), out=y_grid[:, :, m0:m1])
+        y_valid = y_grid.reshape((geom.groups, og, nb) + geom.padded_size)[(slice(None),) * 3 + _valid(geom)]
         y[n0:n1].reshape((nb, geom.groups, og) + geom.out_size)[...] = np.moveaxis(y_valid, 2, 0)
     return y
 
 
 def grid_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """``gw[o, c, k] = Σ_{n,m} g[n, o, m] · cols[c, k, m]`` at stride 1."""
+    """``gw[o, c, k] = Σ_{n,m} g[n, o, m] · cols[c, k, m]`` at stride 1, summed over chunks and blocks."""
     dtype = np.result_type(g, x)
     cg, og = geom.c_in // geom.groups, geom.c_out // geom.groups
     gw_t = np.zeros((geom.groups, cg * prod(geom.kernel), og), dtype=dtype)
+    part = np.empty_like(gw_t)
     for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, dtype)):
         m = (n1 - n0) * prod(geom.padded_size)
-        cols = _cols(_grid_input(x[n0:n1], geom, dtype), geom, m)
-        if not np.isfinite(x[n0:n1]).all():
-            _zero_junk(cols, geom)
-        # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
-        gw_t += np.matmul(cols, _grid_grad(g[n0:n1].astype(dtype, copy=False), geom).swapaxes(1, 2))
+        grid = _grid_input(x[n0:n1], geom, dtype)
+        finite = bool(np.isfinite(x[n0:n1]).all())
+        g_t = _grid_grad(g[n0:n1].astype(dtype, copy=False), geom).swapaxes(1, 2)  # (G, m, O/G)
+        for m0, m1 in _blocks(geom, m, dtype.itemsize):
+            cols = _cols(grid, geom, m0, m1)
+            if not finite:
+                _zero_junk_range(cols, geom, m0, m1)
+            # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
+            gw_t += np.matmul(cols, g_t[:, m0:m1], out=part)
     return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
 
 
 def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``gx = pad_adjoint(fold(wᵀ g))`` at stride 1, the fold one contiguous add per offset."""
+    """``gx = pad_adjoint(fold(wᵀ g))`` at stride 1, the fold one contiguous add per offset and block."""
     n, dtype = g.shape[0], np.result_type(g, w)
     gx = np.empty((n, geom.c_in) + geom.in_size, dtype=dtype)
     w_t = w.reshape(geom.groups, geom.c_out // geom.groups, -1).swapaxes(1, 2)  # (G, j, O/G)
@@ -152,19 +177,20 @@ def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     for n0, n1 in batch_chunks(n, _per_sample_bytes(geom, dtype)):
         nb = n1 - n0
         m = nb * prod(geom.padded_size)
-        z = scratch((geom.c_in, len(offsets), m), dtype)
-        # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
-        np.matmul(w_t, _grid_grad(g[n0:n1].astype(dtype, copy=False), geom), out=z.reshape(geom.groups, -1, m))
-        if not w_finite:
-            _zero_junk(z, geom)
-        folded = np.empty((geom.c_in, m + offsets[-1]), dtype=dtype)
+        g_grid = _grid_grad(g[n0:n1].astype(dtype, copy=False), geom)
+        folded = np.zeros((geom.c_in, m + offsets[-1]), dtype=dtype)
+        for m0, m1 in _blocks(geom, m, dtype.itemsize):
+            z = scratch((geom.c_in, len(offsets), m1 - m0), dtype)
+            # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
+            np.matmul(w_t, g_grid[:, :, m0:m1], out=z.reshape(geom.groups, -1, m1 - m0))
+            if not w_finite:
+                _zero_junk_range(z, geom, m0, m1)
 
-        def add(c0: int, c1: int, z: Array = z, folded: Array = folded, m: int = m) -> None:
-            folded[c0:c1] = 0
-            for i, off in enumerate(offsets):
-                folded[c0:c1, off : off + m] += z[c0:c1, i]
+            def add(c0: int, c1: int, z: Array = z, folded: Array = folded, m0: int = m0, m1: int = m1) -> None:
+                for i, off in enumerate(offsets):
+                    folded[c0:c1, m0 + off : m1 + off] += z[c0:c1, i]
 
-        split_run(geom.c_in, z.size, add)
+            split_run(geom.c_in, z.size, add)
         gxp = folded[:, :m].reshape((geom.c_in, nb) + geom.padded_size).swapaxes(0, 1)
         gx[n0:n1] = pad_adjoint(gxp, geom)
     return gx

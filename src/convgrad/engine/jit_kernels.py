@@ -398,3 +398,59 @@ def dw_weight(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0: int, c1:
             weight_plane_grid(gg, buf, (m - 1) * plane + size, offs, acc)
         for i in range(kk):
             gw[c * kk + i] = acc[i]
+
+
+# ----------------------------------------------------------------------------- dense layers: the fold of one block
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def _run_bounds(k: int, dl: int, lo: int, s: int, size: int, a: int, run: int) -> tuple[int, int]:  # pragma: no cover
+    """The positions ``b`` in ``[a, a + run)`` whose tap ``b·s + k·δ − lo`` lies in ``[0, size)``, as ``[b0, b1)``."""
+    off = k * dl - lo
+    b0 = max(a, cdiv(-off, s))
+    b1 = min(a + run, (size - 1 - off) // s + 1)
+    return b0, max(b0, b1)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dense_fold(z: Array, gx: Array, v: Array, n: int, q0: int, q1: int, c0: int,
+               c1: int) -> None:  # pragma: no cover - compiled
+    """``gx[n, c, q·s + k·δ − l] += z[(c, k), q − q0]`` for the channels ``c`` in ``[c0, c1)`` and the flat output
+    positions ``q`` in ``[q0, q1)`` of sample ``n`` (taps outside the input are dropped); ``v``: stride,
+    dilation, low padding, input size, output size, kernel size (three entries each), channels. The adjoint of
+    im2col, in one pass per block instead of one strided ``+=`` per kernel offset; each channel's plane of ``gx``
+    is written by one thread, in runs along the last output dimension (a contiguous add at stride 1)."""
+    s, dl, lo, sz, qs, ks = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15], v[15:18]
+    c_count = v[18]
+    kk = ks[0] * ks[1] * ks[2]
+    plane = sz[0] * sz[1] * sz[2]
+    mb = q1 - q0
+    for c in range(c0, c1):
+        base = (n * c_count + c) * plane
+        for k in range(kk):
+            r = c * kk + k
+            k1, k2, k3 = k // (ks[1] * ks[2]), (k // ks[2]) % ks[1], k % ks[2]
+            a1, rest = q0 // (qs[1] * qs[2]), q0 % (qs[1] * qs[2])
+            a2, a3 = rest // qs[2], rest % qs[2]
+            j = 0
+            while j < mb:
+                run = min(qs[2] - a3, mb - j)
+                src = r * mb + j - a3
+                z1 = a1 * s[0] + k1 * dl[0] - lo[0]
+                z2 = a2 * s[1] + k2 * dl[1] - lo[1]
+                if 0 <= z1 < sz[0] and 0 <= z2 < sz[1]:
+                    b0, b1 = _run_bounds(k3, dl[2], lo[2], s[2], sz[2], a3, run)
+                    dst = base + (z1 * sz[1] + z2) * sz[2] + k3 * dl[2] - lo[2]
+                    if s[2] == 1:
+                        ud, us = np.uint64(dst + b0), np.uint64(src + b0)
+                        for i in range(np.uint64(b1 - b0)):
+                            gx[ud + i] += z[us + i]
+                    else:
+                        for b in range(b0, b1):
+                            gx[dst + b * s[2]] += z[src + b]
+                j += run
+                a3 = 0
+                a2 += 1
+                if a2 == qs[1]:
+                    a2 = 0
+                    a1 += 1
