@@ -1,5 +1,5 @@
-"""The Winograd routes F(2×2, 3×3) and F(4×4, 3×3) (dilated layers by polyphase grids) against the NumPy routes
-and PyTorch, and ``method="winograd"``.
+"""The Winograd routes F(2×2, 3×3), F(4×4, 3×3) and F(2×2×2, 3×3×3) (dilated layers by polyphase grids) against
+the NumPy routes and PyTorch, and ``method="winograd"``.
 
 Every variant (tile size 2 or 4) is run with the NumPy transforms and, where Numba is installed, with the
 compiled ones (:mod:`convgrad.engine.winograd_jit`); one test runs the route in a process where Numba cannot be
@@ -50,6 +50,15 @@ def _torch(x: np.ndarray, w: np.ndarray, g: np.ndarray, lo: tuple[int, int], hi:
     xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
     torch_mode = {"zeros": "constant"}.get(mode, mode)
     yt = F.conv2d(F.pad(xt, [lo[1], hi[1], lo[0], hi[0]], mode=torch_mode), wt)
+    gxt, gwt = torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g))
+    return [yt.detach().numpy(), gxt.numpy(), gwt.numpy()]
+
+
+def _torch3d(x: np.ndarray, w: np.ndarray, g: np.ndarray, lo: tuple[int, ...], hi: tuple[int, ...], mode: str = "zeros",
+             dilation: int = 1) -> list[np.ndarray]:
+    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    pads = [p for i in (2, 1, 0) for p in (lo[i], hi[i])]
+    yt = F.conv3d(F.pad(xt, pads, mode={"zeros": "constant"}.get(mode, mode)), wt, dilation=dilation)
     gxt, gwt = torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g))
     return [yt.detach().numpy(), gxt.numpy(), gwt.numpy()]
 
@@ -132,6 +141,124 @@ def test_stacked_geometry() -> None:
         assert winograd.choose(geom, f32, "winograd", op, exact=False, finite=True) == "winograd"
     big = conv_geometry((4, 64, 64, 64), (64, 64, 3, 3), padding=2, dilation=2)  # the benchmark's dilated layer
     assert winograd.choose(big, f32, "auto", "input", exact=False, finite=True) is None  # forward pass only
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 6), o=st.integers(1, 6),
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9)),
+    lo=st.tuples(st.integers(-1, 2), st.integers(-1, 2), st.integers(-1, 2)),
+    hi=st.tuples(st.integers(-1, 2), st.integers(-1, 2), st.integers(-1, 2)),
+    seed=st.integers(0, 2**16),
+)
+def test_3d_matches_the_gemm_route_and_torch(compiled: bool, n: int, c: int, o: int, size: tuple[int, int, int],
+                                             lo: tuple[int, int, int], hi: tuple[int, int, int], seed: int) -> None:
+    """F(2×2×2, 3×3×3), zero padding 0–2 per side (asymmetric) or a crop of one; ``compiled=True`` asks for the
+    compiled transforms, which 3-d layers decline (the NumPy ones are used)."""
+    if any(s + a + b < 3 or s + min(a, 0) + min(b, 0) < 1 for s, a, b in zip(size, lo, hi)):
+        return
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((n, c) + size), rng.standard_normal((o, c, 3, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=tuple(zip(lo, hi)))
+    assert winograd.applies(geom) and winograd.variant(geom, np.dtype("float32"), "forward") == 2
+    g = rng.standard_normal(geom.output_shape)
+    ours = _wino(geom, x, w, g, None, compiled)
+    for got, want in zip(ours, _gemm(geom, x, w, g)):
+        assert got.dtype == np.float64 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for got, ref in zip(ours, _torch3d(x, w, g, lo, hi)):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("kw", "mode"), [({"padding": 2, "dilation": 2}, "zeros"), ({"padding": 1}, "reflect"),
+                                          ({"padding": 3, "dilation": 3}, "replicate"),
+                                          ({"padding": ((1, 0), (0, 2), (2, 1)), "input_dilation": 2}, "zeros")])
+def test_3d_dilation_and_padding_modes(kw: dict[str, Any], mode: str) -> None:
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 7, 8, 6)), rng.standard_normal((4, 3, 3, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding_mode=mode, **kw)
+    assert winograd.applies(geom)
+    g = rng.standard_normal(geom.output_shape)
+    ours = _wino(geom, x, w, g)
+    for got, want in zip(ours, _gemm(geom, x, w, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    if "input_dilation" not in kw:
+        pad = kw["padding"]
+        for got, ref in zip(ours, _torch3d(x, w, g, (pad,) * 3, (pad,) * 3, mode, kw.get("dilation", 1))):
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_3d_float32_error_stays_within_the_documented_factor() -> None:
+    rng = np.random.default_rng(4)
+    x64, w64 = rng.standard_normal((1, 32, 10, 11, 12)), rng.standard_normal((32, 32, 3, 3, 3)) / np.sqrt(864)
+    geom = conv_geometry(x64.shape, w64.shape, padding=1)
+    g64 = rng.standard_normal(geom.output_shape)
+    x, w, g = (a.astype(np.float32) for a in (x64, w64, g64))
+    routes = {"forward": winograd.winograd_forward, "input": winograd.winograd_input_grad,
+              "weight": winograd.winograd_weight_grad}
+    for op, args32, args64 in [("forward", (x, w), (x64, w64)), ("input", (g, w), (g64, w64)),
+                               ("weight", (g, x), (g64, x64))]:
+        ref = dispatch.ROUTES[op]["gemm"](*args64, geom)
+        scale = np.abs(ref).max()
+        direct = np.abs(dispatch.ROUTES[op]["gemm"](*args32, geom) - ref).max() / scale
+        got = routes[op](*args32, geom)
+        assert got.dtype == np.float32
+        factor = 1.5 * max(winograd.ERROR_FACTOR_BY_DIM[3][2][op], 2.0)
+        assert np.abs(got - ref).max() / scale <= factor * max(direct, 1e-7)
+
+
+def test_3d_choose_and_variant() -> None:
+    f32 = np.dtype("float32")
+    small = conv_geometry((2, 4, 6, 6, 6), (4, 4, 3, 3, 3), padding=1)
+    for op in OPS:
+        assert winograd.choose(small, f32, "winograd", op, exact=False, finite=True) == "winograd"
+        assert winograd.choose(small, f32, "winograd", op, exact=False, finite=False) is None
+        assert winograd.choose(small, f32, "auto", op, exact=False, finite=True) is None  # too small
+        assert winograd.variant(small, f32, op, compiled=True) == 2
+    assert not winograd.compiled_available(3)
+    for shape, kw in [((4, 4, 3, 3, 3), {"stride": 2}), ((4, 2, 3, 3, 3), {"groups": 2}),
+                      ((4, 4, 3, 3, 5), {}), ((4, 4, 5, 5, 5), {})]:
+        other = conv_geometry((2, 4, 9, 9, 9), shape, **kw)
+        assert winograd.choose(other, f32, "winograd", "forward", exact=False, finite=True) is None
+    with pytest.raises(ValueError, match="tile must be one of"):
+        winograd.winograd_forward(np.ones((1, 1, 4, 4, 4)), np.ones((1, 1, 3, 3, 3)),
+                                  conv_geometry((1, 1, 4, 4, 4), (1, 1, 3, 3, 3)), tile=4)
+    # the benchmark's 3-d layers: the U-Net stage takes it for the forward pass and the weight gradient (measured
+    # faster there), not for the input gradient (its full correlation has 1.6× the tiles; measured slower); the
+    # few-channel conv3d layer never (the transforms dominate)
+    unet7 = conv_geometry((1, 256, 12, 13, 13), (256, 256, 3, 3, 3))
+    unet8 = conv_geometry((1, 256, 10, 11, 11), (512, 256, 3, 3, 3))
+    few = conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
+    for geom in (unet7, unet8):
+        picks = [winograd.choose(geom, f32, "auto", op, exact=False, finite=True) for op in OPS]
+        assert picks == ["winograd", None, "winograd"]
+    assert all(winograd.choose(few, f32, "auto", op, exact=False, finite=True) is None for op in OPS)
+
+
+def test_3d_workspace_stays_within_the_budget() -> None:
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((6, 4, 8, 8, 8)), rng.standard_normal((4, 4, 3, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    budget = 512 * 1024  # below one call's whole workspace (about 2 MiB), above one sample's
+    assert 6 * winograd._sample_bytes("forward", 4, 4, geom.out_size, 2, 8, False) > budget
+    want = _gemm(geom, x, w, g)
+    for i, call in enumerate([lambda: winograd.winograd_forward(x, w, geom),
+                              lambda: winograd.winograd_input_grad(g, w, geom),
+                              lambda: winograd.winograd_weight_grad(g, x, geom)]):
+        cg.release_workspace()
+        with cg.workspace_budget(budget):
+            tracemalloc.start()
+            try:
+                tracemalloc.reset_peak()
+                out = call()
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+                cg.release_workspace()
+        np.testing.assert_allclose(out, want[i], rtol=1e-9, atol=1e-9)
+        assert peak <= budget + 3 * x.nbytes + 64 * 1024, (i, peak)
 
 
 @pytest.mark.parametrize(("m", "compiled"), VARIANTS)
@@ -254,6 +381,12 @@ def test_without_numba_the_numpy_transforms_are_used() -> None:
             want = dispatch.ROUTES[op]["gemm"](a, b, geom)
             assert np.allclose(got, want, rtol=1e-9, atol=1e-9), op
         assert winograd.choose(geom, np.dtype("float32"), "winograd", "forward", exact=False, finite=True)
+        x3, w3 = rng.standard_normal((2, 3, 5, 6, 7)), rng.standard_normal((4, 3, 3, 3, 3))
+        geom3 = conv_geometry(x3.shape, w3.shape, padding=((1, 0), (2, 1), (0, 2)))
+        g3 = rng.standard_normal(geom3.output_shape)
+        for op, a, b in (("forward", x3, w3), ("input", g3, w3), ("weight", g3, x3)):
+            got = winograd.ROUTES[op]["winograd"](a, b, geom3)
+            assert np.allclose(got, dispatch.ROUTES[op]["gemm"](a, b, geom3), rtol=1e-9, atol=1e-9), op
         assert "numba" not in sys.modules or sys.modules["numba"] is None
         print("ok")
     """)
@@ -321,6 +454,18 @@ def test_method_winograd_forces_it_on_every_public_path(winograd_dispatch: list[
     y_nan = cg.conv(x, w, padding=1, method="winograd")
     assert winograd_dispatch[-1] == "gemm" or winograd_dispatch[-1] == "grid"
     assert np.isnan(y_nan[0, :, 1:4, 1:4]).all() and not np.isnan(y_nan[0, :, 5:, 5:]).any()
+    # 3-d likewise: forced, and a NaN falls back to a direct route
+    x3, w3 = rng.standard_normal((2, 3, 5, 6, 4)), rng.standard_normal((4, 3, 3, 3, 3))
+    g3 = rng.standard_normal((2, 4, 5, 6, 4))
+    y3 = cg.conv(x3, w3, padding=1, method="winograd")
+    gx3, gw3, _ = cg.conv_backward(g3, x3, w3, padding=1, method="winograd")
+    assert winograd_dispatch[-3:] == ["winograd"] * 3
+    for ours, ref in zip((y3, gx3, gw3), _torch3d(x3, w3, g3, (1, 1, 1), (1, 1, 1))):
+        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+    x3[1, 2, 2, 3, 1] = np.inf
+    y3_inf = cg.conv(x3, w3, padding=1, method="winograd")
+    assert winograd_dispatch[-1] != "winograd"
+    assert np.isfinite(y3_inf[0]).all() and np.isfinite(y3_inf[1, :, 4:, :, :]).all()
     # where it does not apply, method="winograd" computes as "auto" does
     y5 = cg.conv(x[:, :, :, :5], np.ones((2, 3, 5, 5)), method="winograd")
     assert y5.shape == (2, 2, 5, 1)

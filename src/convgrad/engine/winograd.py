@@ -1,4 +1,5 @@
-"""The Winograd route: F(2×2, 3×3) and F(4×4, 3×3) for 3×3 kernels at stride 1 (2-d, ``groups == 1``).
+"""The Winograd route: F(2×2, 3×3) and F(4×4, 3×3) for 3×3 kernels, F(2×2×2, 3×3×3) for 3×3×3 kernels, at
+stride 1 (2-d and 3-d, ``groups == 1``).
 
 An ``α × α`` tile ``d`` of the padded input (``α = m + 2``) gives an ``m × m``
 tile of outputs as ``Y = Aᵀ [(G w Gᵀ) ⊙ (Bᵀ d B)] A`` (Lavin & Gray, 2016), so
@@ -10,6 +11,10 @@ multiplications (0.44 for ``m = 2``, 0.25 for ``m = 4``)::
     U[α, o, c]    = (G w_{o,c} Gᵀ)[α]          weight transform
     M[α]          = U[α] @ V[α]               α² GEMMs (O × C) @ (C × N·T)
     y_tile        = Aᵀ M A                     output transform
+
+In ``d`` dimensions (``d = 3``: F(2, 3)³, :data:`TILES_BY_DIM`) every
+transform is the ``d``-fold one, ``α^d`` GEMMs, with ``Bᵀ ⊗ Bᵀ ⊗ Bᵀ`` and so
+on; the code below is written for any ``d``.
 
 The gradients use the same pieces. The weight gradient is the adjoint of the
 forward map in ``w``: ``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``, ``α²`` GEMMs
@@ -25,7 +30,7 @@ picks the leading coefficient) and ``Bᵀ`` is solved from the identity itself
 −1/2, ∞, which measured 3× less float32 error here than the symmetric 0, ±1, ±2, ∞
 (the choice of points for accuracy is studied by Barabasz et al., 2020).
 
-The transforms: with Numba installed, compiled kernels that gather each
+The transforms: for 2-d layers with Numba installed, compiled kernels that gather each
 sample–channel plane and transform it in one pass (:mod:`convgrad.engine.winograd_jit`,
 no padded copy); without it, NumPy: the input is placed in a zero tile grid, the
 overlapping tiles are copied into an ``(α², …)`` matrix and multiplied by
@@ -38,7 +43,7 @@ and threadpoolctl installed, whole chunks run in parallel, one per thread,
 with the BLAS limited to one thread for the duration of the call (the stages
 then never wait for each other); otherwise each stage uses every thread.
 
-A dilated layer (dilation ``δ``) is ``δ1·δ2`` undilated ones on the polyphase
+A dilated layer (dilation ``δ``) is ``Π δ_i`` undilated ones on the polyphase
 grids of its padded input, stacked as samples (:func:`stacked`).
 
 In float32 the transforms add numbers of both signs before the products, so
@@ -64,6 +69,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -79,7 +85,11 @@ from .state import PARALLEL_MIN_ELEMENTS, copy_threads, get_workspace_budget, sc
 Array = npt.NDArray[Any]
 
 TILES = (2, 4)
-"""The variants: outputs per tile and dimension, F(m×m, 3×3)."""
+"""The 2-d variants: outputs per tile and dimension, F(m×m, 3×3)."""
+
+TILES_BY_DIM: dict[int, tuple[int, ...]] = {2: TILES, 3: (2,)}
+"""The variants per number of spatial dimensions (3-d: F(2×2×2, 3×3×3) only; F(4, 3)³ would have 216 GEMMs and
+the error of F(4×4) compounded once more)."""
 
 POINTS: dict[int, tuple[float | None, ...]] = {2: (0.0, 1.0, -1.0, None), 4: (0.0, 1.0, -1.0, 2.0, -0.5, None)}
 """Interpolation points of each variant (``None``: the point at infinity)."""
@@ -91,9 +101,16 @@ ERROR_FACTOR: dict[int, dict[str, float]] = {
     2: {"forward": 1.5, "input": 2.0, "weight": 2.0},
     4: {"forward": 8.5, "input": 15.0, "weight": 7.0},
 }
-"""Float32 error of each variant over the direct route's, per contraction: the largest ratio measured on the
+"""Float32 error of each 2-d variant over the direct route's, per contraction: the largest ratio measured on the
 benchmark layers, rounded up (performance page). The weight gradient's is that of chunked accumulation
 (:data:`CHUNK_BYTES`): one sum over the whole batch measured up to 10.4×."""
+
+ERROR_FACTOR_BY_DIM: dict[int, dict[int, dict[str, float]]] = {
+    2: ERROR_FACTOR,
+    3: {2: {"forward": 2.0, "input": 2.5, "weight": 3.0}},
+}
+""":data:`ERROR_FACTOR` per number of spatial dimensions (3-d: the largest ratio measured on the benchmark's
+three 3-d layers, rounded up: 0.4–1.8× forward, 1.7–2.2× input gradient, 1.8–2.9× weight gradient)."""
 
 COMPILED_TRANSFORM_FLOPS_PER_ELEMENT = 5.0
 """Cost of one element of ``V``, ``M`` or the gradient transform by the compiled kernels, in GEMM flops."""
@@ -101,6 +118,9 @@ COMPILED_TRANSFORM_FLOPS_PER_ELEMENT = 5.0
 NUMPY_TRANSFORM_FLOPS_PER_ELEMENT = 80.0
 """Cost of one element of the NumPy transforms (the tile-grid placement, the tile copy and the Kronecker GEMM,
 together, per element of ``V`` or ``M``), in GEMM flops."""
+
+NUMPY_TRANSFORM_FLOPS_PER_ELEMENT_BY_DIM: dict[int, float] = {2: NUMPY_TRANSFORM_FLOPS_PER_ELEMENT, 3: 150.0}
+""":data:`NUMPY_TRANSFORM_FLOPS_PER_ELEMENT` per number of spatial dimensions (3-d: a 64-long Kronecker GEMM)."""
 
 WEIGHT_FLOPS_PER_ELEMENT = 140.0
 """Cost of one element of the transformed weight ``U`` (or of the weight gradient's accumulator), in GEMM flops:
@@ -110,6 +130,9 @@ GEMM_EFFICIENCY: dict[int, float] = {2: 1.5, 4: 2.5}
 """Cost per flop of the ``α²`` batched GEMMs relative to the direct route's one large GEMM (they are smaller and
 synchronise their threads ``α²`` times). These constants were fitted to the times measured on the benchmark
 layers (README, performance page)."""
+
+GEMM_EFFICIENCY_3D = 1.5
+""":data:`GEMM_EFFICIENCY` of F(2×2×2, 3×3×3)'s 64 batched GEMMs."""
 
 
 CHUNK_BYTES: dict[bool, int] = {True: 4 << 20, False: 8 << 20}
@@ -168,28 +191,36 @@ def matrices(m: int) -> Matrices:
     return Matrices(at, g, bt)
 
 
+def _kron(a: Array, d: int) -> Array:
+    """``a ⊗ … ⊗ a`` (``d`` factors)."""
+    return functools.reduce(np.kron, [a] * d)
+
+
 @functools.cache
-def _cast(m: int, dtype: np.dtype[Any]) -> tuple[Array, Array, Array, Array, Array]:
-    """``Aᵀ``, ``Bᵀ``, ``Bᵀ ⊗ Bᵀ``, ``Aᵀ ⊗ Aᵀ`` and ``A ⊗ A`` in ``dtype`` (contiguous)."""
+def _cast(m: int, dtype: np.dtype[Any], d: int = 2) -> tuple[Array, Array, Array, Array, Array]:
+    """``Aᵀ``, ``Bᵀ`` and the ``d``-fold ``Bᵀ ⊗ Bᵀ``, ``Aᵀ ⊗ Aᵀ`` and ``A ⊗ A`` in ``dtype`` (contiguous)."""
     mat = matrices(m)
     at, bt = mat.at.astype(dtype), mat.bt.astype(dtype)
-    return at, bt, np.kron(bt, bt), np.kron(at, at), np.ascontiguousarray(np.kron(at, at).T)
+    return at, bt, _kron(bt, d), _kron(at, d), np.ascontiguousarray(_kron(at, d).T)
 
 
 @functools.cache
-def _kron_g(m: int) -> Array:
-    """``G ⊗ G`` (``α² × 9``): ``(G w Gᵀ)[α, α'] = Σ_{ij} G[α, i] G[α', j] w[i, j]``."""
-    return np.kron(matrices(m).g, matrices(m).g)
+def _kron_g(m: int, d: int = 2) -> Array:
+    """``G ⊗ G`` (``α² × 9``; ``d``-fold: ``α^d × 3^d``): ``(G w Gᵀ)[α, α'] = Σ_{ij} G[α, i] G[α', j] w[i, j]``."""
+    return _kron(matrices(m).g, d)
 
 
 def applies(geom: Geometry) -> bool:
-    """Two spatial dimensions, a 3×3 kernel, stride 1 (any dilation: :func:`stacked`), one group, some outputs."""
-    return geom.d == 2 and geom.kernel == (3, 3) and geom.stride == (1, 1) and geom.groups == 1 and geom.n > 0
+    """Two or three spatial dimensions, a 3×3 (3×3×3) kernel, stride 1 (any dilation: :func:`stacked`), one group,
+    some outputs."""
+    d = geom.d
+    return (d in TILES_BY_DIM and geom.kernel == (3,) * d and geom.stride == (1,) * d and geom.groups == 1
+            and geom.n > 0)
 
 
 @functools.lru_cache(maxsize=256)
 def stacked(geom: Geometry) -> Geometry:
-    """The undilated geometry a dilated layer is computed as: its ``δ1·δ2`` polyphase grids stacked as samples.
+    """The undilated geometry a dilated layer is computed as: its ``Π δ_i`` polyphase grids stacked as samples.
 
     With dilation ``δ``, output ``q`` reads the padded input at ``q + k·δ``, so
     the outputs ``q ≡ r (mod δ)`` are an undilated 3×3 correlation of the
@@ -206,7 +237,7 @@ def stacked(geom: Geometry) -> Geometry:
     >>> stacked(conv_geometry((4, 8, 64, 64), (8, 8, 3, 3), padding=2, dilation=2)).input_shape
     (16, 8, 34, 34)
     """
-    if geom.dilation == (1, 1):
+    if _undilated(geom):
         return geom
     from .._geometry import conv_geometry
 
@@ -214,15 +245,20 @@ def stacked(geom: Geometry) -> Geometry:
     return conv_geometry((geom.n * prod(geom.dilation), geom.c_in) + lengths, geom.weight_shape)
 
 
-def compiled_available() -> bool:
-    """Whether the compiled transforms can be used (Numba can be imported; it is not imported here)."""
-    return winograd_jit.available()
+def _undilated(geom: Geometry) -> bool:
+    return all(dl == 1 for dl in geom.dilation)
 
 
-def _op_size(geom: Geometry, op: str) -> tuple[int, int]:
+def compiled_available(d: int = 2) -> bool:
+    """Whether the compiled transforms can be used for ``d`` spatial dimensions (2-d only; Numba can be imported,
+    it is not imported here)."""
+    return d == 2 and winograd_jit.available()
+
+
+def _op_size(geom: Geometry, op: str) -> tuple[int, ...]:
     """Outputs of the correlation contraction ``op`` computes: the input's size for the input gradient."""
     size = geom.out_size if op != "input" else (geom.in_size if _direct_padding(geom) else geom.padded_size)
-    return size[0], size[1]
+    return tuple(size)
 
 
 def variant_cost(geom: Geometry, m: int, op: str, compiled: bool) -> float:
@@ -233,10 +269,11 @@ def variant_cost(geom: Geometry, m: int, op: str, compiled: bool) -> float:
     gradient), at :data:`WEIGHT_FLOPS_PER_ELEMENT`.
     """
     t = prod(_tiles(_op_size(geom, op), m))
-    alpha2 = (m + 2) ** 2
+    alpha2 = prod((m + 2,) * geom.d)
     elements = alpha2 * geom.n * t * (geom.c_in + geom.c_out)
-    per = COMPILED_TRANSFORM_FLOPS_PER_ELEMENT if compiled else NUMPY_TRANSFORM_FLOPS_PER_ELEMENT
-    return (GEMM_EFFICIENCY[m] * 2.0 * alpha2 * geom.n * t * geom.c_in * geom.c_out + per * elements
+    per = COMPILED_TRANSFORM_FLOPS_PER_ELEMENT if compiled else NUMPY_TRANSFORM_FLOPS_PER_ELEMENT_BY_DIM[geom.d]
+    efficiency = GEMM_EFFICIENCY[m] if geom.d == 2 else GEMM_EFFICIENCY_3D
+    return (efficiency * 2.0 * alpha2 * geom.n * t * geom.c_in * geom.c_out + per * elements
             + WEIGHT_FLOPS_PER_ELEMENT * alpha2 * geom.c_in * geom.c_out)
 
 
@@ -252,8 +289,9 @@ def variant(geom: Geometry, dtype: np.dtype[Any], op: str, compiled: bool | None
     2
     """
     del dtype
-    compiled = compiled_available() if compiled is None else compiled
-    ok = [m for m in TILES if ERROR_FACTOR[m][op] <= MAX_ERROR_FACTOR] or [2]
+    compiled = compiled_available(geom.d) if compiled is None else compiled and geom.d == 2
+    factors = ERROR_FACTOR_BY_DIM[geom.d]
+    ok = [m for m in TILES_BY_DIM[geom.d] if factors[m][op] <= MAX_ERROR_FACTOR] or [2]
     return min(ok, key=lambda m: variant_cost(geom, m, op, compiled))
 
 
@@ -282,7 +320,7 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     if op not in ("forward", "input", "weight") or not applies(geom):
         return None
     original, geom = geom, stacked(geom)
-    compiled = compiled_available()
+    compiled = compiled_available(geom.d)
     m = variant(geom, dtype, op, compiled)
     size = _op_size(geom, op)
     if _sample_bytes(op, geom.c_in, geom.c_out, size, m, np.dtype(dtype).itemsize, compiled) > \
@@ -290,9 +328,9 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return None
     if method == "winograd":
         return "winograd"
-    if ERROR_FACTOR[m][op] > MAX_ERROR_FACTOR or cost.gemm_cost(original) < cost.MIN_DIRECT_COST:
+    if ERROR_FACTOR_BY_DIM[geom.d][m][op] > MAX_ERROR_FACTOR or cost.gemm_cost(original) < cost.MIN_DIRECT_COST:
         return None
-    dilated = original.dilation != (1, 1)
+    dilated = not _undilated(original)
     if dilated and op != "forward":  # the gradients' phase copies measured slower than the direct routes
         return None
     direct = min(cost.gemm_cost(original), cost.grid_cost(original))
@@ -304,55 +342,66 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
 # ----------------------------------------------------------------------------- the transforms
 
 
-def _tiles(size: tuple[int, ...], m: int) -> tuple[int, int]:
+def _tiles(size: tuple[int, ...], m: int) -> tuple[int, ...]:
     """Tiles per dimension for ``size`` outputs (``m`` per tile)."""
-    return -(-size[0] // m), -(-size[1] // m)
+    return tuple(-(-s // m) for s in size)
 
 
-def _sample_bytes(op: str, c: int, o: int, size: tuple[int, int], m: int, itemsize: int, compiled: bool) -> int:
+def _sample_bytes(op: str, c: int, o: int, size: tuple[int, ...], m: int, itemsize: int, compiled: bool) -> int:
     """Workspace of one sample for contraction ``op``: ``V`` and ``M`` (or the gradient's transform), and without
     the compiled kernels the tile grid, the tile matrix and the output transform's result."""
     if op == "input":
         c, o = o, c
-    t1, t2 = _tiles(size, m)
-    t, alpha2 = t1 * t2, (m + 2) ** 2
+    tiles = _tiles(size, m)
+    t, alpha2 = prod(tiles), prod((m + 2,) * len(size))
     elements = alpha2 * t * (c + o)
     if not compiled:
-        grid = c * (m * t1 + 2) * (m * t2 + 2)
-        elements += grid + alpha2 * t * c + m * m * t * o
+        grid = c * prod(tuple(m * ti + 2 for ti in tiles))
+        elements += grid + alpha2 * t * c + prod((m,) * len(size)) * t * o
     return elements * itemsize
 
 
-def _np_input_transform(d: Array, kron_bt: Array, m: int, tiles: tuple[int, int], tmat: Array, v: Array) -> None:
-    """``v (α², C, nb·T) = (Bᵀ ⊗ Bᵀ) @ tiles`` for the zero tile grid ``d (nb, C, m·T1 + 2, m·T2 + 2)``: the
-    overlapping tiles copied into ``tmat (α², C, nb, T1, T2)`` from a strided view, then one GEMM."""
+def _split_tiles(nb: int, ch: int, tiles: tuple[int, ...], m: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shape ``(nb, ch, T1, m, T2, m, …)`` of a disjoint tile grid, and the axes that take it to
+    ``(m, …, m, ch, nb, T1, T2, …)`` (the within-tile axes first)."""
+    d = len(tiles)
+    shape = (nb, ch) + tuple(x for ti in tiles for x in (ti, m))
+    return shape, tuple(3 + 2 * i for i in range(d)) + (1, 0) + tuple(2 + 2 * i for i in range(d))
+
+
+def _np_input_transform(d: Array, kron_bt: Array, m: int, tiles: tuple[int, ...], tmat: Array, v: Array) -> None:
+    """``v (α^d, C, nb·T) = (Bᵀ ⊗ … ⊗ Bᵀ) @ tiles`` for the zero tile grid ``d (nb, C, m·T1 + 2, …)``: the
+    overlapping tiles copied into ``tmat (α^d, C, nb, T1, …)`` from a strided view, then one GEMM."""
     nb, c = d.shape[:2]
-    alpha = m + 2
+    alpha, dims = m + 2, len(tiles)
     s = d.strides
-    view = np.lib.stride_tricks.as_strided(d, (alpha, alpha, c, nb) + tiles, (s[2], s[3], s[1], s[0], m * s[2],
-                                                                               m * s[3]), writeable=False)
-    tmat.reshape((alpha, alpha, c, nb) + tiles)[...] = view
-    np.matmul(kron_bt, tmat.reshape(alpha * alpha, -1), out=v.reshape(alpha * alpha, -1))
+    view = np.lib.stride_tricks.as_strided(d, (alpha,) * dims + (c, nb) + tiles,
+                                           s[2:] + (s[1], s[0]) + tuple(m * x for x in s[2:]), writeable=False)
+    tmat.reshape((alpha,) * dims + (c, nb) + tiles)[...] = view
+    np.matmul(kron_bt, tmat.reshape(alpha**dims, -1), out=v.reshape(alpha**dims, -1))
 
 
-def _np_output_transform(mm: Array, kron_at: Array, m: int, tiles: tuple[int, int], r: Array, y: Array) -> None:
-    """``y[n, o, m·t + (a, b)] = (Aᵀ M_t A)[a, b]``: one GEMM ``(Aᵀ ⊗ Aᵀ) @ M`` into ``r (m², O, nb, T1, T2)``, then
-    one copy into ``y (nb, O, m·T1, m·T2)``."""
+def _np_output_transform(mm: Array, kron_at: Array, m: int, tiles: tuple[int, ...], r: Array, y: Array) -> None:
+    """``y[n, o, m·t + a] = (Aᵀ M_t A)[a]`` (``d``-fold): one GEMM ``(Aᵀ ⊗ … ⊗ Aᵀ) @ M`` into
+    ``r (m^d, O, nb, T1, …)``, then one copy into ``y (nb, O, m·T1, …)``."""
     nb, o = y.shape[:2]
-    np.matmul(kron_at, mm.reshape(mm.shape[0], -1), out=r.reshape(m * m, -1))
-    y.reshape(nb, o, tiles[0], m, tiles[1], m)[...] = r.reshape((m, m, o, nb) + tiles).transpose(3, 2, 4, 0, 5, 1)
+    shape, axes = _split_tiles(nb, o, tiles, m)
+    np.matmul(kron_at, mm.reshape(mm.shape[0], -1), out=r.reshape(kron_at.shape[0], -1))
+    y.reshape(shape)[...] = r.reshape((m,) * len(tiles) + (o, nb) + tiles).transpose(np.argsort(axes))
 
 
-def _np_grad_transform(g: Array, kron_a: Array, m: int, tiles: tuple[int, int], tmat: Array, gt: Array) -> None:
-    """``gt (α², O, nb·T) = (A ⊗ A) @ tiles`` for ``g (nb, O, m·T1, m·T2)``: the disjoint tiles copied into
-    ``tmat (m², O, nb, T1, T2)``, then one GEMM."""
+def _np_grad_transform(g: Array, kron_a: Array, m: int, tiles: tuple[int, ...], tmat: Array, gt: Array) -> None:
+    """``gt (α^d, O, nb·T) = (A ⊗ … ⊗ A) @ tiles`` for ``g (nb, O, m·T1, …)``: the disjoint tiles copied into
+    ``tmat (m^d, O, nb, T1, …)``, then one GEMM."""
     nb, o = g.shape[:2]
-    tmat.reshape((m, m, o, nb) + tiles)[...] = g.reshape(nb, o, tiles[0], m, tiles[1], m).transpose(3, 5, 1, 0, 2, 4)
-    np.matmul(kron_a, tmat.reshape(m * m, -1), out=gt.reshape(gt.shape[0], -1))
+    shape, axes = _split_tiles(nb, o, tiles, m)
+    tmat.reshape((m,) * len(tiles) + (o, nb) + tiles)[...] = g.reshape(shape).transpose(axes)
+    np.matmul(kron_a, tmat.reshape(kron_a.shape[1], -1), out=gt.reshape(gt.shape[0], -1))
 
 
 def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2) -> Array:
-    """``U[α, o, c] = (G w[o, c] Gᵀ)[α]``: ``(α², O, C)`` from ``w (O, C, 3, 3)``.
+    """``U[α, o, c] = (G w[o, c] Gᵀ)[α]``: ``(α², O, C)`` from ``w (O, C, 3, 3)`` (3-d: ``(α³, O, C)`` from
+    ``(O, C, 3, 3, 3)``).
 
     Examples
     --------
@@ -360,15 +409,16 @@ def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2) -> Array:
     array([1., 3., 1., 1.])
     """
     o, c = w.shape[:2]
-    flat = np.ascontiguousarray(w, dtype=dtype).reshape(o * c, 9)
-    u: Array = (_kron_g(m).astype(dtype) @ flat.T).reshape((m + 2) ** 2, o, c)  # one GEMM by G ⊗ G (exact entries)
+    d = w.ndim - 2
+    flat = np.ascontiguousarray(w, dtype=dtype).reshape(o * c, 3**d)
+    u: Array = (_kron_g(m, d).astype(dtype) @ flat.T).reshape((m + 2) ** d, o, c)  # one GEMM by G ⊗ G (exact)
     return u
 
 
-def _place(src: Array, offset: tuple[int, int], d: Array) -> None:
+def _place(src: Array, offset: tuple[int, ...], d: Array) -> None:
     """``d`` = zeros with ``src`` at ``offset`` (rows that fall outside ``d`` are left out: they meet junk only)."""
     src_sl, dst_sl = [], []
-    for i in range(2):
+    for i in range(len(offset)):
         first, last = max(0, -offset[i]), min(src.shape[2 + i], d.shape[2 + i] - offset[i])
         last = max(first, last)
         src_sl.append(slice(first, last))
@@ -438,49 +488,51 @@ def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[in
         split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
 
 
-def _input_v(src: Array, offset: tuple[int, int], m: int, tiles: tuple[int, int], v: Array, compiled: bool,
+def _input_v(src: Array, offset: tuple[int, ...], m: int, tiles: tuple[int, ...], v: Array, compiled: bool,
              extra: list[Array], split: bool = True) -> None:
-    """``V`` of ``src`` placed at ``offset``: compiled, or through the NumPy grid (``extra``: grid, tile matrix)."""
-    _, bt, kron_bt, _, _ = _cast(m, v.dtype)
+    """``V`` of ``src`` placed at ``offset``: compiled (2-d), or through the NumPy grid (``extra``: grid, tile
+    matrix)."""
+    _, bt, kron_bt, _, _ = _cast(m, v.dtype, len(tiles))
     if compiled:
-        winograd_jit.input_transform(src, bt, v, offset, tiles, m, split)
+        winograd_jit.input_transform(src, bt, v, (offset[0], offset[1]), (tiles[0], tiles[1]), m, split)
         return
     d, tmat = extra
     _place(src, offset, d)
     _np_input_transform(d, kron_bt, m, tiles, tmat, v)
 
 
-def _correlate(src: Array, u: Array, offset: tuple[int, int], size: tuple[int, int], dtype: np.dtype[Any], m: int,
+def _correlate(src: Array, u: Array, offset: tuple[int, ...], size: tuple[int, ...], dtype: np.dtype[Any], m: int,
                compiled: bool) -> Array:
-    """``out[n, o, p] = Σ_{c,k} u·src[n, c, p + k − offset]``: the valid 3×3 correlation of ``src`` placed at
-    ``offset`` in a zero grid, ``size`` outputs; ``u`` the transformed weight ``(α², O, C)``."""
+    """``out[n, o, p] = Σ_{c,k} u·src[n, c, p + k − offset]``: the valid 3×3 (3×3×3) correlation of ``src`` placed
+    at ``offset`` in a zero grid, ``size`` outputs; ``u`` the transformed weight ``(α^d, O, C)``."""
     n, c = src.shape[:2]
     o = u.shape[1]
-    alpha2 = (m + 2) ** 2
+    dims = len(size)
+    alpha2 = (m + 2) ** dims
     tiles = _tiles(size, m)
-    t = tiles[0] * tiles[1]
-    at, _, _, kron_at, _ = _cast(m, dtype)
+    t = prod(tiles)
+    at, _, _, kron_at, _ = _cast(m, dtype, dims)
     out = np.empty((n, o) + size, dtype=dtype)
-    whole = size[0] % m == 0 and size[1] % m == 0
+    whole = all(s % m == 0 for s in size)
     per_sample = _sample_bytes("forward", c, o, size, m, np.dtype(dtype).itemsize, compiled)
 
     def run(n0: int, n1: int, split: bool) -> None:
         nb = n1 - n0
         shapes: list[tuple[int, ...]] = [(alpha2, c, nb * t), (alpha2, o, nb * t)]
         if not compiled:
-            shapes += [(nb, c, m * tiles[0] + 2, m * tiles[1] + 2), (alpha2, c, nb * t), (m * m, o, nb * t)]
+            shapes += [(nb, c) + tuple(m * ti + 2 for ti in tiles), (alpha2, c, nb * t), (m**dims, o, nb * t)]
         bufs = _carve(shapes, dtype, split)  # split: on the calling thread, which keeps a scratch buffer
         v, mm = bufs[0], bufs[1]
         _input_v(src[n0:n1], offset, m, tiles, v, compiled, bufs[2:4], split)
         np.matmul(u, v, out=mm)
         if compiled:
-            winograd_jit.output_transform(mm, at, out[n0:n1], tiles, split)
+            winograd_jit.output_transform(mm, at, out[n0:n1], (tiles[0], tiles[1]), split)
         elif whole:
             _np_output_transform(mm, kron_at, m, tiles, bufs[4], out[n0:n1])
         else:
-            y = np.empty((nb, o, m * tiles[0], m * tiles[1]), dtype=dtype)
+            y = np.empty((nb, o) + tuple(m * ti for ti in tiles), dtype=dtype)
             _np_output_transform(mm, kron_at, m, tiles, bufs[4], y)
-            out[n0:n1] = y[:, :, : size[0], : size[1]]
+            out[n0:n1] = y[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]
 
     _run_chunks(*_plan(n, per_sample, compiled), run)
     return out
@@ -495,35 +547,41 @@ def _direct_padding(geom: Geometry) -> bool:
 
 
 def _setup(geom: Geometry, dtype: np.dtype[Any], op: str, tile: int | None, compiled: bool | None) -> tuple[int, bool]:
-    compiled = compiled_available() if compiled is None else compiled
+    """The tile size and whether to use the compiled transforms (2-d only: a 3-d layer takes the NumPy ones)."""
+    compiled = compiled_available(geom.d) if compiled is None else compiled and geom.d == 2
+    if tile is not None and tile not in TILES_BY_DIM[geom.d]:
+        raise ValueError(f"tile must be one of {TILES_BY_DIM[geom.d]} for {geom.d}-d layers, got {tile}")
     return (variant(geom, dtype, op, compiled) if tile is None else tile), compiled
 
 
+def _phase_slices(geom: Geometry) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    """Each residue ``r`` of the dilation and the slices ``[..., r1::δ1, r2::δ2, …]`` of its grid."""
+    dil = geom.dilation
+    return [(r, (slice(None), slice(None)) + tuple(slice(ri, None, di) for ri, di in zip(r, dil)))
+            for r in itertools.product(*(range(di) for di in dil))]
+
+
 def _to_phases(a: Array, geom: Geometry, size: tuple[int, ...]) -> Array:
-    """``(N, ch, S1, S2)`` → ``(δ1·δ2·N, ch, L1, L2)``: the grids ``a[..., r1::δ1, r2::δ2]``, zero-extended to
-    ``size`` (positions beyond ``S`` are zeros)."""
-    d1, d2 = geom.dilation
+    """``(N, ch, S1, S2, …)`` → ``(Π δ_i · N, ch, L1, L2, …)``: the grids ``a[..., r1::δ1, r2::δ2, …]``,
+    zero-extended to ``size`` (positions beyond ``S`` are zeros)."""
     n, ch = a.shape[:2]
-    out = np.zeros((d1, d2, n, ch) + size, dtype=a.dtype)
-    for r1 in range(d1):
-        for r2 in range(d2):
-            part = a[:, :, r1::d1, r2::d2]
-            out[r1, r2, :, :, : part.shape[2], : part.shape[3]] = part
-    return out.reshape((d1 * d2 * n, ch) + size)
+    out = np.zeros(geom.dilation + (n, ch) + size, dtype=a.dtype)
+    for r, sl in _phase_slices(geom):
+        part = a[sl]
+        out[r + (slice(None), slice(None)) + tuple(slice(0, s) for s in part.shape[2:])] = part
+    return out.reshape((prod(geom.dilation) * n, ch) + size)
 
 
 def _from_phases(a: Array, geom: Geometry, size: tuple[int, ...]) -> Array:
-    """The adjoint of :func:`_to_phases` for disjoint grids: ``(δ1·δ2·N, ch, L1, L2)`` → ``(N, ch, S1, S2)``,
-    each grid put back at ``[..., r1::δ1, r2::δ2]`` (what lies beyond ``S`` dropped)."""
-    d1, d2 = geom.dilation
+    """The adjoint of :func:`_to_phases` for disjoint grids: ``(Π δ_i · N, ch, L1, …)`` → ``(N, ch, S1, …)``,
+    each grid put back at ``[..., r1::δ1, r2::δ2, …]`` (what lies beyond ``S`` dropped)."""
     ch = a.shape[1]
-    n = a.shape[0] // (d1 * d2)
-    phases = a.reshape((d1, d2, n, ch) + a.shape[2:])
+    n = a.shape[0] // prod(geom.dilation)
+    phases = a.reshape(geom.dilation + (n, ch) + a.shape[2:])
     out = np.empty((n, ch) + size, dtype=a.dtype)
-    for r1 in range(d1):
-        for r2 in range(d2):
-            dest = out[:, :, r1::d1, r2::d2]
-            dest[...] = phases[r1, r2, :, :, : dest.shape[2], : dest.shape[3]]
+    for r, sl in _phase_slices(geom):
+        dest = out[sl]
+        dest[...] = phases[r + (slice(None), slice(None)) + tuple(slice(0, s) for s in dest.shape[2:])]
     return out
 
 
@@ -550,48 +608,49 @@ def winograd_forward(x: Array, w: Array, geom: Geometry, tile: int | None = None
     to whether Numba is installed. Dilated layers are computed on their
     polyphase grids (:func:`stacked`).
     """
-    if geom.dilation != (1, 1):
+    if not _undilated(geom):
         return _dilated("forward", x, w, geom, tile, compiled)
     dtype = np.result_type(x, w)
     m, compiled = _setup(geom, dtype, "forward", tile, compiled)
     u = weight_transform(w, dtype, m)
-    size = (geom.out_size[0], geom.out_size[1])
+    size = tuple(geom.out_size)
     if _direct_padding(geom):
-        return _correlate(x, u, (geom.pad_lo[0], geom.pad_lo[1]), size, dtype, m, compiled)
-    return _correlate(pad(x, geom), u, (0, 0), size, dtype, m, compiled)
+        return _correlate(x, u, tuple(geom.pad_lo), size, dtype, m, compiled)
+    return _correlate(pad(x, geom), u, (0,) * geom.d, size, dtype, m, compiled)
 
 
 def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = None,
                         compiled: bool | None = None) -> Array:
     """``gx = pad_adjoint(full correlation of g with w flipped, channels swapped)`` by F(m×m, 3×3)."""
-    if geom.dilation != (1, 1):
+    if not _undilated(geom):
         return _dilated("input", g, w, geom, tile, compiled)
     dtype = np.result_type(g, w)
     m, compiled = _setup(geom, dtype, "input", tile, compiled)
-    u = weight_transform(np.ascontiguousarray(w[:, :, ::-1, ::-1].swapaxes(0, 1)), dtype, m)
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * geom.d
+    u = weight_transform(np.ascontiguousarray(w[flip].swapaxes(0, 1)), dtype, m)
     if _direct_padding(geom):
-        size = (geom.in_size[0], geom.in_size[1])
-        return _correlate(g, u, (2 - geom.pad_lo[0], 2 - geom.pad_lo[1]), size, dtype, m, compiled)
-    gxp = _correlate(g, u, (2, 2), (geom.padded_size[0], geom.padded_size[1]), dtype, m, compiled)
+        return _correlate(g, u, tuple(2 - p for p in geom.pad_lo), tuple(geom.in_size), dtype, m, compiled)
+    gxp = _correlate(g, u, (2,) * geom.d, tuple(geom.padded_size), dtype, m, compiled)
     return np.ascontiguousarray(pad_adjoint(gxp, geom))
 
 
 def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = None,
                          compiled: bool | None = None) -> Array:
     """``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``: both transforms, ``α²`` GEMMs summed over chunks."""
-    if geom.dilation != (1, 1):
+    if not _undilated(geom):
         return _dilated("weight", g, x, geom, tile, compiled)
     dtype = np.result_type(g, x)
     m, compiled = _setup(geom, dtype, "weight", tile, compiled)
-    c, o = geom.c_in, geom.c_out
-    alpha2 = (m + 2) ** 2
-    size = (geom.out_size[0], geom.out_size[1])
+    c, o, dims = geom.c_in, geom.c_out, geom.d
+    alpha2 = (m + 2) ** dims
+    size = tuple(geom.out_size)
     tiles = _tiles(size, m)
-    t = tiles[0] * tiles[1]
+    t = prod(tiles)
     direct = _direct_padding(geom)
     src = x if direct else pad(x, geom)
-    offset = (geom.pad_lo[0], geom.pad_lo[1]) if direct else (0, 0)
-    at, _, _, _, kron_a = _cast(m, dtype)
+    offset = tuple(geom.pad_lo) if direct else (0,) * dims
+    at, _, _, _, kron_a = _cast(m, dtype, dims)
+    padded_tiles = tuple(m * ti for ti in tiles)
     per_sample = _sample_bytes("weight", c, o, size, m, np.dtype(dtype).itemsize, compiled)
     chunks, parallel = _plan(x.shape[0], per_sample, compiled, alpha2 * o * c * np.dtype(dtype).itemsize)
     partial: dict[int, Array] = {}  # one accumulator per thread
@@ -600,17 +659,17 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
         nb = n1 - n0
         shapes: list[tuple[int, ...]] = [(alpha2, c, nb * t), (alpha2, o, nb * t)]
         if not compiled:
-            shapes += [(nb, c, m * tiles[0] + 2, m * tiles[1] + 2), (alpha2, c, nb * t), (m * m, o, nb * t)]
+            shapes += [(nb, c) + tuple(m * ti + 2 for ti in tiles), (alpha2, c, nb * t), (m**dims, o, nb * t)]
         bufs = _carve(shapes, dtype, split)
         v, gt = bufs[0], bufs[1]
         _input_v(src[n0:n1], offset, m, tiles, v, compiled, bufs[2:4], split)
         if compiled:
-            winograd_jit.grad_transform(g[n0:n1], at, gt, tiles, split)
+            winograd_jit.grad_transform(g[n0:n1], at, gt, (tiles[0], tiles[1]), split)
         else:
             gg = g[n0:n1]
-            if size != (m * tiles[0], m * tiles[1]):
-                gg = np.zeros((nb, o, m * tiles[0], m * tiles[1]), dtype=dtype)
-                gg[:, :, : size[0], : size[1]] = g[n0:n1]
+            if size != padded_tiles:
+                gg = np.zeros((nb, o) + padded_tiles, dtype=dtype)
+                gg[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)] = g[n0:n1]
             _np_grad_transform(gg, kron_a, m, tiles, bufs[4], gt)
         key = threading.get_ident()
         if key in partial:
@@ -620,8 +679,8 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
 
     _run_chunks(chunks, parallel, run)
     acc = functools.reduce(np.add, partial.values())
-    gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
-    return gw.reshape(o, c, 3, 3)
+    gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m, dims).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
+    return gw.reshape((o, c) + (3,) * dims)
 
 
 def _forward_route(x: Array, w: Array, geom: Geometry) -> Array:
@@ -643,6 +702,6 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 """This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
 
-__all__ = ["ERROR_FACTOR", "MAX_ERROR_FACTOR", "POINTS", "ROUTES", "TILES", "Matrices", "applies", "choose",
-           "compiled_available", "matrices", "stacked", "variant", "variant_cost", "weight_transform",
-           "winograd_forward", "winograd_input_grad", "winograd_weight_grad"]
+__all__ = ["ERROR_FACTOR", "ERROR_FACTOR_BY_DIM", "MAX_ERROR_FACTOR", "POINTS", "ROUTES", "TILES", "TILES_BY_DIM",
+           "Matrices", "applies", "choose", "compiled_available", "matrices", "stacked", "variant", "variant_cost",
+           "weight_transform", "winograd_forward", "winograd_input_grad", "winograd_weight_grad"]
