@@ -2,8 +2,8 @@
 
 The oracles: the definition (zeros inserted explicitly, then an ordinary convolution of the core), a
 brute-force count of the products the definition has on input entries and padding, JAX for the placement
-of NaN (XLA skips the inserted zeros, so a NaN weight tap meeting only inserted zeros leaves a finite
-result), and tracemalloc for the memory a zero-inserted copy would need.
+of NaN where no padding lies on the input's lattice (XLA skips the inserted zeros, so a NaN weight tap meeting
+only inserted zeros leaves a finite result), and tracemalloc for the memory a zero-inserted copy would need.
 """
 
 from __future__ import annotations
@@ -161,14 +161,15 @@ def test_each_phase_reads_only_its_taps_nan_placement() -> None:
 @pytest.mark.parametrize("which", ["lhs", "rhs"])
 def test_nan_placement_matches_jax(which: str) -> None:
     """NaN in the input or in the kernel lands where ``lax.conv_general_dilated`` with ``lhs_dilation`` puts it,
-    forward and vjp, with padding, stride and kernel dilation."""
+    forward and vjp, with padding (less than ``a`` on each side: none on the input's lattice), stride and kernel
+    dilation."""
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
     if which == "lhs":
         x[1, 0, 2, 2] = np.nan
     else:
         w[0, 1, 1, 0] = np.nan
-    kw = {"stride": (1, 2), "padding": ((1, 2), (0, 1)), "dilation": (1, 2), "input_dilation": (2, 3)}
+    kw = {"stride": (1, 2), "padding": ((1, 1), (2, 1)), "dilation": (1, 2), "input_dilation": (2, 3)}
     y = cg.conv(x, w, **kw)
     g = rng.standard_normal(y.shape)
     ours = cg.conv_backward(g, x, w, **kw)
@@ -196,3 +197,29 @@ def test_outputs_that_read_only_inserted_zeros_are_zero() -> None:
     np.testing.assert_array_equal(grads.input, 0)
     np.testing.assert_array_equal(grads.weight, 0)
     assert phases.phases(conv_geometry(x.shape, w.shape, input_dilation=2, stride=2, padding=((-1, 0),))) == ()
+
+
+def test_padding_on_the_lattice_is_multiplied_as_in_a_padded_convolution() -> None:
+    """Padding ``2 ≥ a = 2``: positions 0 and 6 of the padded, zero-inserted input lie on the input's lattice
+    (``l + i·a`` for ``i = −1, 2``) and are multiplied (``0·NaN``), as PyTorch multiplies its padding; the
+    inserted zero at 3 and the padding at 1 and 5 are not."""
+    x = np.ones((1, 1, 2))
+    w = np.array([np.nan]).reshape(1, 1, 1)
+    y = cg.conv(x, w, input_dilation=2, padding=2)
+    np.testing.assert_array_equal(np.isnan(y[0, 0]), [True, False, True, False, True, False, True])
+    np.testing.assert_array_equal(y[0, 0, [1, 3, 5]], 0)
+
+
+def test_array_api_input_gradient_with_input_dilation() -> None:
+    """The phases' sum of input gradients in a strict array-API namespace (no partial indexing)."""
+    xp = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
+    kw = {"stride": (2, 1), "padding": ((1, 0), (1, 2)), "input_dilation": (2, 3)}
+    y = cg.conv(x, w, **kw)
+    g = rng.standard_normal(y.shape)
+    ours = cg.conv_backward(xp.asarray(g), xp.asarray(x), xp.asarray(w), **kw)
+    ref = cg.conv_backward(g, x, w, **kw)
+    np.testing.assert_allclose(np.asarray(ours.input), ref.input, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(ours.weight), ref.weight, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(cg.conv(xp.asarray(x), xp.asarray(w), **kw)), y, rtol=1e-12)

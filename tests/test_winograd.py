@@ -499,3 +499,82 @@ def test_torch_bridge_passes_method_through(winograd_dispatch: list[str]) -> Non
     assert winograd_dispatch[-1] == "winograd"
     with pytest.raises(ValueError, match="method must be one of"):
         cgt.conv(x, w, method="fast")
+
+
+def test_overlapping_calls_restore_the_blas_thread_count() -> None:
+    """Two threads in the parallel-chunk path at once: the BLAS limit is shared, and the count the process had
+    before comes back when the last call leaves (each call restoring its own would leave it at 1 for good)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    controller = threadpoolctl.ThreadpoolController()
+    before = [info["num_threads"] for info in controller.info() if info["user_api"] == "blas"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 8, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    expected = cg.conv(x, w, padding=1, method="direct")
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(6):
+                np.testing.assert_allclose(cg.conv(x, w, padding=1, method="winograd"), expected, rtol=1e-4,
+                                           atol=1e-4)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    after = [info["num_threads"] for info in threadpoolctl.ThreadpoolController().info() if info["user_api"] == "blas"]
+    assert after == before
+    assert state._blas_users == 0 and state._blas_limiter is None
+
+
+def test_the_shared_blas_limit_is_refcounted() -> None:
+    """The first caller sets the limit, the last restores it, also when a caller raises."""
+    calls: list[str] = []
+
+    class Limiter:
+        def restore_original_limits(self) -> None:
+            calls.append("restore")
+
+    class Controller:
+        def limit(self, limits: int, user_api: str) -> Limiter:
+            calls.append(f"limit {limits} {user_api}")
+            return Limiter()
+
+    with state.single_threaded_blas(Controller()):
+        with pytest.raises(RuntimeError):
+            with state.single_threaded_blas(Controller()):
+                raise RuntimeError("inner")
+        assert calls == ["limit 1 blas"]
+    assert calls == ["limit 1 blas", "restore"]
+
+
+@pytest.mark.parametrize("kw", [{"dilation": 2, "padding": 2}, {"padding": 1, "padding_mode": "reflect"}])
+def test_whole_array_copies_count_against_the_budget(kw: dict[str, Any]) -> None:
+    """Dilated layers and padding modes other than zeros copy the whole (padded) input before the chunks: the
+    route is declined where those copies do not fit, and the call stays within budget + its own arrays."""
+    geom = conv_geometry((32, 32, 64, 64), (32, 32, 3, 3), **kw)
+    f32 = np.dtype(np.float32)
+    with state.workspace_budget(4 << 20):  # the input alone is 16 MiB
+        assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) is None
+        assert winograd.choose(geom, f32, "auto", "weight", exact=False, finite=True) is None
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((32, 32, 64, 64)).astype(np.float32)
+        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+        cg.release_workspace()
+        tracemalloc.start()
+        try:
+            y = cg.conv(x, w, **kw)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            cg.release_workspace()
+        assert peak < (4 << 20) + 2 * x.nbytes + y.nbytes
+    with state.workspace_budget(1 << 30):
+        assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) == "winograd"

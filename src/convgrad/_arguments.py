@@ -23,7 +23,8 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 METHODS = ("auto", "direct", "fft", "winograd")
 """``method=`` values: ``"auto"`` (the cost model), ``"direct"`` (never FFT nor Winograd), ``"fft"`` (FFT where it
-applies), ``"winograd"`` (Winograd F(2×2, 3×3) where it applies: 3×3 kernels, stride and dilation 1)."""
+applies), ``"winograd"`` (Winograd F(2×2, 3×3), F(4×4, 3×3) or F(2×2×2, 3×3×3) where it applies: 3×3 or 3×3×3
+kernels, stride 1, ``groups=1``, finite floating data, within the workspace budget)."""
 
 MAX_INT = 2**31 - 1
 """Largest stride, dilation, padding, output padding or size accepted (PyTorch's kernels index with int32 too)."""

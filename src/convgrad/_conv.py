@@ -173,14 +173,18 @@ def conv(
         ``lhs_dilation``; zero padding only): the window reads
         ``pad(dilate(x, a))[q·s + k·δ]``. Default 1. The inserted zeros are
         never multiplied (:mod:`convgrad.engine.phases`).
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         How it is computed, not what: ``"direct"`` sums over the kernel
-        offsets (im2col + GEMM, or the pointwise / depthwise routes);
-        ``"fft"`` multiplies transforms block by block (overlap-save), which
-        is faster for large kernels and agrees to rounding; ``"auto"``
-        (default) picks FFT when its estimated cost is lower, as
-        ``scipy.signal.choose_conv_method`` does. See the README's
-        performance section for the rule and its measured constants.
+        offsets (im2col + GEMM, or the pointwise / depthwise routes, compiled
+        with ``convgrad[jit]``); ``"fft"`` multiplies transforms block by
+        block (overlap-save), which is faster for large kernels and agrees to
+        rounding; ``"winograd"`` uses Winograd's minimal filtering where it
+        applies (3×3 and 3×3×3 stride-1 layers, ``groups=1``, finite
+        floating data; elsewhere the direct routes); ``"auto"`` (default)
+        picks the route with the lowest estimated cost, as
+        ``scipy.signal.choose_conv_method`` does, Winograd only where its
+        measured float32 error is within 10× the direct route's. See the
+        performance page for the rules and their measured constants.
 
     Returns
     -------

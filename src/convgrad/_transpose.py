@@ -104,7 +104,7 @@ def conv_transpose(
     output_shape : tuple of int, optional
         The wanted output size (spatial sizes or the full shape), as
         ``ConvTranspose*d``'s ``output_size``; derives ``output_padding``.
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         How it is computed, as for :func:`convgrad.conv`.
 
     Returns

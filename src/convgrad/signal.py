@@ -247,7 +247,7 @@ def correlate(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str
         ``"full"``: every overlap, ``S + K − 1``; ``"same"``: the size of ``in1``,
         centred as SciPy centres it; ``"valid"``: only complete overlaps
         (one operand must be at least as large as the other in every axis).
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         How it is computed, as in SciPy: ``"direct"`` sums, ``"fft"`` uses
         transforms (equal to rounding), ``"auto"`` picks the cheaper
         (:func:`convgrad.conv`'s ``method``).
@@ -298,7 +298,7 @@ def convolve(in1: ArrayLike, in2: ArrayLike, /, mode: str = "full", method: str 
     mode : {"full", "same", "valid"}
         As for :func:`correlate`; in ``"valid"`` mode the larger operand is
         used as the signal (convolution is commutative).
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         As for :func:`correlate`.
 
     Returns
@@ -345,7 +345,7 @@ def correlate_backward(
     in1, in2 : array_like
         The forward operands; real (bool, integer or floating).
     mode : {"full", "same", "valid"}
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         As for :func:`correlate`.
 
     Returns
@@ -395,7 +395,7 @@ def convolve_backward(
     in1, in2 : array_like
         The forward operands; real (bool, integer or floating).
     mode : {"full", "same", "valid"}
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         As for :func:`correlate`.
 
     Returns
@@ -471,7 +471,7 @@ def correlate_batched(x: ArrayLike, w: ArrayLike, /, mode: str = "full", method:
     mode : {"full", "same", "valid"}
         As for :func:`correlate`; ``"valid"`` needs ``S ≥ K`` in every spatial
         dimension (here the operands are never exchanged).
-    method : {"auto", "direct", "fft"}
+    method : {"auto", "direct", "fft", "winograd"}
         As for :func:`correlate`.
 
     Returns

@@ -25,6 +25,15 @@ geometries:
 * input gradient: ``gx = Σ_phases input_grad(g[phase outputs], w[phase taps])``;
 * weight gradient: ``gw[phase taps] += weight_grad(g[phase outputs], x)``.
 
+A phase still multiplies the zero padding where it lies on the input's
+lattice (positions ``l + i·a`` for ``i`` outside ``[0, S)``), as the padded
+convolution of the undilated input does, and skips the padding between
+those positions with the inserted zeros. So a NaN or an infinity in the
+kernel spreads through an output only where its tap meets an input entry or
+lattice padding: XLA's placement (XLA multiplies no zeros at all) when the
+padding on each side is less than ``a`` (no padding on the lattice), and
+PyTorch's convention (padding zeros are multiplied) on the lattice otherwise.
+
 Examples
 --------
 One dimension, ``a = 2``, ``s = 1``, ``K = 3``, ``l = 2``: even outputs use taps
@@ -139,7 +148,7 @@ def split(op: str, a: Any, b: Any, geom: Geometry, contraction: Any, xp: Any) ->
         if op == "forward":
             out = set_at(out, lead + phase.outputs, contraction(op, a, b[lead + phase.taps], phase.geom))
         elif op == "input":
-            out = add_at(out, lead, contraction(op, a[lead + phase.outputs], b[lead + phase.taps], phase.geom))
+            out = add_at(out, (Ellipsis,), contraction(op, a[lead + phase.outputs], b[lead + phase.taps], phase.geom))
         else:
             out = add_at(out, lead + phase.taps, contraction(op, a[lead + phase.outputs], b, phase.geom))
     return out

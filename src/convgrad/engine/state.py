@@ -210,9 +210,10 @@ _pool_pid = os.getpid()
 
 
 def _forget_pool_after_fork() -> None:
-    """In a forked child: the parent's pool threads do not exist here, and its lock may be held."""
-    global _pool, _pool_lock, _pool_pid
+    """In a forked child: the parent's pool threads do not exist here, and its locks may be held."""
+    global _pool, _pool_lock, _pool_pid, _blas_lock, _blas_users, _blas_limiter
     _pool, _pool_lock, _pool_pid = None, threading.Lock(), os.getpid()
+    _blas_lock, _blas_users, _blas_limiter = threading.Lock(), 0, None
 
 
 if hasattr(os, "register_at_fork"):
@@ -220,6 +221,38 @@ if hasattr(os, "register_at_fork"):
 
 
 _num_threads: int | None = None
+
+# ----------------------------------------------------------------------------- BLAS on one thread, shared
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas(controller: Any) -> Iterator[None]:
+    """The BLAS limited to one thread while any caller is inside this block.
+
+    The limit is process-wide (``controller`` is a
+    ``threadpoolctl.ThreadpoolController``), so overlapping callers share it:
+    the first to enter sets it, the last to leave restores what was there
+    before, also when a caller raises or is interrupted. (Each caller setting
+    and restoring its own limit would leave the BLAS on one thread for good
+    after two overlapping calls: the later one restores the earlier one's limit.)
+    """
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def get_num_threads() -> int:

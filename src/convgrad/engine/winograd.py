@@ -67,7 +67,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import threading
@@ -80,7 +79,7 @@ import numpy.typing as npt
 from .._geometry import Geometry, prod
 from . import cost, winograd_jit
 from .padding import pad, pad_adjoint
-from .state import PARALLEL_MIN_ELEMENTS, copy_threads, get_workspace_budget, scratch, split_run
+from .state import PARALLEL_MIN_ELEMENTS, copy_threads, get_workspace_budget, scratch, single_threaded_blas, split_run
 
 Array = npt.NDArray[Any]
 
@@ -323,7 +322,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     compiled = compiled_available(geom.d)
     m = variant(geom, dtype, op, compiled)
     size = _op_size(geom, op)
-    if _sample_bytes(op, geom.c_in, geom.c_out, size, m, np.dtype(dtype).itemsize, compiled) > \
+    itemsize = np.dtype(dtype).itemsize
+    if _sample_bytes(op, geom.c_in, geom.c_out, size, m, itemsize, compiled) + _whole_copies(original, itemsize) > \
             get_workspace_budget():
         return None
     if method == "winograd":
@@ -337,6 +337,17 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     extra = 0.0 if not dilated else _POLYPHASE_FLOPS_PER_ELEMENT * (  # the phase copies
         prod(geom.input_shape) + prod(geom.output_shape))
     return "winograd" if variant_cost(geom, m, op, compiled) + extra < direct else None
+
+
+def _whole_copies(geom: Geometry, itemsize: int) -> int:
+    """Bytes of the whole-array copies made before the chunks: the padded input for padding modes other than
+    zeros, and for a dilated layer its polyphase grids of the padded input and of the output as well."""
+    if _direct_padding(geom) and _undilated(geom):
+        return 0
+    padded = geom.n * geom.c_in * prod(geom.padded_size)
+    if _undilated(geom):
+        return itemsize * padded
+    return itemsize * 2 * (padded + geom.n * geom.c_out * prod(geom.out_size))
 
 
 # ----------------------------------------------------------------------------- the transforms
@@ -483,8 +494,7 @@ def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[in
         for n0, n1 in chunks[i0:i1]:
             run(n0, n1, False)
 
-    limit = _blas_controller().limit(limits=1, user_api="blas")
-    with limit if limit is not None else contextlib.nullcontext():
+    with single_threaded_blas(_blas_controller()):  # shared with overlapping calls of other threads
         split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
 
 
