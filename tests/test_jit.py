@@ -189,6 +189,94 @@ def test_float32_error_is_that_of_the_gemm_route(kw: dict[str, Any]) -> None:
         assert err <= max(3 * np.abs(numpy_route - ref).max() / scale, 1e-6)
 
 
+ROW_GEOMETRIES: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
+    ((3, 3, 14, 14), (3, 1, 3, 3), {"padding": ((1, 1), (1, 1))}),
+    ((2, 2, 7, 9), (2, 1, 3, 5), {"padding": ((0, 2), (3, 1))}),                      # rows: any low/high split
+    ((2, 2, 9, 8), (2, 1, 5, 3), {"padding": ((2, 0), (2, 2)), "dilation": (1, 2)}),  # dilated along the rows
+    ((5, 2, 6, 7), (2, 1, 2, 2), {"padding": ((0, 1), (1, 0))}),                      # even kernel
+    ((3, 2, 11), (2, 1, 3), {"padding": ((2, 0),)}),                                  # 1-d, causal
+    ((17, 2, 4, 5), (2, 1, 3, 3), {"padding": ((1, 1), (1, 1))}),                     # stacked, last block partial
+]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "kw"), ROW_GEOMETRIES)
+def test_row_kernels_match_torch_and_the_phase_buffer(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                                                       kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stride 1, output rows as wide as the input's: the row-padded kernels (one region per kernel column, the
+    wrapped columns zeroed) against PyTorch and the phase-buffer kernels, NaN and ±inf planted at the edges of
+    every operand (where the wrapped reads are) land where PyTorch puts them."""
+    rng = np.random.default_rng(13)
+    d, c = len(x_shape) - 2, x_shape[1]
+    full = {"groups": c, "stride": (1,) * d, "dilation": kw.get("dilation", (1,) * d), "padding": kw["padding"],
+            "padding_mode": "zeros"}
+    geom = conv_geometry(x_shape, w_shape, groups=c, padding=kw["padding"], dilation=full["dilation"])
+    assert jit.row_applies(geom)
+    x0, w0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    g0 = rng.standard_normal(geom.output_shape)
+    cases = [("none", (), 0.0)] + [(t, pos, v) for t, base in (("x", x0), ("w", w0), ("g", g0))
+                                   for pos in _planted_positions(base.shape, rng)[:2]
+                                   for v in (np.nan, np.inf)]
+    for target, pos, value in cases:
+        arrays = {"x": x0.copy(), "w": w0.copy(), "g": g0.copy()}
+        if target != "none":
+            arrays[target][pos] = value
+        x, w, g = arrays["x"], arrays["w"], arrays["g"]
+        with np.errstate(invalid="ignore"):
+            ours = _jit_routes(geom, x, w, g)
+            refs = _torch_reference(x, w, g, full)
+            monkeypatch.setattr(jit, "ROW_MAX_PLANE", 0)
+            phase = _jit_routes(geom, x, w, g)
+            monkeypatch.setattr(jit, "ROW_MAX_PLANE", 1 << 14)
+        for what, o, r, p in zip(("y", "gx", "gw"), ours, refs, phase):
+            where = f"{what} with {value} in {target}{list(pos)}"
+            for test in (np.isnan, np.isposinf, np.isneginf):
+                np.testing.assert_array_equal(test(o), test(r), err_msg=f"{test.__name__} of {where}")
+            finite = np.isfinite(r)
+            np.testing.assert_allclose(o[finite], r[finite], rtol=1e-10, atol=1e-10, err_msg=where)
+            np.testing.assert_allclose(o, p, rtol=1e-10, atol=1e-10, err_msg=where)
+
+
+@pytest.mark.parametrize("width", [9, 10, 13])
+@pytest.mark.parametrize("pad", [0, 1, 2])
+def test_stride_two_input_grad_interleaves_the_column_phases(width: int, pad: int) -> None:
+    """Stride 2 along the rows: the two column phases of the input gradient are written in one interleaved pass
+    (either may be the longer, or start first); against the NumPy depthwise route."""
+    rng = np.random.default_rng(width + pad)
+    geom = conv_geometry((3, 2, 7, width), (2, 1, 3, 3), stride=(2, 2), padding=((1, 1), (pad, 1)), groups=2)
+    w, g = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(geom.output_shape)
+    np.testing.assert_allclose(jit.depthwise_input_grad(g, w, geom),
+                               dispatch.ROUTES["input"]["depthwise"](g, w, geom), rtol=1e-12, atol=1e-12)
+
+
+def test_row_applies() -> None:
+    same = conv_geometry((8, 512, 14, 14), (512, 1, 3, 3), padding=1, groups=512)
+    assert jit.row_applies(same)
+    assert not jit.row_applies(conv_geometry((8, 4, 14, 14), (4, 1, 3, 3), padding=1, stride=2, groups=4))
+    assert not jit.row_applies(conv_geometry((8, 4, 14, 14), (4, 1, 3, 3), padding=0, groups=4))  # narrower rows
+    assert not jit.row_applies(conv_geometry((8, 4, 14, 14), (4, 1, 3, 3), padding=((3, -1), (1, 1)),
+                                             groups=4))  # cropping
+    assert not jit.row_applies(conv_geometry((8, 4, 4, 4), (4, 1, 3, 3), padding=4, dilation=4, groups=4))
+    assert not jit.row_applies(conv_geometry((1, 2, 5, 5, 5), (2, 1, 3, 3, 3), padding=1, groups=2))  # 3-d
+    assert not jit.row_applies(conv_geometry((1, 2, 256, 256), (2, 1, 3, 3), padding=1, groups=2))  # too large
+
+
+@pytest.mark.parametrize("size", [14, 28])
+def test_float32_error_of_small_planes(size: int) -> None:
+    """The row-padded kernels in float32 against float64 PyTorch: within 3× the gemm route's error."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 16, size, size)).astype(np.float32)
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, groups=16, padding=1)
+    assert jit.row_applies(geom)
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    full = {"groups": 16, "stride": (1, 1), "dilation": (1, 1), "padding": ((1, 1), (1, 1)), "padding_mode": "zeros"}
+    refs = _torch_reference(x.astype(np.float64), w.astype(np.float64), g.astype(np.float64), full)
+    for ours, numpy_route, ref in zip(_jit_routes(geom, x, w, g), _numpy_routes(geom, x, w, g), refs):
+        assert ours.dtype == np.float32
+        scale = np.abs(ref).max()
+        assert np.abs(ours - ref).max() / scale <= max(3 * np.abs(numpy_route - ref).max() / scale, 1e-6)
+
+
 def test_scratch_over_the_budget_declines() -> None:
     geom = conv_geometry((1, 2, 1 << 16), (2, 1, 3), padding=1, groups=2)
     f32 = np.dtype("float32")

@@ -10,7 +10,11 @@ stride phases (so every stride becomes 1 and every tap one constant shift of a
 flat index), compute the result over a flat grid of the buffer's row width in
 long loops that LLVM vectorises (nine taps per pass), and write each output
 plane once. Planes of fewer than :data:`STACK_ELEMENTS` buffer entries are
-stacked, several samples of one channel in one buffer. The three
+stacked, several samples of one channel in one buffer. Where :func:`row_applies`
+(stride 1, "same"-width rows, at most 2-d) the buffer pads only the rows: each
+plane is one contiguous copy, once per kernel column with the columns that only
+that column's wrapped reads reach set to zero, so no per-row copies remain
+(the small planes of MobileNet's late layers were bound by them). The three
 contractions:
 
 * forward ``y[q] = Σ_k w[k] · x[q·s + k·δ − l]``, gathered from the phase buffer;
@@ -28,8 +32,10 @@ scatter kernel for the input gradient (the gathered form would add ``w·0``
 terms for positions outside ``g``), and a plane of ``x`` that is not finite
 takes a row kernel without the grid's junk columns in the weight gradient.
 
-Other padding modes and input dilation go through :func:`convgrad.engine.padding.pad`
-and its adjoint first (the kernels then see no padding). Up to three spatial
+Other padding modes go through :func:`convgrad.engine.padding.pad` and its
+adjoint first (the kernels then see no padding); input dilation never reaches
+these kernels (:mod:`convgrad.engine.phases` splits it into ordinary
+convolutions first). Up to three spatial
 dimensions are handled, 1-d and 2-d as 3-d with leading sizes of 1; float32
 and float64 only (integer, bool and complex data keep the NumPy routes, whose
 results are exact or whose kernels are the tested reference).
@@ -241,11 +247,78 @@ def _plan(geom: Geometry, in_size: tuple[int, ...], padded: bool) -> _Plan:
                  (bufsize + stacked, nbi * uplane + (nbi - 1) * uplane + size_max, bufsize + stacked))
 
 
+ROW_MAX_PLANE = 16384
+"""Input planes of at most this many entries take the row-padded kernels where :func:`row_applies` (measured,
+float32, one thread, against the phase buffer: 14² 1.9 -> 0.95 ms, 56² 3.0 -> 2.3 ms, 112² 2.7 -> 2.3 ms per
+contraction; its ``k2`` copies of each plane must stay in the cache)."""
+
+
+def row_applies(geom: Geometry) -> bool:
+    """Stride 1, zero padding between 0 and the kernel's span on each side (summing to the span along the rows),
+    at most two spatial dimensions and planes of at most :data:`ROW_MAX_PLANE` entries: there the output rows
+    are as wide as the input rows, so
+    the kernels need only zero rows around each plane (:func:`convgrad.engine.jit_kernels.row_forward`).
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> row_applies(conv_geometry((8, 512, 14, 14), (512, 1, 3, 3), padding=1, groups=512))
+    True
+    >>> row_applies(conv_geometry((8, 512, 14, 14), (512, 1, 3, 3), stride=2, padding=1, groups=512))
+    False
+    """
+    if not _direct_padding(geom) or geom.d > 2 or any(s != 1 for s in geom.stride):
+        return False
+    spans = [(k - 1) * dl for k, dl in zip(geom.kernel, geom.dilation)]
+    if spans[-1] >= geom.in_size[-1]:  # a wrapped read would reach beyond the neighbouring row
+        return False
+    if any(not (0 <= lo <= sp and 0 <= hi <= sp) for lo, hi, sp in zip(geom.pad_lo, geom.pad_hi, spans)):
+        return False
+    if geom.pad_lo[-1] + geom.pad_hi[-1] != spans[-1]:  # the output rows as wide as the input rows
+        return False
+    return prod(geom.in_size) <= ROW_MAX_PLANE
+
+
+class _RowPlan(NamedTuple):
+    """The row-padded kernels' vectors (see :mod:`convgrad.engine.jit_kernels`, ``rv``)."""
+
+    forward: Array    # forward pass and weight gradient
+    input: Array      # input gradient (the forward kernel on g, padding mirrored, taps flipped)
+    taps: Array       # forward: the weight index of each tap
+    itaps: Array      # input gradient: the taps flipped
+    offs: Array       # forward and weight gradient: each tap's shift in the buffer (its column's region)
+    ioffs: Array      # input gradient: likewise
+    scratch: int      # elements of scratch per thread (the largest of the three kernels)
+
+
+@cache(maxsize=256)
+def _row_plan(geom: Geometry) -> _RowPlan:
+    """The row-padded kernels' vectors for ``geom`` (where :func:`row_applies`)."""
+    n, q, k, dl = (_three(a, 1)[1:] for a in (geom.in_size, geom.out_size, geom.kernel, geom.dilation))
+    lo = _three(geom.pad_lo, 0)[1:]
+    spans = [(kj - 1) * dj for kj, dj in zip(k, dl)]
+    vectors, shifts, scratch = [], [], 0
+    for low, size, out, exact in ((lo, n, q, 0), ([sp - lj for sp, lj in zip(spans, lo)], q, n, 1)):
+        rows = out[0] + spans[0]
+        pstride = rows * size[1]
+        nb = _stack(geom.n, pstride)
+        region = spans[1] + nb * pstride
+        shifts.append(np.array([b * region + a * dl[0] * n[1] + b * dl[1] for a in range(k[0]) for b in range(k[1])],
+                               dtype=np.int64))
+        vectors.append(np.array((low[0], low[1], size[0], size[1], out[0], rows, dl[0], dl[1], k[0], k[1],
+                                 geom.c_in, nb, low[1], spans[1] - low[1], pstride, exact, region), dtype=np.int64))
+        scratch = max(scratch, k[1] * region + (nb - 1) * pstride + out[0] * out[1])
+    kk = k[0] * k[1]
+    taps = np.arange(kk, dtype=np.int64)
+    return _RowPlan(vectors[0], vectors[1], taps, taps[::-1].copy(), shifts[0], shifts[1], scratch)
+
+
 def scratch_bytes(geom: Geometry, itemsize: int) -> int:
     """Scratch of the depthwise kernels for ``geom``, all threads together, in bytes (the largest of the three)."""
     direct = _direct_padding(geom)
     plan = _plan(geom, geom.in_size if direct else geom.padded_size, not direct)
-    return max(plan.scratch) * itemsize * copy_threads()
+    rows = _row_plan(geom).scratch if row_applies(geom) else 0
+    return max(max(plan.scratch), rows) * itemsize * copy_threads()
 
 
 # ----------------------------------------------------------------------------- running the kernels
@@ -295,6 +368,11 @@ def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
     src = x if direct else pad(x, geom)
     plan = _plan(geom, tuple(src.shape[2:]), not direct)
     y = np.empty((x.shape[0], geom.c_out) + geom.out_size, dtype=dtype)
+    if row_applies(geom):
+        rp = _row_plan(geom)
+        _run("row_forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), rp.forward, rp.taps, rp.offs,
+                             plan.ev), -(-x.shape[0] // int(rp.forward[11])) * geom.c_in, y.size * prod(geom.kernel))
+        return y
     blocks = -(-x.shape[0] // int(plan.v[17]))
     _run("dw_forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), plan.v, plan.taps, plan.offs),
          blocks * geom.c_in, y.size * prod(geom.kernel))
@@ -308,6 +386,11 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     size = geom.in_size if direct else geom.padded_size
     plan = _plan(geom, size, not direct)
     out = np.empty((g.shape[0], geom.c_in) + size, dtype=dtype)
+    if row_applies(geom):
+        rp = _row_plan(geom)
+        _run("row_forward", (_flat(g, dtype), _flat(w, dtype), out.reshape(-1), rp.input, rp.itaps, rp.ioffs,
+                             plan.ev), -(-g.shape[0] // int(rp.input[11])) * geom.c_in, g.size * prod(geom.kernel))
+        return out
     _run("dw_input", (_flat(g, dtype), _flat(w, dtype), out.reshape(-1), plan.iv, plan.ev, plan.phases,
                       plan.itaps, plan.ioffs),
          -(-g.shape[0] // int(plan.iv[8])) * geom.c_in, g.size * prod(geom.kernel))
@@ -321,6 +404,11 @@ def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     src = x if direct else pad(x, geom)
     plan = _plan(geom, tuple(src.shape[2:]), not direct)
     gw = np.empty(geom.weight_shape, dtype=dtype)
+    if row_applies(geom):
+        rp = _row_plan(geom)
+        _run("row_weight", (_flat(g, dtype), _flat(src, dtype), gw.reshape(-1), rp.forward, rp.offs), geom.c_in,
+             g.size * prod(geom.kernel))
+        return gw
     _run("dw_weight", (_flat(g, dtype), _flat(src, dtype), gw.reshape(-1), plan.v, plan.offs), geom.c_in,
          g.size * prod(geom.kernel))
     return gw

@@ -16,6 +16,11 @@ per-thread scratch that stays in the cache:
    contiguous loops that LLVM vectorises, three taps per pass;
 3. the valid grid entries are copied to the output.
 
+Where the stride is 1 and the output rows are as wide as the input rows,
+:func:`row_forward` and :func:`row_weight` use a buffer padded along the rows
+only (see the comment above :func:`row_fill`): one contiguous copy per plane
+and kernel column, and the grid is the output plane itself.
+
 Zero padding is real zeros in the buffer, so ``0·NaN`` terms appear exactly
 where PyTorch's padded convolution has them. The input gradient gathers from
 the zero-padded upstream gradient per input phase; where a channel's weight is
@@ -251,6 +256,19 @@ def input_plane_exact(g: Array, w: Array, gx: Array, v: Array, p: int) -> None: 
 
 
 @_njit  # type: ignore[misc, unused-ignore]
+def _paired(phases: Array, ph: int, s: Array, lo: Array) -> bool:  # pragma: no cover - compiled
+    """Whether phases ``ph`` and ``ph + 1`` of :func:`dw_input` are the two column phases (stride 2 along the
+    rows) of the same rows, their first columns one apart: their outputs interleave."""
+    if s[2] != 2 or ph + 1 >= phases.shape[0]:
+        return False
+    a, b = phases[ph], phases[ph + 1]
+    for i in (0, 1, 3, 4, 6, 7):
+        if a[i] != b[i]:
+            return False
+    return bool(abs((a[2] * 2 + a[8]) - (b[2] * 2 + b[8])) == 1)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
 def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, taps: Array, offs: Array,
              i0: int, i1: int) -> None:  # pragma: no cover - compiled
     """Depthwise input gradient over work items ``[i0, i1)`` (as :func:`dw_forward`), gathered per input phase
@@ -273,6 +291,7 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
     plane = u[0] * u[1] * u[2]
     buf = np.empty(plane * nb, dtype=gx.dtype)
     grid = np.empty((nb - 1) * plane + max(size_max, 1), dtype=gx.dtype)
+    grid2 = np.empty_like(grid)
     nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
     for item in range(i0, i1):
         c, n0 = item // blocks, (item % blocks) * nb
@@ -289,9 +308,35 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
             fill(g, ((n0 + j) * c_count + c) * nout, buf, j * plane, plane, ones, neg, q, u)
             if zero_first:
                 zero(gx, ((n0 + j) * c_count + c) * nin, nin)
-        for ph in range(phases.shape[0]):
+        ph = 0
+        while ph < phases.shape[0]:
             row = phases[ph]
             gather(buf, grid, (m - 1) * plane + row[9], w, c * kk, taps[row[10]:row[11]], offs[row[10]:row[11]])
+            if _paired(phases, ph, s, lo):  # both column phases of these rows: one interleaved pass writes them
+                other = phases[ph + 1]
+                gather(buf, grid2, (m - 1) * plane + other[9], w, c * kk, taps[other[10]:other[11]],
+                       offs[other[10]:other[11]])
+                za, zb = row[2] * 2 + row[8] - lo[2], other[2] * 2 + other[8] - lo[2]
+                ga, gb, ca, cb = (grid, grid2, row[5], other[5]) if za < zb else (grid2, grid, other[5], row[5])
+                for j in range(m):
+                    go = ((n0 + j) * c_count + c) * nin
+                    for b1 in range(row[3]):
+                        z1 = (b1 + row[0]) * s[0] + row[6] - lo[0]
+                        for b2 in range(row[4]):
+                            z2 = (b2 + row[1]) * s[1] + row[7] - lo[1]
+                            src = j * plane + (b1 * u[1] + b2) * u[2]
+                            first = go + (z1 * n[1] + z2) * n[2] + min(za, zb)
+                            both = min(ca, cb)
+                            ud, us = np.uint64(first), np.uint64(src)
+                            for k in range(np.uint64(both)):
+                                gx[ud + 2 * k] = ga[us + k]
+                                gx[ud + 2 * k + 1] = gb[us + k]
+                            for k in range(both, ca):
+                                gx[first + 2 * k] = ga[src + k]
+                            for k in range(both, cb):
+                                gx[first + 2 * k + 1] = gb[src + k]
+                ph += 2
+                continue
             for j in range(m):
                 go = ((n0 + j) * c_count + c) * nin
                 for b1 in range(row[3]):
@@ -305,15 +350,47 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
                         else:
                             for k in range(row[5]):
                                 gx[first + k * s[2]] = grid[src + k]
+            ph += 1
 
 
 @_njit  # type: ignore[misc, unused-ignore]
 def weight_plane_grid(gg: Array, buf: Array, size: int, offs: Array, acc: Array) -> None:  # pragma: no cover
-    """``acc[t] += Σ_i gg[i] · buf[i + offs[t]]`` over the grid (junk entries of ``gg`` are zero), three taps per
-    pass, partial sums over :data:`CHUNK` entries in the data's dtype."""
+    """``acc[t] += Σ_i gg[i] · buf[i + offs[t]]`` over the grid (junk entries of ``gg`` are zero), nine (then
+    three) taps per pass, partial sums over :data:`CHUNK` entries in the data's dtype."""
     count = offs.shape[0]
     nil = np.zeros(1, dtype=gg.dtype)[0]
     t = 0
+    while t + 9 <= count:  # nine taps a pass (3·3 is the common kernel): g is read once for all nine
+        o0, o1, o2, o3, o4 = offs[t], offs[t + 1], offs[t + 2], offs[t + 3], offs[t + 4]
+        o5, o6, o7, o8 = offs[t + 5], offs[t + 6], offs[t + 7], offs[t + 8]
+        for i0 in range(0, size, CHUNK):
+            i1 = min(size, i0 + CHUNK)
+            gs = gg[i0:i1]
+            b0, b1, b2 = buf[o0 + i0:o0 + i1], buf[o1 + i0:o1 + i1], buf[o2 + i0:o2 + i1]
+            b3, b4, b5 = buf[o3 + i0:o3 + i1], buf[o4 + i0:o4 + i1], buf[o5 + i0:o5 + i1]
+            b6, b7, b8 = buf[o6 + i0:o6 + i1], buf[o7 + i0:o7 + i1], buf[o8 + i0:o8 + i1]
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = nil
+            for i in range(i1 - i0):
+                gv = gs[i]
+                s0 += gv * b0[i]
+                s1 += gv * b1[i]
+                s2 += gv * b2[i]
+                s3 += gv * b3[i]
+                s4 += gv * b4[i]
+                s5 += gv * b5[i]
+                s6 += gv * b6[i]
+                s7 += gv * b7[i]
+                s8 += gv * b8[i]
+            acc[t] += s0
+            acc[t + 1] += s1
+            acc[t + 2] += s2
+            acc[t + 3] += s3
+            acc[t + 4] += s4
+            acc[t + 5] += s5
+            acc[t + 6] += s6
+            acc[t + 7] += s7
+            acc[t + 8] += s8
+        t += 9
     while t < count:
         m = min(3, count - t)
         o0 = offs[t]
@@ -398,6 +475,91 @@ def dw_weight(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0: int, c1:
             weight_plane_grid(gg, buf, (m - 1) * plane + size, offs, acc)
         for i in range(kk):
             gw[c * kk + i] = acc[i]
+
+
+# ----------------------------------------------------------------------------- stride 1, same width: rows padded only
+#
+# ``rv``: low padding (2), input sizes (2), output rows, buffer rows, dilation (2), kernel (2), C, planes per
+# buffer, the buffer's front and back margins, one plane's stride in the buffer, whether a channel whose weight
+# is not finite takes the exact scatter kernel (the input gradient), one region's stride. A plane in the buffer
+# is its rows, whole and contiguous, between zero rows (no zero columns): the copy in is one contiguous copy and
+# the grid has the output's row width. Along the rows, a tap of column shift ``σ = b·δ2 − l2`` would wrap into
+# the neighbouring row at the edge columns; each kernel column ``b`` therefore reads its own copy of the planes
+# (region ``b``), in which the ``|σ|`` columns that only wrapped reads reach are zero — exactly the padding.
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_fill(src: Array, so: int, buf: Array, j: int, rv: Array) -> None:  # pragma: no cover - compiled
+    """Copy the plane ``src[so:so + n1·n2]`` into slot ``j`` of every region, zeroing in region ``b`` the columns
+    that only the wrapped reads of shift ``b·δ2 − l2`` reach."""
+    l1, l2, n1, n2, d2, k2 = rv[0], rv[1], rv[2], rv[3], rv[7], rv[9]
+    margin, pstride, region = rv[12], rv[14], rv[16]
+    nin = n1 * n2
+    for b in range(k2):
+        at = b * region + margin + j * pstride + l1 * n2
+        copy(buf, at, src, so, nin)
+        shift = b * d2 - l2
+        lo, hi = (n2 + shift, n2) if shift < 0 else (0, shift)
+        for r in range(n1):
+            for col in range(lo, hi):
+                buf[at + r * n2 + col] = 0
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Array, ev: Array, i0: int,
+                i1: int) -> None:  # pragma: no cover - compiled
+    """Stride-1 same-width correlation over work items ``[i0, i1)`` (as :func:`dw_forward`) on the row-padded
+    regions: the depthwise forward pass, and with flipped ``taps`` the input gradient (``rv[15]``: a channel
+    whose weight is not finite then takes :func:`input_plane_exact`, with ``ev``)."""
+    n1, n2, q1n, k2 = rv[2], rv[3], rv[4], rv[9]
+    c_count, nb, pstride, exact, region = rv[10], rv[11], rv[14], rv[15], rv[16]
+    nin, nout = n1 * n2, q1n * n2
+    batch = x.shape[0] // (c_count * nin)
+    blocks = cdiv(batch, nb)
+    kk = taps.shape[0]
+    buf = np.zeros(k2 * region, dtype=y.dtype)
+    grid = np.empty((nb - 1) * pstride + nout, dtype=y.dtype)
+    for item in range(i0, i1):
+        c, n0 = item // blocks, (item % blocks) * nb
+        m = min(nb, batch - n0)
+        if exact:
+            finite = True
+            for i in range(kk):
+                if not np.isfinite(w[c * kk + i]):
+                    finite = False
+            if not finite:
+                for j in range(m):
+                    input_plane_exact(x, w, y, ev, (n0 + j) * c_count + c)
+                continue
+        for j in range(m):
+            row_fill(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
+        if nb == 1:  # large planes: straight into the output (the grid has its row width)
+            yo = (n0 * c_count + c) * nout
+            gather(buf, y[yo:yo + nout], nout, w, c * kk, taps, offs)
+            continue
+        gather(buf, grid, (m - 1) * pstride + nout, w, c * kk, taps, offs)
+        for j in range(m):
+            copy(y, ((n0 + j) * c_count + c) * nout, grid, j * pstride, nout)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_weight(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
+    """Stride-1 same-width depthwise weight gradient of channels ``[c0, c1)``: per plane,
+    :func:`weight_plane_grid` of ``g`` itself (no junk entries) against the row-padded regions of ``x``."""
+    n1, n2, q1n, k2 = rv[2], rv[3], rv[4], rv[9]
+    c_count, region = rv[10], rv[16]
+    nin, nout = n1 * n2, q1n * n2
+    batch = g.shape[0] // (c_count * nout)
+    buf = np.zeros(k2 * region, dtype=x.dtype)
+    acc = np.zeros(offs.shape[0], dtype=np.float64)
+    for c in range(c0, c1):
+        acc[:] = 0.0
+        for n in range(batch):
+            row_fill(x, (n * c_count + c) * nin, buf, 0, rv)
+            go = (n * c_count + c) * nout
+            weight_plane_grid(g[go:go + nout], buf, nout, offs, acc)
+        for i in range(offs.shape[0]):
+            gw[c * offs.shape[0] + i] = acc[i]
 
 
 # ----------------------------------------------------------------------------- dense layers: the fold of one block
