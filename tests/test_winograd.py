@@ -310,7 +310,7 @@ def test_choose() -> None:
         assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) is None
     # auto follows the cost model and the error rule, for each contraction
     big = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    compiled = winograd.compiled_available()
+    compiled = winograd.use_compiled()  # the compiled transforms on one thread only
     for op in OPS:
         auto = winograd.choose(big, f32, "auto", op, exact=False, finite=True)
         m = winograd.variant(big, f32, op)
@@ -578,3 +578,14 @@ def test_whole_array_copies_count_against_the_budget(kw: dict[str, Any]) -> None
         assert peak < (4 << 20) + 2 * x.nbytes + y.nbytes
     with state.workspace_budget(1 << 30):
         assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) == "winograd"
+
+
+def test_compiled_transforms_on_one_thread_only() -> None:
+    """With several threads the NumPy transforms (multi-threaded BLAS) measured as fast or faster."""
+    old = cg.set_num_threads(2)
+    try:
+        assert not winograd.use_compiled()
+        cg.set_num_threads(1)
+        assert winograd.use_compiled() == winograd.compiled_available()
+    finally:
+        cg.set_num_threads(old)

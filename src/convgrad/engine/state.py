@@ -315,6 +315,8 @@ def set_num_threads(n: int) -> int:
         if _pool is not None and _pool_size < copy_threads():
             _pool.shutdown(wait=False)  # idle threads end; a larger pool is made on next use
             _pool = None
+    if n != previous:
+        clear_caches()  # remembered routes depend on the thread count (Winograd's transforms)
     return previous
 
 

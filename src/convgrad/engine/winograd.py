@@ -254,6 +254,14 @@ def compiled_available(d: int = 2) -> bool:
     return d == 2 and winograd_jit.available()
 
 
+def use_compiled(d: int = 2) -> bool:
+    """Whether ``method="auto"``/``"winograd"`` take the compiled transforms: where they can be used, and on one
+    thread only. With two threads on the benchmark machine the NumPy transforms (one Kronecker GEMM, in the
+    multi-threaded BLAS) measured as fast or faster: 128→128 28² 8.3 / 12.5 / 10.4 ms against 10.3 / 12.1 / 11.7
+    compiled, 256→256 14² 8.2 / 8.9 / 9.2 against 11.7 / 12.0 / 13.5 (forward / input / weight, N=8)."""
+    return compiled_available(d) and copy_threads() == 1
+
+
 def _op_size(geom: Geometry, op: str) -> tuple[int, ...]:
     """Outputs of the correlation contraction ``op`` computes: the input's size for the input gradient."""
     size = geom.out_size if op != "input" else (geom.in_size if _direct_padding(geom) else geom.padded_size)
@@ -288,7 +296,7 @@ def variant(geom: Geometry, dtype: np.dtype[Any], op: str, compiled: bool | None
     2
     """
     del dtype
-    compiled = compiled_available(geom.d) if compiled is None else compiled and geom.d == 2
+    compiled = use_compiled(geom.d) if compiled is None else compiled and geom.d == 2
     factors = ERROR_FACTOR_BY_DIM[geom.d]
     ok = [m for m in TILES_BY_DIM[geom.d] if factors[m][op] <= MAX_ERROR_FACTOR] or [2]
     return min(ok, key=lambda m: variant_cost(geom, m, op, compiled))
@@ -319,7 +327,7 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     if op not in ("forward", "input", "weight") or not applies(geom):
         return None
     original, geom = geom, stacked(geom)
-    compiled = compiled_available(geom.d)
+    compiled = use_compiled(geom.d)
     m = variant(geom, dtype, op, compiled)
     size = _op_size(geom, op)
     itemsize = np.dtype(dtype).itemsize
@@ -558,7 +566,7 @@ def _direct_padding(geom: Geometry) -> bool:
 
 def _setup(geom: Geometry, dtype: np.dtype[Any], op: str, tile: int | None, compiled: bool | None) -> tuple[int, bool]:
     """The tile size and whether to use the compiled transforms (2-d only: a 3-d layer takes the NumPy ones)."""
-    compiled = compiled_available(geom.d) if compiled is None else compiled and geom.d == 2
+    compiled = use_compiled(geom.d) if compiled is None else compiled and geom.d == 2
     if tile is not None and tile not in TILES_BY_DIM[geom.d]:
         raise ValueError(f"tile must be one of {TILES_BY_DIM[geom.d]} for {geom.d}-d layers, got {tile}")
     return (variant(geom, dtype, op, compiled) if tile is None else tile), compiled
@@ -712,6 +720,25 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 """This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
 
-__all__ = ["ERROR_FACTOR", "ERROR_FACTOR_BY_DIM", "MAX_ERROR_FACTOR", "POINTS", "ROUTES", "TILES", "TILES_BY_DIM",
-           "Matrices", "applies", "choose", "compiled_available", "matrices", "stacked", "variant", "variant_cost",
-           "weight_transform", "winograd_forward", "winograd_input_grad", "winograd_weight_grad"]
+__all__ = [
+    "ERROR_FACTOR",
+    "ERROR_FACTOR_BY_DIM",
+    "MAX_ERROR_FACTOR",
+    "POINTS",
+    "ROUTES",
+    "TILES",
+    "TILES_BY_DIM",
+    "Matrices",
+    "applies",
+    "choose",
+    "compiled_available",
+    "matrices",
+    "stacked",
+    "use_compiled",
+    "variant",
+    "variant_cost",
+    "weight_transform",
+    "winograd_forward",
+    "winograd_input_grad",
+    "winograd_weight_grad",
+]
