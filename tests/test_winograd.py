@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,20 @@ def _torch3d(x: np.ndarray, w: np.ndarray, g: np.ndarray, lo: tuple[int, ...], h
     yt = F.conv3d(F.pad(xt, pads, mode={"zeros": "constant"}.get(mode, mode)), wt, dilation=dilation)
     gxt, gwt = torch.autograd.grad(yt, (xt, wt), torch.from_numpy(g))
     return [yt.detach().numpy(), gxt.numpy(), gwt.numpy()]
+
+
+def _traced(call: Callable[[], Any], budget: int) -> tuple[np.ndarray, int]:
+    """``call()`` under ``budget``, with the peak of traced memory (the thread's scratch released before and after)."""
+    cg.release_workspace()
+    with cg.workspace_budget(budget):
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            out = call()
+            return out, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            cg.release_workspace()
 
 
 def test_the_matrices_give_the_correlation() -> None:
@@ -247,16 +262,7 @@ def test_3d_workspace_stays_within_the_budget() -> None:
     for i, call in enumerate([lambda: winograd.winograd_forward(x, w, geom),
                               lambda: winograd.winograd_input_grad(g, w, geom),
                               lambda: winograd.winograd_weight_grad(g, x, geom)]):
-        cg.release_workspace()
-        with cg.workspace_budget(budget):
-            tracemalloc.start()
-            try:
-                tracemalloc.reset_peak()
-                out = call()
-                peak = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
-                cg.release_workspace()
+        out, peak = _traced(call, budget)
         np.testing.assert_allclose(out, want[i], rtol=1e-9, atol=1e-9)
         assert peak <= budget + 3 * x.nbytes + 64 * 1024, (i, peak)
 
@@ -349,16 +355,7 @@ def test_workspace_stays_within_the_budget(m: int, compiled: bool) -> None:
                               lambda: winograd.winograd_input_grad(g, w, geom, m, compiled),
                               lambda: winograd.winograd_weight_grad(g, x, geom, m, compiled)]):
         call()  # compile outside the traced call
-        cg.release_workspace()
-        with cg.workspace_budget(budget):
-            tracemalloc.start()
-            try:
-                tracemalloc.reset_peak()
-                out = call()
-                peak = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
-                cg.release_workspace()
+        out, peak = _traced(call, budget)
         np.testing.assert_allclose(out, want[i], rtol=1e-9, atol=1e-9)
         assert peak <= budget + 3 * x.nbytes + 64 * 1024, (i, peak)
 
