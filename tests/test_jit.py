@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import convgrad as cg
 from convgrad._geometry import Geometry, conv_geometry
-from convgrad.engine import dispatch, jit, state
+from convgrad.engine import dispatch, gemm, jit, state
 
 pytest.importorskip("numba")
 torch = pytest.importorskip("torch")
@@ -484,3 +484,41 @@ def test_public_input_grad_takes_the_dense_route(jit_dispatch: list[str]) -> Non
     wt = torch.from_numpy(w.astype(np.float64))
     ref = torch.nn.grad.conv2d_input(x.shape, wt, torch.from_numpy(g.astype(np.float64)), padding=1)
     np.testing.assert_allclose(gx, ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_transposed_geometries_whose_output_padding_leaves_inputs_unread() -> None:
+    """A transposed convolution's geometry can have fewer outputs than ``P − κ + 1`` (output padding): the
+    row layout must not assume output rows as wide as input rows (it wrote past the gradient before: heap
+    corruption, caught by a reference comparison). 1-d and 2-d, all three contractions, against the gemm route."""
+    from convgrad._geometry import transpose_geometry
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(600):
+        d, c, n = int(rng.integers(1, 3)), int(rng.integers(2, 4)), int(rng.integers(1, 3))
+        size = tuple(int(rng.integers(1, 7)) for _ in range(d))
+        k = tuple(int(rng.integers(1, 4)) for _ in range(d))
+        st = tuple(int(rng.integers(1, 3)) for _ in range(d))
+        dl = tuple(int(rng.integers(1, 3)) for _ in range(d))
+        out_pad = tuple(int(rng.integers(0, 3)) for _ in range(d))
+        try:
+            geom = transpose_geometry((n, c) + size, (c, 1) + k, stride=st, dilation=dl, output_padding=out_pad,
+                                      groups=c)
+        except ValueError:
+            continue
+        if jit.choose(geom, np.dtype("float64"), "auto", "input", exact=False, finite=True) is None:
+            continue
+        checked += 1
+        x = rng.standard_normal((n, c) + geom.in_size)
+        w = rng.standard_normal((c, 1) + k)
+        g = rng.standard_normal((n, c) + geom.out_size)
+        for op, a, b, ref in (("forward", x, w, gemm.gemm_forward), ("input", g, w, gemm.gemm_input_grad),
+                              ("weight", g, x, gemm.gemm_weight_grad)):
+            np.testing.assert_allclose(jit.ROUTES[op]["jit_depthwise"](a, b, geom), ref(a, b, geom), atol=1e-10,
+                                       err_msg=f"{op} {geom}")
+    assert checked > 100
+    w = np.random.default_rng(0).standard_normal((2, 1, 1, 1))
+    x = np.random.default_rng(1).standard_normal((2, 1, 1))
+    y = cg.conv_transpose(x, w, groups=2, dilation=(1, 2), output_padding=(0, 1))
+    np.testing.assert_array_equal(y[:, :, 1], 0)
+    np.testing.assert_allclose(y[:, 0, 0], x[:, 0, 0] * w[:, 0, 0, 0])

@@ -276,6 +276,8 @@ def row_applies(geom: Geometry) -> bool:
         return False
     if geom.pad_lo[-1] + geom.pad_hi[-1] != spans[-1]:  # the output rows as wide as the input rows
         return False
+    if geom.out_size != geom.full_size:  # a transposed geometry whose output padding leaves inputs unread
+        return False
     return prod(geom.in_size) <= ROW_MAX_PLANE
 
 
