@@ -225,6 +225,15 @@ def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array,
 
 
 @_njit  # type: ignore[misc, unused-ignore]
+def taps_finite(w: Array, c: int, kk: int) -> bool:  # pragma: no cover - compiled
+    """Whether channel ``c``'s ``kk`` weight taps are all finite."""
+    for i in range(kk):
+        if not np.isfinite(w[c * kk + i]):
+            return False
+    return True
+
+
+@_njit  # type: ignore[misc, unused-ignore]
 def input_plane_exact(g: Array, w: Array, gx: Array, v: Array, p: int) -> None:  # pragma: no cover - compiled
     """Input gradient of plane ``p`` by scattering each real term ``w[k]·g[q]`` (no zero-padded operand)."""
     s, dl, lo, n, q, k = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15], v[15:18]
@@ -296,11 +305,7 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
     for item in range(i0, i1):
         c, n0 = item // blocks, (item % blocks) * nb
         m = min(nb, batch - n0)
-        finite = True
-        for i in range(kk):
-            if not np.isfinite(w[c * kk + i]):
-                finite = False
-        if not finite:
+        if not taps_finite(w, c, kk):
             for j in range(m):
                 input_plane_exact(g, w, gx, ev, (n0 + j) * c_count + c)
             continue
@@ -522,15 +527,10 @@ def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Arra
     for item in range(i0, i1):
         c, n0 = item // blocks, (item % blocks) * nb
         m = min(nb, batch - n0)
-        if exact:
-            finite = True
-            for i in range(kk):
-                if not np.isfinite(w[c * kk + i]):
-                    finite = False
-            if not finite:
-                for j in range(m):
-                    input_plane_exact(x, w, y, ev, (n0 + j) * c_count + c)
-                continue
+        if exact and not taps_finite(w, c, kk):
+            for j in range(m):
+                input_plane_exact(x, w, y, ev, (n0 + j) * c_count + c)
+            continue
         for j in range(m):
             row_fill(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
         if nb == 1:  # large planes: straight into the output (the grid has its row width)
