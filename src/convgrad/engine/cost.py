@@ -9,9 +9,8 @@ GFLOP/s on the benchmark machine), in the manner of
 * **grid** (stride 1): the same over every padded position ``P`` instead of
   ``Q`` (the junk positions ``q ≥ Q`` are computed too), with contiguous
   copies at :data:`GRID_COPY_FLOPS_PER_ELEMENT`;
-* **winograd** (F(2×2, 3×3)): ``2·16·N·T·O·C`` flops over ``T`` tiles of 2×2
-  outputs plus :data:`WINOGRAD_TRANSFORM_FLOPS_PER_ELEMENT` per element of
-  the transforms, ``16·N·T·(C + O)``;
+* **winograd**: in :mod:`convgrad.engine.winograd` (``variant_cost``), beside
+  its variants;
 * **fft** (overlap-save): ``c_fft·B·log₂B`` per transformed block plus
   :data:`MIX_FLOPS_PER_MAC` per complex multiply-add of the per-frequency
   products, for the block lengths :func:`plan` picks.
@@ -149,29 +148,6 @@ def block_positions(geom: Geometry, itemsize: int, budget: int) -> int:
 def grid_sample_bytes(geom: Geometry, itemsize: int) -> int:
     """Workspace of one sample on the grid route: ``C·K·P`` elements."""
     return geom.c_in * prod(geom.kernel) * prod(geom.padded_size) * itemsize
-
-
-WINOGRAD_TRANSFORM_FLOPS_PER_ELEMENT = 600.0
-"""Cost of one element of the Winograd transforms (``V``, ``M`` and the tiles), in GEMM flops: NumPy's strided
-sums and differences measured about 4 ns per element (N=8 256→256 14²: 18 ms against 10 ms for the gemm route)."""
-
-
-def winograd_cost(geom: Geometry) -> float:
-    """Estimated cost of one F(2×2, 3×3) contraction, in GEMM flops (2-d, ``groups == 1``).
-
-    16 GEMMs of ``O × C × N·T`` over ``T`` tiles of 2×2 outputs, plus the
-    transforms: 16 elements per tile and channel of ``V`` and ``M``.
-
-    Examples
-    --------
-    >>> from convgrad._geometry import conv_geometry
-    >>> geom = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    >>> winograd_cost(geom) > gemm_cost(geom)   # NumPy's transforms cost more than the GEMMs save here
-    True
-    """
-    tiles = prod(tuple(-(-q // 2) for q in geom.out_size))
-    elements = 16 * geom.n * tiles * (geom.c_in + geom.c_out)
-    return 2.0 * 16 * geom.n * tiles * geom.c_in * geom.c_out + WINOGRAD_TRANSFORM_FLOPS_PER_ELEMENT * elements
 
 
 # ----------------------------------------------------------------------------- the FFT's block plan
