@@ -128,7 +128,8 @@ def test_auto_picks_fft_for_large_kernels_only() -> None:
     assert dispatch.route(small, f32) not in ("fft", "gemm")  # the grid, or Winograd where it is cheaper
     assert dispatch.route(small, f32, "direct") == "grid"
     assert dispatch.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST (and GRID_MIN_ELEMENTS)
-    assert dispatch.route(large, f32, "direct") == "grid"
+    assert dispatch.route(large, f32, "direct") == "gemm"  # 1-d: the grid route is for 2-d and up
+    assert dispatch.route(small, f32, "direct", "weight") == "gemm"  # measured faster than the grid's
     assert cost.fft_cost(large) < cost.gemm_cost(large)
     assert cost.fft_cost(small) > cost.gemm_cost(small)
 
@@ -188,6 +189,7 @@ def test_grid_matches_torch(cfg: Config, seed: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
         mp.setattr(cost, "grid_cost", lambda geom: 0.0)  # grid wherever it applies
+        mp.setattr(dispatch, "grid_op", lambda geom, op: True)
         state.clear_caches()  # the route is remembered per geometry
         if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
             assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
@@ -420,6 +422,7 @@ def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: 
         mp.setattr(windows, "SMALL_COPY", 0)
         mp.setattr(windows, "SMALL_FOLD", 0)
         mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
+        mp.setattr(dispatch, "grid_op", lambda geom, op: True)
         state.clear_caches()
         _against_torch(cfg, seed, method="direct")
     state.clear_caches()
@@ -440,6 +443,7 @@ def test_views_in_and_inputs_untouched_on_every_route(
 ) -> None:
     """Negative-stride and transposed views give the numbers of their contiguous copies; nothing is written."""
     monkeypatch.setattr(cost, "GRID_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(dispatch, "grid_op", lambda geom, op: True)
     monkeypatch.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)
     state.clear_caches()
     rng = np.random.default_rng(1)

@@ -52,6 +52,7 @@ def _routes_forced(grid: bool = True) -> Iterator[None]:
         if grid:
             mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
             mp.setattr(cost, "grid_cost", lambda geom: 0.0)
+            mp.setattr(dispatch, "grid_op", lambda geom, op: True)
         state.clear_caches()
         try:
             yield

@@ -20,7 +20,8 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
 4. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
    (``"grid_depthwise"`` at stride 1 where the grid applies), the weight
    gradient where the grid applies (as ``"grid_depthwise"``).
-5. ``"grid"`` — stride 1 in every dimension, a window matrix of at least
+5. ``"grid"`` — the forward pass and input gradient of layers with two or
+   more spatial dimensions: stride 1 in every dimension, a window matrix of at least
    :data:`~convgrad.engine.cost.GRID_MIN_ELEMENTS` entries, one sample's grid
    windows within the budget, and a lower estimated cost than the gemm route
    (the grid computes at every padded position, ``P`` per sample, not ``Q``).
@@ -135,7 +136,18 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         return "grid_depthwise" if grid else "depthwise"
     if is_depthwise(geom) and op == "weight" and grid:
         return "grid_depthwise"
-    return "grid" if grid else "gemm"
+    return "grid" if grid and grid_op(geom, op) else "gemm"
+
+
+def grid_op(geom: Geometry, op: str) -> bool:
+    """Whether a dense layer's contraction ``op`` may take the grid route: forward and input gradient, 2-d and up.
+
+    The gemm route's weight gradient, and every contraction in 1-d (whose im2col rows are as long and
+    contiguous as the grid's), measured as fast or faster (float32, 2 threads): 1-d k9 64→64 at L = 16000,
+    71 / 76 / 71 ms against 76 / 79 / 87 (forward / input / weight); the weight gradients of 3×3×3 16→32
+    and 3×3 d2 64→64, 13 and 10 ms against 14 and 12.
+    """
+    return geom.d >= 2 and op != "weight"
 
 
 def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward", *,

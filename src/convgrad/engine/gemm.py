@@ -142,23 +142,60 @@ def gemm_forward(x: Array, w: Array, geom: Geometry) -> Array:
     return y
 
 
+WIDE_OUTPUT = 128
+"""Output channels per group from which a weight gradient is accumulated as ``(O/G, j)`` rather than ``(j, O/G)``.
+
+Measured with OpenBLAS on 2 threads: the wide orientation saves the final transpose, which cost as much as
+the GEMMs themselves on 512→512 7² (8 of 10 ms); on narrow layers (16→32 conv3d, 64→64 conv1d) the skinny
+``(O/G, m) @ (m, j)`` product ran up to 25 % slower than ``(j, m) @ (m, O/G)`` and the transpose is small.
+"""
+
+
+class WeightSum:
+    """``Σ_blocks rows @ colsᵀ``: the weight gradient summed block by block, in the faster orientation.
+
+    ``rows`` is a block of the output gradient, ``(G, O/G, m)``; ``cols`` its windows, ``(G, j, m)``.
+    Transposed operands are passed to the BLAS as views, never copied.
+    """
+
+    def __init__(self, geom: Geometry, dtype: np.dtype[Any]) -> None:
+        og, j = geom.c_out // geom.groups, (geom.c_in // geom.groups) * prod(geom.kernel)
+        self.geom = geom
+        self.wide = og >= WIDE_OUTPUT
+        self.total: Array = np.zeros((geom.groups, og, j) if self.wide else (geom.groups, j, og), dtype=dtype)
+        self.part: Array | None = None
+
+    def add(self, rows: Array, cols: Array) -> None:
+        """Add ``rows @ colsᵀ`` (one block's products) to the sum."""
+        if self.part is None:
+            self.part = np.empty_like(self.total)
+        if self.wide:
+            self.total += np.matmul(rows, cols.swapaxes(1, 2), out=self.part)
+        else:
+            self.total += np.matmul(cols, rows.swapaxes(1, 2), out=self.part)
+
+    def result(self) -> Array:
+        """The sum as a weight, ``(O, C/G, *K)``."""
+        gw = self.total if self.wide else np.ascontiguousarray(self.total.swapaxes(1, 2))
+        return gw.reshape(self.geom.weight_shape)
+
+
 def gemm_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` by im2col and one GEMM per group and chunk."""
     dtype = np.result_type(g, x)
-    gw_t = np.zeros((geom.groups, (geom.c_in // geom.groups) * prod(geom.kernel), geom.c_out // geom.groups), dtype)
+    gw = WeightSum(geom, dtype)
     budget = _block_budget(geom, dtype)
     if _split_sample(geom, dtype, budget):
         for n0 in range(x.shape[0]):
             xp = pad(x[n0 : n0 + 1], geom)
             for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, budget):
                 cols = _cols(_spatial(xp, in_sl), sub, dtype)
-                gw_t += np.matmul(cols, _group_rows(_spatial(g[n0 : n0 + 1], out_sl), geom).swapaxes(1, 2))
+                gw.add(_group_rows(_spatial(g[n0 : n0 + 1], out_sl), geom), cols)
     else:
         for n0, n1 in batch_chunks(x.shape[0], gemm_sample_bytes(geom, dtype.itemsize), budget):
             cols = _cols(pad(x[n0:n1], geom), geom, dtype)
-            # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
-            gw_t += np.matmul(cols, _group_rows(g[n0:n1], geom).swapaxes(1, 2))
-    return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
+            gw.add(_group_rows(g[n0:n1], geom), cols)
+    return gw.result()
 
 
 def _fold_chunk(g: Array, w_t: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:

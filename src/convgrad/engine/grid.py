@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from .._geometry import Geometry, prod
 from .cost import block_positions, grid_sample_bytes
+from .gemm import WeightSum
 from .padding import pad, pad_adjoint
 from .state import batch_chunks, cache, get_workspace_budget, scratch, split_run
 from .windows import kernel_offsets
@@ -150,21 +151,18 @@ def grid_forward(x: Array, w: Array, geom: Geometry) -> Array:
 def grid_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """``gw[o, c, k] = Σ_{n,m} g[n, o, m] · cols[c, k, m]`` at stride 1, summed over chunks and blocks."""
     dtype = np.result_type(g, x)
-    cg, og = geom.c_in // geom.groups, geom.c_out // geom.groups
-    gw_t = np.zeros((geom.groups, cg * prod(geom.kernel), og), dtype=dtype)
-    part = np.empty_like(gw_t)
+    gw = WeightSum(geom, dtype)
     for n0, n1 in batch_chunks(x.shape[0], _per_sample_bytes(geom, dtype)):
         m = (n1 - n0) * prod(geom.padded_size)
         grid = _grid_input(x[n0:n1], geom, dtype)
         finite = bool(np.isfinite(x[n0:n1]).all())
-        g_t = _grid_grad(g[n0:n1].astype(dtype, copy=False), geom).swapaxes(1, 2)  # (G, m, O/G)
+        g_grid = _grid_grad(g[n0:n1].astype(dtype, copy=False), geom)  # (G, O/G, m)
         for m0, m1 in _blocks(geom, m, dtype.itemsize):
             cols = _cols(grid, geom, m0, m1)
             if not finite:
                 _zero_junk_range(cols, geom, m0, m1)
-            # (G, j, m) @ (G, m, O/G) -> (G, j, O/G)
-            gw_t += np.matmul(cols, g_t[:, m0:m1], out=part)
-    return np.ascontiguousarray(gw_t.swapaxes(1, 2)).reshape(geom.weight_shape)
+            gw.add(g_grid[:, :, m0:m1], cols)
+    return gw.result()
 
 
 def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
+from .gemm import WeightSum
 from .state import batch_chunks
 from .windows import window_starts
 
@@ -45,22 +46,34 @@ def pointwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
     return y.reshape((x.shape[0], geom.c_out) + geom.out_size)
 
 
-def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """1×1 kernel, no padding: ``gw[o, c] = Σ_{n,q} g[n, o, q] · x[n, c, q·s]``, one GEMM per group and chunk.
+PER_SAMPLE_POSITIONS = 1024
+"""From this many output positions per sample, the weight gradient is one GEMM per sample on the operands in place.
 
-    The two operands are copied channel-major, ``(G, channels/G, nb·Q)``, in
-    chunks of samples within the workspace budget, so the sum over samples
-    and positions is the GEMM's own inner dimension (no per-sample products).
+Below it, the per-sample products are short (``Q`` is their inner dimension) and the chunk is copied
+channel-major into one long GEMM instead. Measured on 2 threads, float32, 8 samples: 64→256 and 256→64 at
+56² (``Q`` = 3136) took 8.7 ms with the copies and 4.3 ms in place; at ``Q`` ≤ 784 the two were within 5 %.
+"""
+
+
+def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
+    """1×1 kernel, no padding: ``gw[o, c] = Σ_{n,q} g[n, o, q] · x[n, c, q·s]``.
+
+    Long samples (:data:`PER_SAMPLE_POSITIONS`) take one GEMM per sample, reading ``g`` and ``x`` in
+    place (a strided ``x`` is subsampled one sample at a time). Short ones are copied channel-major,
+    ``(G, channels/G, nb·Q)``, in chunks of samples within the workspace budget, so the sum over samples
+    and positions is one GEMM's inner dimension.
     """
     dtype = np.result_type(g, x)
-    og, cg = geom.c_out // geom.groups, geom.c_in // geom.groups
-    gw = np.zeros((geom.groups, og, cg), dtype=dtype)
+    gw = WeightSum(geom, dtype)
+    if prod(geom.out_size) >= PER_SAMPLE_POSITIONS:
+        for n in range(x.shape[0]):
+            gw.add(_grouped(g[n : n + 1], geom, geom.c_out)[0], _strided_input(x[n : n + 1], geom)[0])
+        return gw.result()
     per_sample = (geom.c_in + geom.c_out) * prod(geom.out_size) * dtype.itemsize
     for n0, n1 in batch_chunks(x.shape[0], per_sample):
         xs = x[(slice(n0, n1), slice(None)) + window_starts(geom)]
-        # (G, O/G, m) @ (G, m, C/G) -> (G, O/G, C/G)
-        gw += np.matmul(_rows(g[n0:n1], geom, geom.c_out), _rows(xs, geom, geom.c_in).swapaxes(1, 2))
-    return gw.reshape(geom.weight_shape)
+        gw.add(_rows(g[n0:n1], geom, geom.c_out), _rows(xs, geom, geom.c_in))
+    return gw.result()
 
 
 def pointwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
