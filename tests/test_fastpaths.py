@@ -109,7 +109,7 @@ def test_route_rule(cfg: Config) -> None:
             "pointwise" if pointwise_
             else ("grid_depthwise" if use_grid(geom) else "depthwise") if depthwise and op == "input"
             else "grid_depthwise" if depthwise and op == "weight" and use_grid(geom)
-            else "grid" if use_grid(geom)
+            else "grid" if use_grid(geom) and cfg.d >= 2 and op != "weight"  # dense: forward and input, 2-d and up
             else "gemm"
         )
         assert dispatch.route(geom, f64, "direct", op) == expected

@@ -59,8 +59,10 @@ __all__ = ["Grads", "conj", "conv", "conv_backward", "conv_bias_grad", "conv_inp
 
 def with_bias(contraction: Callable[..., Array], p: Prepared, a: str = "x") -> Array:
     """``contraction(p[a], p["w"]) + b`` in the compute dtype, returned in the result dtype (``conv``, transposed)."""
-    y = contraction(p[a], p["w"], p.geom, p.method, exact=p.exact)
     b = p.get("b")
+    if b is not None and contraction is engine.forward and p.xp is None:  # NumPy: the bias may join the GEMM
+        return p.finish(engine.forward_bias(p[a], p["w"], b, p.geom, p.method, exact=p.exact))
+    y = contraction(p[a], p["w"], p.geom, p.method, exact=p.exact)
     if b is not None:
         y = p.add_bias(y, b)
     return p.finish(y)

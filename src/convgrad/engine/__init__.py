@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry
-from . import dispatch
+from . import dispatch, pointwise
 
 Array = npt.NDArray[Any]
 _NDARRAY = np.ndarray
@@ -40,6 +40,18 @@ __all__ = ["bias_grad", "forward", "input_grad", "weight_grad"]
 def forward(x: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
     """``y[n, o, q] = Σ_{c,k} U[n, γ(o)·C/G + c, q, k] · w[o, c, k]`` (no bias)."""
     return dispatch.run("forward", x, w, geom, method, exact=exact)
+
+
+def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
+    """``forward(x, w) + b[o]`` for NumPy arrays, the bias fused into the GEMM on the pointwise route where that
+    saves a pass over ``y`` (:func:`convgrad.engine.pointwise.bias_fuses`), else added in place."""
+    if not exact and not geom.dilates_input:
+        dtype = np.result_type(x, w, b)
+        if pointwise.bias_fuses(geom, dtype) and dispatch.route(geom, dtype, method, "forward") == "pointwise":
+            return pointwise.pointwise_forward_bias(x, w, b, geom)
+    y = forward(x, w, geom, method, exact=exact)
+    y += b.reshape((-1,) + (1,) * geom.d)
+    return y
 
 
 def input_grad(g: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
@@ -59,12 +71,13 @@ def bias_grad(g: Array) -> Array:
 
         return generic.bias_grad(g)  # type: ignore[no-any-return]
     n, o, q = g.shape[0], g.shape[1], int(np.prod(g.shape[2:]))
-    if g.dtype.kind in "fc" and 0 < q <= GEMV_POSITIONS and n * o > 0:
-        # one GEMV against ones: the multi-threaded BLAS reads g once, 2.7× faster than the reduction on
-        # (8, 256, 56, 56) float32, with the same order of rounding error (each row in the BLAS's lanes)
-        rows: Array = np.matmul(g.reshape(n * o, q), np.ones(q, dtype=g.dtype))
-        return rows.reshape(n, o).sum(axis=0)  # type: ignore[no-any-return]
-    total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    with np.errstate(invalid="ignore"):  # inf − inf is NaN, as in PyTorch: no warning
+        if g.dtype.kind in "fc" and 0 < q <= GEMV_POSITIONS and n * o > 0:
+            # one GEMV against ones: the multi-threaded BLAS reads g once, 2.7× faster than the reduction on
+            # (8, 256, 56, 56) float32, with the same order of rounding error (each row in the BLAS's lanes)
+            rows: Array = np.matmul(g.reshape(n * o, q), np.ones(q, dtype=g.dtype))
+            return rows.reshape(n, o).sum(axis=0)  # type: ignore[no-any-return]
+        total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
     return total
 
 

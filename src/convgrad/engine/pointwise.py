@@ -55,6 +55,37 @@ channel-major into one long GEMM instead. Measured on 2 threads, float32, 8 samp
 """
 
 
+def bias_fuses(geom: Geometry, dtype: np.dtype[Any]) -> bool:
+    """Whether :func:`pointwise_forward_bias` saves time over the product and a separate ``y += b``.
+
+    It copies ``x`` once, with a row of ones; the separate add is one more pass over ``y``. So it pays where
+    ``x`` is copied anyway (stride > 1) or is at most half of ``y`` (``O ≥ 2·C``). Measured on 2 threads,
+    float32, 8 samples: 64→256 at 56², 5.5 → 4.2 ms; 64→128 at 56², 3.3 → 2.7 ms; 256→64 at 56², 4.6 → 6.7 ms
+    (which it therefore leaves alone).
+    """
+    return geom.groups == 1 and np.dtype(dtype).kind in "fc" and (
+        any(s != 1 for s in geom.stride) or geom.c_out >= 2 * geom.c_in)
+
+
+def pointwise_forward_bias(x: Array, w: Array, b: Array, geom: Geometry) -> Array:
+    """``y[n, o, q] = b[o] + Σ_c w[o, c] · x[n, c, q·s]`` as one GEMM: ``[w | b] @ [x; 1]`` (``groups == 1``).
+
+    The (strided) input is copied into ``(N, C + 1, Q)`` with a last row of ones, so the bias is the
+    GEMM's last term instead of a pass over ``y``.
+    """
+    n, c, q = x.shape[0], geom.c_in, prod(geom.out_size)
+    dtype = np.result_type(x, w, b)
+    xa = np.empty((n, c + 1) + geom.out_size, dtype=dtype)
+    xa[:, :c] = x[(slice(None), slice(None)) + window_starts(geom)]
+    xa[:, c] = 1
+    wa = np.empty((geom.c_out, c + 1), dtype=dtype)
+    wa[:, :c] = w.reshape(geom.c_out, c)
+    wa[:, c] = b
+    with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as on every route
+        y: Array = np.matmul(wa, xa.reshape(n, c + 1, q))
+    return y.reshape((n, geom.c_out) + geom.out_size)
+
+
 def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """1×1 kernel, no padding: ``gw[o, c] = Σ_{n,q} g[n, o, q] · x[n, c, q·s]``.
 

@@ -1,0 +1,180 @@
+"""The bias inside the pointwise GEMM, the two orientations of the weight-gradient sum, the pointwise weight
+gradient read in place, and the bias gradient by one GEMV: each against the plain computation and PyTorch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convgrad as cg
+from convgrad import _geometry as geometry
+from convgrad import engine, reference
+from convgrad.engine import gemm, grid, pointwise
+from strategies import Config, conv_configs
+
+
+def _geometry(cfg: Config) -> geometry.Geometry:
+    return geometry.conv_geometry(cfg.x_shape, cfg.w_shape, **cfg.kwargs())
+
+
+def _pointwise(cfg: Config) -> Config:
+    d = cfg.d
+    return dataclasses.replace(cfg, kernel=(1,) * d, padding=0, lo=(0,) * d, hi=(0,) * d, padding_mode="zeros")
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-12) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    scale = max(1.0, float(np.abs(b).max(initial=0.0)))
+    np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+# ----------------------------------------------------------------------------- bias in the pointwise GEMM
+
+
+@given(cfg=conv_configs(max_kernel=1, max_groups=1, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1),
+       wide=st.booleans(), complex_=st.booleans())
+def test_bias_in_the_pointwise_gemm(cfg: Config, seed: int, wide: bool, complex_: bool) -> None:
+    """``[w | b] @ [x; 1]`` equals the product plus ``b``, on every stride, float64 and complex128."""
+    cfg = _pointwise(dataclasses.replace(cfg, c_out=2 * cfg.c_in + 1) if wide else cfg)
+    geom = dataclasses.replace(_geometry(cfg), batched=True)
+    rng = np.random.default_rng(seed)
+    dtype = np.complex128 if complex_ else np.float64
+    x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size).astype(dtype)
+    w = rng.standard_normal(cfg.w_shape).astype(dtype)
+    b = rng.standard_normal(cfg.c_out).astype(dtype)
+    if complex_:
+        x, b = x + 1j * rng.standard_normal(x.shape), b - 1j
+    x0, w0, b0 = x.copy(), w.copy(), b.copy()
+    expected = pointwise.pointwise_forward(x, w, geom) + b.reshape((-1,) + (1,) * cfg.d)
+    _close(pointwise.pointwise_forward_bias(x, w, b, geom), expected)
+    _close(engine.forward_bias(x, w, b, geom), expected)
+    fuses = cfg.c_out >= 2 * cfg.c_in or any(s != 1 for s in geom.stride)
+    assert pointwise.bias_fuses(geom, np.dtype(dtype)) == fuses
+    for a, a0 in ((x, x0), (w, w0), (b, b0)):
+        np.testing.assert_array_equal(a, a0)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride"), [
+    ((2, 3, 7, 5), (8, 3, 1, 1), 1), ((2, 3, 7, 5), (4, 3, 1, 1), 2), ((1, 4, 9), (9, 4, 1), 3),
+    ((2, 2, 3, 3, 3), (5, 2, 1, 1, 1), 2), ((0, 3, 4, 4), (8, 3, 1, 1), 1),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_fused_bias_through_the_api_matches_torch(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int,
+                                                  dtype: Any) -> None:
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, (w_shape[0],)))
+    conv = {3: torch.nn.functional.conv1d, 4: torch.nn.functional.conv2d, 5: torch.nn.functional.conv3d}[len(x_shape)]
+    ref = conv(*(torch.from_numpy(a.astype(np.float64)) for a in (x, w, b)), stride=stride).numpy()
+    y = cg.conv(x, w, b, stride=stride)
+    assert y.dtype == dtype and y.shape == ref.shape
+    tol = {np.float16: 1e-2, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
+
+
+def test_fused_bias_non_finite_matches_torch() -> None:
+    """inf, −inf and NaN in the bias, NaN and inf in x: where PyTorch puts them, no warning."""
+    x = np.ones((1, 2, 3, 3), np.float32)
+    x[0, 0, 1, 1], x[0, 1, 0, 2] = np.nan, np.inf
+    w = np.ones((6, 2, 1, 1), np.float32)
+    b = np.array([np.inf, np.nan, 1, 2, 3, -np.inf], np.float32)
+    assert pointwise.bias_fuses(geometry.conv_geometry(x.shape, w.shape), np.dtype(np.float32))
+    with np.errstate(all="raise"):
+        y = cg.conv(x, w, b)
+    ref = torch.nn.functional.conv2d(*(torch.from_numpy(a) for a in (x, w, b))).numpy()
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_integer_bias_stays_exact() -> None:
+    """Integer data never take the fused floating product: exact sums (as float64)."""
+    big = 2**53
+    x = np.full((1, 1, 2), 1, np.int64)
+    w = np.array([[[1]], [[1]], [[1]]], np.int64)
+    y = cg.conv(x, w, np.array([big, big, 1], np.int64))
+    assert y.dtype == np.float64 and y[0, 0, 0] == float(big + 1) and y[0, 2, 0] == 2.0
+
+
+# ----------------------------------------------------------------------------- weight-gradient orientation
+
+
+@pytest.mark.parametrize("wide", [0, 10**9])
+@settings(max_examples=40, deadline=None)
+@given(cfg=conv_configs(max_kernel=3, max_groups=3), seed=st.integers(0, 2**32 - 1))
+def test_weight_gradient_in_both_orientations(cfg: Config, seed: int, wide: int) -> None:
+    """``(O/G, j)`` and ``(j, O/G)`` accumulation give the loop-level reference's gradient (gemm and grid)."""
+    geom = dataclasses.replace(_geometry(cfg), batched=True)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size)
+    g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size)
+    expected = reference.conv_weight_grad(g, x, weight_shape=cfg.w_shape, **cfg.kwargs())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gemm, "WIDE_OUTPUT", wide)
+        assert gemm.WeightSum(geom, np.dtype(np.float64)).wide == (geom.c_out // geom.groups >= wide)
+        _close(gemm.gemm_weight_grad(g, x, geom), expected, 1e-10)
+        if all(s == 1 for s in geom.stride):
+            _close(grid.grid_weight_grad(g, x, geom), expected, 1e-10)
+
+
+# ----------------------------------------------------------------------------- pointwise weight gradient
+
+
+@pytest.mark.parametrize("per_sample", [0, 10**9])
+@given(cfg=conv_configs(max_kernel=1, max_groups=3), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
+def test_pointwise_weight_gradient_in_place_and_copied(cfg: Config, seed: int, per_sample: int,
+                                                      complex_: bool) -> None:
+    """One GEMM per sample on the operands in place, or one over the channel-major copy: the reference's numbers;
+    a transposed (non-contiguous) ``x`` and ``g`` give the same, and neither is written."""
+    cfg = _pointwise(cfg)
+    geom = dataclasses.replace(_geometry(cfg), batched=True)
+    rng = np.random.default_rng(seed)
+    dtype = np.complex128 if complex_ else np.float64
+    x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size).astype(dtype)
+    g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size).astype(dtype)
+    if complex_:
+        x, g = x * (1 + 2j), g * (1 - 1j)
+    expected = gemm.gemm_weight_grad(g, x, geom)  # the engine's convention: no conjugation
+    if not complex_:
+        _close(expected, reference.conv_weight_grad(g, x, weight_shape=cfg.w_shape, **cfg.kwargs()), 1e-10)
+    x_t = np.asfortranarray(x)  # other strides, same values
+    x0, g0 = x.copy(), g.copy()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pointwise, "PER_SAMPLE_POSITIONS", per_sample)
+        _close(pointwise.pointwise_weight_grad(g, x, geom), expected, 1e-10)
+        _close(pointwise.pointwise_weight_grad(g, x_t, geom), expected, 1e-10)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(g, g0)
+
+
+# ----------------------------------------------------------------------------- bias gradient
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.int64, np.float16])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (0, 3, 4), (2, 0, 4), (2, 3, 0), (1, 2, 70000), (3, 4, 6, 7, 2)])
+def test_bias_gradient(dtype: Any, shape: tuple[int, ...]) -> None:
+    """The GEMV against ones (rows up to GEMV_POSITIONS) and the reduction: float64 sums, every dtype and size."""
+    rng = np.random.default_rng(0)
+    g = (rng.standard_normal(shape) * 10).astype(dtype)
+    expected = g.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64).sum(
+        axis=(0,) + tuple(range(2, len(shape))))
+    for view in (g, g[:, :, ::-1]):  # a negative-stride view too
+        got = cg.conv_bias_grad(view)
+        assert got.shape == (shape[1],)
+        tol = {"float16": 5e-2, "float32": 1e-5, "complex64": 1e-5}.get(np.dtype(dtype).name, 1e-12)
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * (1 + np.abs(expected).max(initial=0)))
+
+
+def test_bias_gradient_non_finite_and_long_rows() -> None:
+    g = np.ones((2, 3, 8), np.float32)
+    g[0, 0, 1], g[1, 1, 2], g[0, 1, 3], g[1, 2, 0] = np.inf, np.inf, -np.inf, np.nan
+    with np.errstate(all="raise"):
+        got = engine.bias_grad(g)
+    ref = torch.from_numpy(g).sum(dim=(0, 2)).numpy()
+    np.testing.assert_array_equal(got, ref)  # inf, inf − inf = NaN, NaN
+    long = np.full((1, 1, engine.GEMV_POSITIONS + 1), 0.1, np.float32)  # past the GEMV: the pairwise reduction
+    assert abs(float(engine.bias_grad(long)[0]) - 0.1 * long.size) < 1e-6 * long.size
