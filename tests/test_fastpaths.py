@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import convgrad as cg
 from convgrad import _geometry as geometry
 from convgrad._arguments import METHODS
-from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, jit, pointwise, state, windows
+from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, jit, pointwise, small, state, windows
 from strategies import Config, conv_configs
 from torch_ref import torch_conv, torch_conv_transpose
 
@@ -41,6 +41,7 @@ ROUTES = {
     "fft": (fft.fft_forward, fft.fft_input_grad, fft.fft_weight_grad),
     "grid": (grid.grid_forward, grid.grid_input_grad, grid.grid_weight_grad),
     "grid_depthwise": (grid.grid_forward, grid.grid_depthwise_input_grad, grid.grid_depthwise_weight_grad),
+    "small": (small.small_forward, small.small_input_grad, small.small_weight_grad),
 }
 
 
@@ -107,6 +108,7 @@ def test_route_rule(cfg: Config) -> None:
     for op in ("forward", "input", "weight"):
         expected = (
             "pointwise" if pointwise_
+            else "small" if geom.n * geom.c_in * np.prod(geom.kernel) * np.prod(geom.out_size) <= 4096
             else ("grid_depthwise" if use_grid(geom) else "depthwise") if depthwise and op == "input"
             else "grid_depthwise" if depthwise and op == "weight" and use_grid(geom)
             else "grid" if use_grid(geom) and cfg.d >= 2 and op != "weight"  # dense: forward and input, 2-d and up
@@ -127,7 +129,7 @@ def test_auto_picks_fft_for_large_kernels_only() -> None:
     assert dispatch.route(large, f32) == "fft" and dispatch.route(large_2d, f32) == "fft"
     assert dispatch.route(small, f32) not in ("fft", "gemm")  # the grid, or Winograd where it is cheaper
     assert dispatch.route(small, f32, "direct") == "grid"
-    assert dispatch.route(tiny_large_kernel, f32) == "gemm"  # below MIN_DIRECT_COST (and GRID_MIN_ELEMENTS)
+    assert dispatch.route(tiny_large_kernel, f32) == "small"  # below MIN_DIRECT_COST (and SMALL_WINDOWS)
     assert dispatch.route(large, f32, "direct") == "gemm"  # 1-d: the grid route is for 2-d and up
     assert dispatch.route(small, f32, "direct", "weight") == "gemm"  # measured faster than the grid's
     assert cost.fft_cost(large) < cost.gemm_cost(large)
@@ -177,6 +179,12 @@ def test_grid_depthwise_matches_general_route(cfg: Config, seed: int, complex_: 
     _against_general(cfg, "grid_depthwise", seed, np.complex128 if complex_ else np.float64)
 
 
+@given(cfg=conv_configs(max_kernel=4, max_groups=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
+def test_small_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
+    """Every geometry (the route itself does not look at the size), float64 and complex128."""
+    _against_general(cfg, "small", seed, np.complex128 if complex_ else np.float64)
+
+
 @given(cfg=conv_configs(max_kernel=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
 def test_grid_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
     _against_general(dataclasses.replace(cfg, stride=1), "grid", seed, np.complex128 if complex_ else np.float64)
@@ -190,6 +198,7 @@ def test_grid_matches_torch(cfg: Config, seed: int) -> None:
         mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
         mp.setattr(cost, "grid_cost", lambda geom: 0.0)  # grid wherever it applies
         mp.setattr(dispatch, "grid_op", lambda geom, op: True)
+        mp.setattr(small, "SMALL_WINDOWS", -1)
         state.clear_caches()  # the route is remembered per geometry
         if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
             assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
@@ -423,6 +432,7 @@ def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: 
         mp.setattr(windows, "SMALL_FOLD", 0)
         mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
         mp.setattr(dispatch, "grid_op", lambda geom, op: True)
+        mp.setattr(small, "SMALL_WINDOWS", -1)  # the chunked routes, whose copies are split
         state.clear_caches()
         _against_torch(cfg, seed, method="direct")
     state.clear_caches()
@@ -438,10 +448,12 @@ def test_copies_split_over_threads_match_torch(cfg: Config, seed: int, threads: 
         ((6, 2, 3, 2), {"padding": 1, "groups": 2}, "fft"),
     ],
 )
+@pytest.mark.parametrize("small_windows", [-1, small.SMALL_WINDOWS], ids=["large routes", "small route"])
 def test_views_in_and_inputs_untouched_on_every_route(
-    w_shape: tuple[int, ...], kw: dict[str, int], method: str, monkeypatch: pytest.MonkeyPatch
+    w_shape: tuple[int, ...], kw: dict[str, int], method: str, small_windows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Negative-stride and transposed views give the numbers of their contiguous copies; nothing is written."""
+    monkeypatch.setattr(small, "SMALL_WINDOWS", small_windows)
     monkeypatch.setattr(cost, "GRID_MIN_ELEMENTS", 0)
     monkeypatch.setattr(dispatch, "grid_op", lambda geom, op: True)
     monkeypatch.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)

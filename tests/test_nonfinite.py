@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 import convgrad as cg
 from convgrad._geometry import conv_geometry
-from convgrad.engine import cost, dispatch, jit, state
+from convgrad.engine import cost, dispatch, jit, small, state
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -41,14 +41,19 @@ CASES: list[tuple[str, tuple[str, str, str], tuple[int, ...], tuple[int, ...], d
      "direct"),
     ("grid 1-d reflect", ("grid", "grid", "grid"), (2, 2, 12), (2, 2, 4), {"padding": 2, "padding_mode": "reflect"},
      "direct"),
+    ("small", ("small",) * 3, (2, 3, 6, 5), (4, 3, 3, 2), {"padding": 1, "stride": (1, 2)}, "direct"),
+    ("small grouped reflect", ("small",) * 3, (1, 4, 6, 6), (4, 2, 3, 3),
+     {"groups": 2, "padding": 1, "padding_mode": "reflect"}, "auto"),
 ]
 
 
 @contextmanager
-def _routes_forced(grid: bool = True) -> Iterator[None]:
+def _routes_forced(grid: bool = True, small_route: bool = False) -> Iterator[None]:
     """With ``grid``, the grid routes apply wherever the stride allows: the size threshold and cost comparison lifted."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(jit, "choose", lambda *args, **kwargs: None)  # the NumPy routes (the JIT's are tested below)
+        if not small_route:
+            mp.setattr(small, "SMALL_WINDOWS", -1)  # these small cases stand for the larger problems' routes
         if grid:
             mp.setattr(cost, "GRID_MIN_ELEMENTS", 0)
             mp.setattr(cost, "grid_cost", lambda geom: 0.0)
@@ -62,11 +67,13 @@ def _routes_forced(grid: bool = True) -> Iterator[None]:
 
 @contextmanager
 def _jit_routes() -> Iterator[None]:
-    state.clear_caches()
-    try:
-        yield
-    finally:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(small, "SMALL_WINDOWS", -1)  # the small cases stand for the compiled routes
         state.clear_caches()
+        try:
+            yield
+        finally:
+            state.clear_caches()
 
 
 def _torch(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> list[np.ndarray]:
@@ -107,7 +114,8 @@ def test_non_finite_values_land_where_torch_puts_them(
     b = rng.standard_normal(w_shape[0])
     if name.startswith("jit") and not jit.available():
         pytest.skip("the compiled routes need Numba (pip install 'convgrad[jit]')")
-    with _routes_forced("grid" in name) if not name.startswith("jit") else _jit_routes():
+    forced = _routes_forced("grid" in name, name.startswith("small")) if not name.startswith("jit") else _jit_routes()
+    with forced:
         y_shape = cg.conv(x0, w0, **kw).shape
         geom = conv_geometry(x_shape, w_shape, **kw)
         g0 = rng.standard_normal(y_shape)

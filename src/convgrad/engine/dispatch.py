@@ -17,6 +17,9 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    and ``"jit_dense"`` (the input gradient of dense stride-1 layers: GEMM into
    cache-sized blocks, compiled fold; both :mod:`convgrad.engine.jit`).
 3. ``"pointwise"`` — every kernel size is 1 and there is no padding.
+   ``"small"`` — ``method`` ``"auto"`` or ``"direct"`` and a window matrix of
+   at most :data:`~convgrad.engine.small.SMALL_WINDOWS` entries: one im2col and
+   one GEMM, without the chunking of the routes below.
 4. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
    (``"grid_depthwise"`` at stride 1 where the grid applies), the weight
    gradient where the grid applies (as ``"grid_depthwise"``).
@@ -47,12 +50,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, jit, phases, winograd
+from . import cost, jit, phases, small, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
 from .grid import grid_depthwise_input_grad, grid_depthwise_weight_grad, grid_forward, grid_input_grad, grid_weight_grad
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad
+from .small import small_forward, small_input_grad, small_weight_grad
 from .state import cache, get_workspace_budget
 
 Array = npt.NDArray[Any]
@@ -60,13 +64,16 @@ _NDARRAY = np.ndarray
 Contraction = Callable[[Array, Array, Geometry], Array]
 
 ROUTES: dict[str, dict[str, Contraction]] = {
-    "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "grid": grid_forward, "gemm": gemm_forward},
+    "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "small": small_forward, "grid": grid_forward,
+                "gemm": gemm_forward},
     "input": {
-        "fft": fft_input_grad, "pointwise": pointwise_input_grad, "depthwise": depthwise_input_grad,
+        "fft": fft_input_grad, "pointwise": pointwise_input_grad, "small": small_input_grad,
+        "depthwise": depthwise_input_grad,
         "grid_depthwise": grid_depthwise_input_grad, "grid": grid_input_grad, "gemm": gemm_input_grad,
     },
     "weight": {
-        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "grid_depthwise": grid_depthwise_weight_grad,
+        "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "small": small_weight_grad,
+        "grid_depthwise": grid_depthwise_weight_grad,
         "grid": grid_weight_grad, "gemm": gemm_weight_grad,
     },
 }
@@ -131,6 +138,8 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
                 return name
     if is_pointwise(geom):
         return "pointwise"
+    if method in ("auto", "direct") and small.applies(geom):
+        return "small"
     grid = grid_applies(geom, itemsize, budget)
     if is_depthwise(geom) and op == "input":
         return "grid_depthwise" if grid else "depthwise"

@@ -132,7 +132,7 @@ def fold(z: npt.NDArray[Any], geom: Geometry) -> npt.NDArray[Any]:
     """
     c, nb, kq = z.shape[0], z.shape[1 + geom.d], prod(geom.kernel) * prod(geom.out_size)
     if kq * prod(geom.padded_size) <= SMALL_FOLD and np.isfinite(z).all():
-        planes = z.reshape(c, prod(geom.kernel), nb, -1).transpose(0, 2, 1, 3).reshape(c * nb, kq)
+        planes = z.reshape(c, prod(geom.kernel), nb, prod(geom.out_size)).transpose(0, 2, 1, 3).reshape(c * nb, kq)
         folded = np.matmul(planes, fold_matrix(geom, z.dtype)).reshape((c, nb) + geom.padded_size)
         return np.ascontiguousarray(folded.swapaxes(0, 1))
     out = np.empty((z.shape[1 + geom.d], z.shape[0]) + geom.padded_size, dtype=z.dtype)
