@@ -21,7 +21,10 @@ split over output positions); grid ``C·K·P`` per sample (never split: the
 route is not used when one sample does not fit). Both routes then work in
 blocks of :func:`block_positions` positions, about :data:`BLOCK_BYTES` of
 windows each, so their scratch is one block, never more than the budget; fft the spectra of one
-sample's blocks plus the kernel spectra and the weight-gradient accumulator.
+sample's blocks plus the kernel spectra and the weight-gradient accumulator. The per-call
+temporaries proportional to the call's own arrays (the padded chunk, a GEMM's output, a transposed
+gradient) are not scratch and come on top: under tracemalloc the gemm and grid routes peaked at up to
+1.5× a small (4 MiB) budget.
 """
 
 from __future__ import annotations
