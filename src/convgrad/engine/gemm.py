@@ -142,12 +142,13 @@ def gemm_forward(x: Array, w: Array, geom: Geometry) -> Array:
     return y
 
 
-WIDE_OUTPUT = 128
+WIDE_OUTPUT = 256
 """Output channels per group from which a weight gradient is accumulated as ``(O/G, j)`` rather than ``(j, O/G)``.
 
-Measured with OpenBLAS on 2 threads: the wide orientation saves the final transpose, which cost as much as
-the GEMMs themselves on 512→512 7² (8 of 10 ms); on narrow layers (16→32 conv3d, 64→64 conv1d) the skinny
-``(O/G, m) @ (m, j)`` product ran up to 25 % slower than ``(j, m) @ (m, O/G)`` and the transpose is small.
+Measured with OpenBLAS on 2 threads, float32, gemm route, narrow → wide orientation: 512→512 7² 26.6 → 10.1 ms
+(the final transpose of ``(j, O/G)`` had cost as much as the GEMMs), 256→256 14² 12.0 → 10.3 ms; but
+128→128 28² 12.5 → 12.8, 64→128 56² stride 2 8.4 → 9.4, 64→64 56² 15.6 → 17.4, 16→32 conv3d 14.2 → 16.0 ms:
+on narrower layers the skinny ``(O/G, m) @ (m, j)`` product is the slower one and the transpose is small.
 """
 
 
