@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import convgrad as cg
 from convgrad import _geometry as geometry
 from convgrad._arguments import METHODS
-from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, jit, pointwise, small, state, windows
+from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, jit, pointwise, small, state, taps, windows
 from strategies import Config, conv_configs
 from torch_ref import torch_conv, torch_conv_transpose
 
@@ -42,6 +43,7 @@ ROUTES = {
     "grid": (grid.grid_forward, grid.grid_input_grad, grid.grid_weight_grad),
     "grid_depthwise": (grid.grid_forward, grid.grid_depthwise_input_grad, grid.grid_depthwise_weight_grad),
     "small": (small.small_forward, small.small_input_grad, small.small_weight_grad),
+    "taps": (taps.taps_forward, taps.taps_input_grad, taps.taps_weight_grad),
 }
 
 
@@ -183,6 +185,38 @@ def test_grid_depthwise_matches_general_route(cfg: Config, seed: int, complex_: 
 def test_small_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
     """Every geometry (the route itself does not look at the size), float64 and complex128."""
     _against_general(cfg, "small", seed, np.complex128 if complex_ else np.float64)
+
+
+@given(cfg=conv_configs(dims=(1,), max_kernel=5, max_groups=1), seed=st.integers(0, 2**32 - 1),
+       complex_=st.booleans())
+def test_taps_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
+    """Every 1-d stride-1 ``groups=1`` geometry (the route itself does not look at the size or tap count), every
+    padding mode, float64 and complex128."""
+    _against_general(dataclasses.replace(cfg, stride=1), "taps", seed, np.complex128 if complex_ else np.float64)
+
+
+def test_taps_rule_and_the_wavenet_layer_against_torch() -> None:
+    """Where the rule sends a layer to the taps route, and one such layer through the API against PyTorch."""
+    f64 = np.dtype(np.float64)
+    wavenet = geometry.conv_geometry((1, 32, 16384), (32, 32, 2), dilation=4)
+    assert [dispatch.route(wavenet, f64, "direct", op) for op in ("forward", "input", "weight")] == ["taps"] * 3
+    for other in (geometry.conv_geometry((1, 32, 16384), (32, 32, 4)),  # 4 taps: im2col
+                  geometry.conv_geometry((1, 32, 100), (32, 32, 2)),  # 99 outputs per sample
+                  geometry.conv_geometry((1, 32, 1000), (32, 32, 2), stride=2),
+                  geometry.conv_geometry((1, 32, 1000), (32, 16, 2), groups=2),
+                  geometry.conv_geometry((1, 32, 30, 30), (32, 32, 2, 1))):  # 2-d
+        assert not taps.applies(other)
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 4, 700)), rng.standard_normal((3, 4, 3)), rng.standard_normal(3)
+    kw = {"padding": 2, "dilation": 3, "padding_mode": "reflect"}
+    assert taps.applies(geometry.conv_geometry(x.shape, w.shape, **kw))
+    g = rng.standard_normal((2, 3, 700 + 4 - 6))
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv1d(torch.nn.functional.pad(xt, (2, 2), mode="reflect"), wt, bt, dilation=3)
+    refs = [yt.detach().numpy(), *(t.numpy() for t in torch.autograd.grad(yt, (xt, wt, bt), torch.tensor(g)))]
+    ours = [cg.conv(x, w, b, **kw), *cg.conv_backward(g, x, w, **kw)]
+    for got, ref in zip(ours, refs):
+        _close(got, ref)
 
 
 @given(cfg=conv_configs(max_kernel=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())

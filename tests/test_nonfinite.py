@@ -41,6 +41,7 @@ CASES: list[tuple[str, tuple[str, str, str], tuple[int, ...], tuple[int, ...], d
      "direct"),
     ("grid 1-d reflect", ("grid", "grid", "grid"), (2, 2, 12), (2, 2, 4), {"padding": 2, "padding_mode": "reflect"},
      "direct"),
+    ("taps", ("taps",) * 3, (2, 3, 300), (4, 3, 3), {"padding": 1, "dilation": 2}, "direct"),
     ("small", ("small",) * 3, (2, 3, 6, 5), (4, 3, 3, 2), {"padding": 1, "stride": (1, 2)}, "direct"),
     ("small grouped reflect", ("small",) * 3, (1, 4, 6, 6), (4, 2, 3, 3),
      {"groups": 2, "padding": 1, "padding_mode": "reflect"}, "auto"),

@@ -20,6 +20,9 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    ``"small"`` — ``method`` ``"auto"`` or ``"direct"`` and a window matrix of
    at most :data:`~convgrad.engine.small.SMALL_WINDOWS` entries: one im2col and
    one GEMM, without the chunking of the routes below.
+   ``"taps"`` — 1-d, stride 1, ``groups=1``, 2 or 3 taps, at least 256 outputs
+   per sample: one GEMM per tap on shifted views, no im2col
+   (:mod:`convgrad.engine.taps`).
 4. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
    (``"grid_depthwise"`` at stride 1 where the grid applies), the weight
    gradient where the grid applies (as ``"grid_depthwise"``).
@@ -50,7 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, jit, phases, small, winograd
+from . import cost, jit, phases, small, taps, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
@@ -58,23 +61,26 @@ from .grid import grid_depthwise_input_grad, grid_depthwise_weight_grad, grid_fo
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad
 from .small import small_forward, small_input_grad, small_weight_grad
 from .state import cache, get_workspace_budget
+from .taps import taps_forward, taps_input_grad, taps_weight_grad
 
 Array = npt.NDArray[Any]
 _NDARRAY = np.ndarray
 Contraction = Callable[[Array, Array, Geometry], Array]
 
 ROUTES: dict[str, dict[str, Contraction]] = {
-    "forward": {"fft": fft_forward, "pointwise": pointwise_forward, "small": small_forward, "grid": grid_forward,
-                "gemm": gemm_forward},
+    "forward": {
+        "fft": fft_forward, "pointwise": pointwise_forward, "small": small_forward, "taps": taps_forward,
+        "grid": grid_forward, "gemm": gemm_forward,
+    },
     "input": {
         "fft": fft_input_grad, "pointwise": pointwise_input_grad, "small": small_input_grad,
-        "depthwise": depthwise_input_grad,
-        "grid_depthwise": grid_depthwise_input_grad, "grid": grid_input_grad, "gemm": gemm_input_grad,
+        "taps": taps_input_grad, "depthwise": depthwise_input_grad, "grid_depthwise": grid_depthwise_input_grad,
+        "grid": grid_input_grad, "gemm": gemm_input_grad,
     },
     "weight": {
         "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "small": small_weight_grad,
-        "grid_depthwise": grid_depthwise_weight_grad,
-        "grid": grid_weight_grad, "gemm": gemm_weight_grad,
+        "taps": taps_weight_grad, "grid_depthwise": grid_depthwise_weight_grad, "grid": grid_weight_grad,
+        "gemm": gemm_weight_grad,
     },
 }
 """Each contraction's implementation on every route :func:`route` can pick for it."""
@@ -140,6 +146,8 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         return "pointwise"
     if method in ("auto", "direct") and small.applies(geom):
         return "small"
+    if taps.applies(geom):
+        return "taps"
     grid = grid_applies(geom, itemsize, budget)
     if is_depthwise(geom) and op == "input":
         return "grid_depthwise" if grid else "depthwise"
