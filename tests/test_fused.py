@@ -38,11 +38,19 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-12) -> None:
 # ----------------------------------------------------------------------------- bias in the pointwise GEMM
 
 
-@given(cfg=conv_configs(max_kernel=1, max_groups=1, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1),
+@pytest.mark.parametrize("one_gemm", [0, 10**9], ids=["per sample", "one GEMM"])
+@given(cfg=conv_configs(max_kernel=1, max_groups=3, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1),
        wide=st.booleans(), complex_=st.booleans())
-def test_bias_in_the_pointwise_gemm(cfg: Config, seed: int, wide: bool, complex_: bool) -> None:
-    """``[w | b] @ [x; 1]`` equals the product plus ``b``, on every stride, float64 and complex128."""
-    cfg = _pointwise(dataclasses.replace(cfg, c_out=2 * cfg.c_in + 1) if wide else cfg)
+def test_bias_in_the_pointwise_gemm(cfg: Config, seed: int, wide: bool, complex_: bool, one_gemm: int) -> None:
+    """``[w | b] @ [x; 1]`` equals the product plus ``b``, on every stride, float64 and complex128; short samples
+    (one channel-major GEMM) keep the separate add."""
+    cfg = _pointwise(dataclasses.replace(cfg, c_out=cfg.groups * (2 * cfg.c_in + 1)) if wide else cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pointwise, "ONE_GEMM_POSITIONS", one_gemm)
+        _check_fused_bias(cfg, seed, complex_, fuses_at_all=one_gemm == 0)
+
+
+def _check_fused_bias(cfg: Config, seed: int, complex_: bool, fuses_at_all: bool) -> None:
     geom = dataclasses.replace(_geometry(cfg), batched=True)
     rng = np.random.default_rng(seed)
     dtype = np.complex128 if complex_ else np.float64
@@ -53,9 +61,14 @@ def test_bias_in_the_pointwise_gemm(cfg: Config, seed: int, wide: bool, complex_
         x, b = x + 1j * rng.standard_normal(x.shape), b - 1j
     x0, w0, b0 = x.copy(), w.copy(), b.copy()
     expected = pointwise.pointwise_forward(x, w, geom) + b.reshape((-1,) + (1,) * cfg.d)
-    _close(pointwise.pointwise_forward_bias(x, w, b, geom), expected)
+    if cfg.groups == 1:
+        _close(pointwise.pointwise_forward_bias(x, w, b, geom), expected)
     _close(engine.forward_bias(x, w, b, geom), expected)
-    fuses = cfg.c_out >= 2 * cfg.c_in or any(s != 1 for s in geom.stride)
+    if cfg.n:  # both layouts of the plain product and of the input gradient against the gemm route
+        _close(pointwise.pointwise_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
+        g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size).astype(dtype)
+        _close(pointwise.pointwise_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
+    fuses = fuses_at_all and cfg.groups == 1 and (cfg.c_out >= 2 * cfg.c_in or any(s != 1 for s in geom.stride))
     assert pointwise.bias_fuses(geom, np.dtype(dtype)) == fuses
     for a, a0 in ((x, x0), (w, w0), (b, b0)):
         np.testing.assert_array_equal(a, a0)
@@ -66,8 +79,10 @@ def test_bias_in_the_pointwise_gemm(cfg: Config, seed: int, wide: bool, complex_
     ((2, 2, 3, 3, 3), (5, 2, 1, 1, 1), 2), ((0, 3, 4, 4), (8, 3, 1, 1), 1),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("one_gemm", [0, 10**9], ids=["per sample", "one GEMM"])
 def test_fused_bias_through_the_api_matches_torch(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int,
-                                                  dtype: Any) -> None:
+                                                  dtype: Any, one_gemm: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pointwise, "ONE_GEMM_POSITIONS", one_gemm)
     rng = np.random.default_rng(3)
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, (w_shape[0],)))
     conv = {3: torch.nn.functional.conv1d, 4: torch.nn.functional.conv2d, 5: torch.nn.functional.conv3d}[len(x_shape)]
@@ -78,8 +93,9 @@ def test_fused_bias_through_the_api_matches_torch(x_shape: tuple[int, ...], w_sh
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
 
 
-def test_fused_bias_non_finite_matches_torch() -> None:
+def test_fused_bias_non_finite_matches_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     """inf, −inf and NaN in the bias, NaN and inf in x: where PyTorch puts them, no warning."""
+    monkeypatch.setattr(pointwise, "ONE_GEMM_POSITIONS", 0)  # this small case stands for long samples
     x = np.ones((1, 2, 3, 3), np.float32)
     x[0, 0, 1, 1], x[0, 1, 0, 2] = np.nan, np.inf
     w = np.ones((6, 2, 1, 1), np.float32)
