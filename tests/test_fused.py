@@ -181,6 +181,9 @@ def test_bias_gradient(dtype: Any, shape: tuple[int, ...]) -> None:
     for view in (g, g[:, :, ::-1]):  # a negative-stride view too
         got = cg.conv_bias_grad(view)
         assert got.shape == (shape[1],)
+        if view.dtype.kind in "fc" and view.dtype.itemsize >= 4:  # the reduction without the BLAS (depthwise)
+            np.testing.assert_allclose(engine.bias_grad(view, blas=False),
+                                       got, rtol=1e-5, atol=1e-5 * (1 + np.abs(expected).max(initial=0)))
         tol = {"float16": 5e-2, "float32": 1e-5, "complex64": 1e-5}.get(np.dtype(dtype).name, 1e-12)
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * (1 + np.abs(expected).max(initial=0)))
 
