@@ -68,7 +68,8 @@ def _check_fused_bias(cfg: Config, seed: int, complex_: bool, fuses_at_all: bool
         _close(pointwise.pointwise_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
         g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size).astype(dtype)
         _close(pointwise.pointwise_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
-    fuses = fuses_at_all and cfg.groups == 1 and (cfg.c_out >= 2 * cfg.c_in or any(s != 1 for s in geom.stride))
+    fuses = fuses_at_all and cfg.groups == 1 and not complex_ and (
+        cfg.c_out >= 2 * cfg.c_in or any(s != 1 for s in geom.stride))
     assert pointwise.bias_fuses(geom, np.dtype(dtype)) == fuses
     for a, a0 in ((x, x0), (w, w0), (b, b0)):
         np.testing.assert_array_equal(a, a0)
@@ -171,7 +172,8 @@ def test_pointwise_weight_gradient_in_place_and_copied(cfg: Config, seed: int, p
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.int64, np.float16])
-@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (0, 3, 4), (2, 0, 4), (2, 3, 0), (1, 2, 70000), (3, 4, 6, 7, 2)])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (0, 3, 4), (2, 0, 4), (2, 3, 0), (1, 2, 70000), (3, 4, 6, 7, 2),
+                                   (2, 8, 2048)])  # the last: the GEMV (at least GEMV_MIN_ELEMENTS, short rows)
 def test_bias_gradient(dtype: Any, shape: tuple[int, ...]) -> None:
     """The GEMV against ones (rows up to GEMV_POSITIONS) and the reduction: float64 sums, every dtype and size."""
     rng = np.random.default_rng(0)
@@ -197,3 +199,39 @@ def test_bias_gradient_non_finite_and_long_rows() -> None:
     np.testing.assert_array_equal(got, ref)  # inf, inf − inf = NaN, NaN
     long = np.full((1, 1, engine.GEMV_POSITIONS + 1), 0.1, np.float32)  # past the GEMV: the pairwise reduction
     assert abs(float(engine.bias_grad(long)[0]) - 0.1 * long.size) < 1e-6 * long.size
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_bias_gradient_non_finite_at_gemv_size(dtype: Any) -> None:
+    """inf, −inf and NaN in a gradient large enough for the GEMV: PyTorch's sums; complex inf + 0j stays
+    inf + 0j (a product by 1 + 0j would make its imaginary part NaN), and non-contiguous views give the same."""
+    g = np.zeros((2, 4, 4096), dtype)
+    assert g.size >= engine.GEMV_MIN_ELEMENTS and g.shape[2] <= engine.GEMV_POSITIONS
+    g[0, 0, 5], g[1, 1, 7], g[0, 1, 9], g[1, 2, 0], g[0, 3, 3] = np.inf, np.inf, -np.inf, np.nan, 2.5
+    ref = torch.from_numpy(g).sum(dim=(0, 2)).numpy()
+    with np.errstate(all="raise"):
+        for view in (g, np.asfortranarray(g), g[:, :, ::-1]):
+            got = engine.bias_grad(view)
+            np.testing.assert_array_equal(got, ref)
+            np.testing.assert_array_equal(cg.conv_bias_grad(view), ref)
+
+
+def test_complex_bias_stays_out_of_the_gemm() -> None:
+    """A complex bias of inf + 0j is added, not multiplied by 1 + 0j inside the product: the imaginary part stays
+    finite, as with PyTorch's separate add."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 2, 40, 40)) + 1j * rng.standard_normal((1, 2, 40, 40))
+    w = rng.standard_normal((8, 2, 1, 1)) + 0j
+    b = np.array([np.inf + 0j] + [0j] * 7)
+    assert not pointwise.bias_fuses(geometry.conv_geometry(x.shape, w.shape, stride=2), np.dtype(np.complex128))
+    y = cg.conv(x, w, b, stride=2)
+    assert np.isposinf(y[0, 0].real).all() and np.isfinite(y[0, 0].imag).all()
+    np.testing.assert_allclose(y[0, 1:], cg.conv(x, w, stride=2)[0, 1:])
+
+
+def test_forward_bias_promotes_a_wider_bias() -> None:
+    """Called directly with a complex bias on real data, the engine adds it in the wider dtype."""
+    x, w = np.ones((1, 2, 5)), np.ones((3, 2, 2))
+    geom = geometry.conv_geometry(x.shape, w.shape)
+    y = engine.forward_bias(x, w, np.array([1j, 0, 0]), geom)
+    assert y.dtype == np.complex128 and y[0, 0, 0] == 4 + 1j

@@ -10,8 +10,10 @@ signatures stands for either).
 * :mod:`.dispatch` — the route table and the rule that picks a route;
 * :mod:`.cost` — the cost model: estimated time and workspace of each route;
 * routes — :mod:`.gemm` (im2col + GEMM, any geometry), :mod:`.grid` (stride 1,
-  on the flattened grid), :mod:`.pointwise` (1×1 kernels), :mod:`.depthwise`,
-  :mod:`.fft` (overlap-save); :mod:`.windows` (the window map and its adjoint)
+  on the flattened grid), :mod:`.pointwise` (1×1 kernels), :mod:`.small` (a few
+  thousand window entries, one piece), :mod:`.taps` (1-d, 2 or 3 taps, no im2col),
+  :mod:`.depthwise`, :mod:`.fft` (overlap-save), :mod:`.winograd` and the compiled
+  :mod:`.jit`; :mod:`.windows` (the window map and its adjoint)
   and :mod:`.padding` (the padding map and its adjoint) under them;
 * :mod:`.phases` — input dilation as a set of ordinary convolutions (a
   polyphase split), so that no product with an inserted zero is computed;
@@ -51,6 +53,8 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
         if pointwise.bias_fuses(geom, dtype) and dispatch.route(geom, dtype, method, "forward") == "pointwise":
             return pointwise.pointwise_forward_bias(x, w, b, geom)
     y = forward(x, w, geom, method, exact=exact)
+    if b.dtype != y.dtype:  # the API casts all three to one dtype; a direct caller may not
+        return y + b.reshape((-1,) + (1,) * geom.d)  # type: ignore[no-any-return]
     y += b.reshape((-1,) + (1,) * geom.d)
     return y
 
@@ -79,9 +83,12 @@ def bias_grad(g: Array, *, blas: bool = True) -> Array:
         return generic.bias_grad(g)  # type: ignore[no-any-return]
     n, o, q = g.shape[0], g.shape[1], int(np.prod(g.shape[2:]))
     with np.errstate(invalid="ignore"):  # inf − inf is NaN, as in PyTorch: no warning
-        if blas and g.dtype.kind in "fc" and 0 < q <= GEMV_POSITIONS and n * o * q >= GEMV_MIN_ELEMENTS:
+        if (blas and g.dtype.kind == "f" and g.flags.c_contiguous and 0 < q <= GEMV_POSITIONS
+                and n * o * q >= GEMV_MIN_ELEMENTS):
             # one GEMV against ones: the multi-threaded BLAS reads g once, 2.7× faster than the reduction on
-            # (8, 256, 56, 56) float32, with the same order of rounding error (each row in the BLAS's lanes)
+            # (8, 256, 56, 56) float32, with the same order of rounding error (each row in the BLAS's lanes).
+            # Real dtypes only: a complex product by 1 + 0j would turn inf + 0j into inf + NaN·j; and contiguous
+            # g only, which the GEMV reads in place (any other g would be copied whole)
             rows: Array = np.matmul(g.reshape(n * o, q), np.ones(q, dtype=g.dtype))
             return rows.reshape(n, o).sum(axis=0)  # type: ignore[no-any-return]
         total: Array = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
@@ -94,5 +101,3 @@ GEMV_MIN_ELEMENTS = 1 << 14
 GEMV_POSITIONS = 1 << 16
 """Longest row summed by one GEMV in :func:`bias_grad`; longer ones take NumPy's pairwise summation, whose
 float32 error stays lower over millions of positions (3.7e-8 against 1.8e-7 at 2²⁰)."""
-
-

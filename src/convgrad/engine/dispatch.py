@@ -164,7 +164,7 @@ def grid_op(geom: Geometry, op: str) -> bool:
     71 / 76 / 71 ms against 76 / 79 / 87 (forward / input / weight); the weight gradients of 3×3×3 16→32
     and 3×3 d2 64→64, 13 and 10 ms against 14 and 12.
     """
-    return geom.d >= 2 and op != "weight"
+    return geom.d >= 2 and op != "weight"  # (the grid's weight gradient stays in ROUTES, tested against gemm)
 
 
 def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward", *,

@@ -5,11 +5,12 @@ One chunk of ``nb`` samples at a time, ``m = (n, q)`` running over ``nb·Q``,
 
     cols[γ, j, m] = U[n, γ·C/G + c, q, k]                      (im2col, the one big copy)
     forward       y[γ, o, m]  = Σ_j w[γ, o, j] · cols[γ, j, m]
-    weight grad   gwᵀ[γ, j, o] = Σ_m cols[γ, j, m] · g[γ, o, m]
+    weight grad   gw[γ, o, j] = Σ_m g[γ, o, m] · cols[γ, j, m]   (summed as gwᵀ[γ, j, o] if O/G < 256)
     input grad    Z[γ, j, m]  = Σ_o w[γ, o, j] · g[γ, o, m],  then gx = pad_adjoint(fold(Z))
 
 Each is one GEMM per group whose long side is ``nb·Q``; these orientations
-measured fastest with OpenBLAS. The forward result is written with
+measured fastest with OpenBLAS (the weight gradient's depends on the layer's
+width, :data:`WIDE_OUTPUT`). The forward result is written with
 ``m = (n, q)`` last, so putting it in place is one contiguous copy per
 ``(n, o)`` row (first layer N=8 3→64 224² k7 s2: 135 -> 66 ms for the forward
 pass against the transposed product).

@@ -1,9 +1,11 @@
 """The pointwise route: every kernel size 1 and no padding, so each output is a plain matrix product of channels.
 
 No windows at all: ``y[n, o, q] = Σ_c w[o, c] · x[n, c, q·s]`` reads a strided
-slice of ``x`` (stride > 1) or ``x`` itself. The weight gradient is one GEMM per
-group over the whole chunk, ``(O/G, nb·Q) @ (nb·Q, C/G)``, never one product per
-sample.
+slice of ``x`` (stride > 1) or ``x`` itself, one GEMM per sample (samples of at
+least :data:`ONE_GEMM_POSITIONS` positions) or one over a channel-major copy of all
+samples. The weight gradient is one GEMM per sample on the operands in place
+(at least :data:`PER_SAMPLE_POSITIONS` positions), else one GEMM per group over a
+channel-major copy of a chunk, ``(O/G, nb·Q) @ (nb·Q, C/G)``.
 """
 
 from __future__ import annotations
@@ -87,9 +89,10 @@ def bias_fuses(geom: Geometry, dtype: np.dtype[Any]) -> bool:
     ``x`` is copied anyway (stride > 1) or is at most half of ``y`` (``O ≥ 2·C``). Measured on 2 threads,
     float32, 8 samples: 64→256 at 56², 5.5 → 4.2 ms; 64→128 at 56², 3.3 → 2.7 ms; 256→64 at 56², 4.6 → 6.7 ms
     (which it therefore leaves alone); 128→512 at 28², 5.0 → 4.2 ms; 512→512 at 14² and 256→256 at 28², no gain.
-    Samples shorter than :data:`ONE_GEMM_POSITIONS` keep the separate add (512→2048 at 7²: 3.8 against 4.1 ms).
+    Samples shorter than :data:`ONE_GEMM_POSITIONS` keep the separate add (512→2048 at 7²: 3.8 against 4.1 ms),
+    and so do complex data (a product by 1 + 0j would turn a bias of inf + 0j into inf + NaN·j).
     """
-    if geom.groups != 1 or np.dtype(dtype).kind not in "fc" or prod(geom.out_size) < ONE_GEMM_POSITIONS:
+    if geom.groups != 1 or np.dtype(dtype).kind != "f" or prod(geom.out_size) < ONE_GEMM_POSITIONS:
         return False  # short samples take one channel-major GEMM, after which the separate add measured faster
     return any(s != 1 for s in geom.stride) or geom.c_out >= FUSE_RATIO * geom.c_in
 
@@ -123,7 +126,7 @@ def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """
     dtype = np.result_type(g, x)
     gw = WeightSum(geom, dtype)
-    if prod(geom.out_size) >= PER_SAMPLE_POSITIONS:
+    if prod(geom.out_size) >= PER_SAMPLE_POSITIONS and geom.c_in > geom.groups:  # (depthwise: G products each)
         for n in range(x.shape[0]):
             gw.add(_grouped(g[n : n + 1], geom, geom.c_out)[0], _strided_input(x[n : n + 1], geom)[0])
         return gw.result()

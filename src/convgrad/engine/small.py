@@ -3,7 +3,7 @@
 The gemm route's chunking, blocking and scratch bookkeeping cost about 5 µs of
 Python per contraction, which is most of the time of a small problem (the
 5×5 image with a 3×3 kernel: 11 µs on the gemm route, 7 µs here, per
-contraction). Below :data:`SMALL_WINDOWS` window entries (``N·C·K·Q``) this
+contraction). Up to :data:`SMALL_WINDOWS` window entries (``N·C·K·Q``) this
 route does the same arithmetic in one piece:
 
 * forward: ``y = w @ im2col(pad(x))``, one product per group;

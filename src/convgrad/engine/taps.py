@@ -49,7 +49,7 @@ MIN_POSITIONS = 256
 
 
 def applies(geom: Geometry) -> bool:
-    """1-d, stride 1, ``groups == 1``, at most :data:`MAX_TAPS` taps and :data:`MIN_POSITIONS` outputs per sample."""
+    """1-d, stride 1, ``groups == 1``, 2 to :data:`MAX_TAPS` taps, at least :data:`MIN_POSITIONS` outputs per sample."""
     return (geom.d == 1 and geom.stride == (1,) and geom.groups == 1 and 1 < geom.kernel[0] <= MAX_TAPS
             and geom.out_size[0] >= MIN_POSITIONS and not geom.dilates_input)
 

@@ -140,8 +140,6 @@ a chunk this size stay in the caches between the transforms and the GEMMs (measu
 chunk of the whole batch on the benchmark layers)."""
 
 
-
-
 class Matrices(NamedTuple):
     """The transform matrices of F(m×m, 3×3): ``Aᵀ (m × α)``, ``G (α × 3)``, ``Bᵀ (α × α)``."""
 
@@ -324,6 +322,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return None
     if op not in ("forward", "input", "weight") or not applies(geom):
         return None
+    if method == "auto" and not _undilated(geom):  # with the polyphase copies, slower than the direct routes in
+        return None  # every measurement (forward pass of 3×3 d2 64→64 at 64², float32, 2 threads: 11.7 ms against 10.7)
     original, geom = geom, stacked(geom)
     compiled = use_compiled(geom.d)
     m = variant(geom, dtype, op, compiled)
@@ -336,8 +336,6 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return "winograd"
     if ERROR_FACTOR_BY_DIM[geom.d][m][op] > MAX_ERROR_FACTOR or cost.gemm_cost(original) < cost.MIN_DIRECT_COST:
         return None
-    if not _undilated(original):  # with the polyphase copies, slower than the direct routes in every measurement
-        return None  # (forward pass of 3×3 d2 64→64 at 64², float32, 2 threads: 11.7 ms against the grid's 10.7)
     direct = min(cost.gemm_cost(original), cost.grid_cost(original))
     return "winograd" if variant_cost(geom, m, op, compiled) < direct else None
 
