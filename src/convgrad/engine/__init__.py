@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._geometry import Geometry
+from .._geometry import Geometry, prod
 from . import dispatch, pointwise
 from .dispatch import is_depthwise
 
@@ -81,7 +81,7 @@ def bias_grad(g: Array, *, blas: bool = True) -> Array:
         from . import generic
 
         return generic.bias_grad(g)  # type: ignore[no-any-return]
-    n, o, q = g.shape[0], g.shape[1], int(np.prod(g.shape[2:]))
+    n, o, q = g.shape[0], g.shape[1], prod(g.shape[2:])
     with np.errstate(invalid="ignore"):  # inf − inf is NaN, as in PyTorch: no warning
         if (blas and g.dtype.kind == "f" and g.flags.c_contiguous and 0 < q <= GEMV_POSITIONS
                 and n * o * q >= GEMV_MIN_ELEMENTS):
