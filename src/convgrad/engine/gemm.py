@@ -59,11 +59,12 @@ def _weight_matrices(w: Array, geom: Geometry) -> Array:
     return w.reshape(geom.groups, geom.c_out // geom.groups, -1)
 
 
-def _group_rows(g: Array, geom: Geometry) -> Array:
-    """``g (nb, O, *Q)`` -> ``(G, O/G, nb·Q)``: a copy that makes each group's rows contiguous."""
-    nb, og = g.shape[0], geom.c_out // geom.groups
-    rows = g.reshape(nb, geom.groups, og, -1).transpose(1, 2, 0, 3)
-    return np.ascontiguousarray(rows).reshape(geom.groups, og, -1)
+def channel_rows(a: Array, groups: int) -> Array:
+    """``a (nb, channels, *Q)`` -> ``(G, channels/G, nb·Q)``, each group's rows contiguous (a copy, except for one
+    sample already laid out so)."""
+    nb, per_group, q = a.shape[0], a.shape[1] // groups, prod(a.shape[2:])
+    rows = a.reshape(nb, groups, per_group, q).transpose(1, 2, 0, 3)
+    return np.ascontiguousarray(rows).reshape(groups, per_group, nb * q)
 
 
 # ----------------------------------------------------------------------------- splitting one sample
@@ -192,11 +193,11 @@ def gemm_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
             xp = pad(x[n0 : n0 + 1], geom)
             for sub, out_sl, in_sl in _pieces(geom, dtype.itemsize, budget):
                 cols = _cols(_spatial(xp, in_sl), sub, dtype)
-                gw.add(_group_rows(_spatial(g[n0 : n0 + 1], out_sl), geom), cols)
+                gw.add(channel_rows(_spatial(g[n0 : n0 + 1], out_sl), geom.groups), cols)
     else:
         for n0, n1 in batch_chunks(x.shape[0], gemm_sample_bytes(geom, dtype.itemsize), budget):
             cols = _cols(pad(x[n0:n1], geom), geom, dtype)
-            gw.add(_group_rows(g[n0:n1], geom), cols)
+            gw.add(channel_rows(g[n0:n1], geom.groups), cols)
     return gw.result()
 
 
@@ -205,7 +206,7 @@ def _fold_chunk(g: Array, w_t: Array, geom: Geometry, dtype: np.dtype[Any]) -> A
     nb = g.shape[0]
     z = scratch((geom.c_in,) + geom.kernel + (nb,) + geom.out_size, dtype)
     # (G, j, O/G) @ (G, O/G, m) -> (G, j, m)
-    np.matmul(w_t, _group_rows(g, geom), out=z.reshape(geom.groups, -1, nb * prod(geom.out_size)))
+    np.matmul(w_t, channel_rows(g, geom.groups), out=z.reshape(geom.groups, -1, nb * prod(geom.out_size)))
     return fold(z, geom)
 
 

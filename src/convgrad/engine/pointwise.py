@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from .gemm import WeightSum
+from .gemm import WeightSum, channel_rows
 from .state import batch_chunks
 from .windows import window_starts
 
@@ -34,15 +34,9 @@ def _grouped(a: Array, geom: Geometry, channels: int) -> Array:
     return a.reshape(a.shape[0], geom.groups, channels // geom.groups, prod(geom.out_size))
 
 
-def _rows(a: Array, geom: Geometry, channels: int) -> Array:
-    """``(nb, channels, *Q)`` (or its strided input) -> ``(G, channels / G, nb·Q)``, contiguous."""
-    nb, q = a.shape[0], prod(geom.out_size)
-    grouped = a.reshape(nb, geom.groups, channels // geom.groups, q).transpose(1, 2, 0, 3)
-    return np.ascontiguousarray(grouped).reshape(geom.groups, channels // geom.groups, nb * q)
-
-
 def _samples(rows: Array, geom: Geometry, nb: int, channels: int) -> Array:
-    """The inverse of :func:`_rows`: ``(G, channels / G, nb·Q)`` -> ``(nb, channels, *Q)``, contiguous."""
+    """The inverse of :func:`~convgrad.engine.gemm.channel_rows`: ``(G, channels / G, nb·Q)`` ->
+    ``(nb, channels, *Q)``, contiguous."""
     grouped = rows.reshape(geom.groups, channels // geom.groups, nb, prod(geom.out_size)).transpose(2, 0, 1, 3)
     return np.ascontiguousarray(grouped).reshape((nb, channels) + geom.out_size)
 
@@ -63,7 +57,7 @@ def pointwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
     w_g = w.reshape(geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups)
     if _one_gemm(geom, x.shape[0]):
         xs = x[(slice(None), slice(None)) + window_starts(geom)]
-        return _samples(np.matmul(w_g, _rows(xs, geom, geom.c_in)), geom, x.shape[0], geom.c_out)
+        return _samples(np.matmul(w_g, channel_rows(xs, geom.groups)), geom, x.shape[0], geom.c_out)
     # (G, O/G, C/G) @ (nb, G, C/G, Q) -> (nb, G, O/G, Q)
     y: Array = np.matmul(w_g, _strided_input(x, geom))
     return y.reshape((x.shape[0], geom.c_out) + geom.out_size)
@@ -133,7 +127,7 @@ def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     per_sample = (geom.c_in + geom.c_out) * prod(geom.out_size) * dtype.itemsize
     for n0, n1 in batch_chunks(x.shape[0], per_sample):
         xs = x[(slice(n0, n1), slice(None)) + window_starts(geom)]
-        gw.add(_rows(g[n0:n1], geom, geom.c_out), _rows(xs, geom, geom.c_in))
+        gw.add(channel_rows(g[n0:n1], geom.groups), channel_rows(xs, geom.groups))
     return gw.result()
 
 
@@ -143,7 +137,7 @@ def pointwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     w_t = w.reshape(geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups).swapaxes(1, 2)
     gxs: Array
     if _one_gemm(geom, n):
-        gxs = _samples(np.matmul(w_t, _rows(g, geom, geom.c_out)), geom, n, geom.c_in)
+        gxs = _samples(np.matmul(w_t, channel_rows(g, geom.groups)), geom, n, geom.c_in)
     else:  # (G, C/G, O/G) @ (nb, G, O/G, Q) -> (nb, G, C/G, Q)
         gxs = np.matmul(w_t, _grouped(g, geom, geom.c_out)).reshape((n, geom.c_in) + geom.out_size)
     if geom.out_size == geom.in_size:

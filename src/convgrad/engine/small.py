@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
+from .gemm import channel_rows
 from .padding import pad, pad_adjoint
 from .windows import fold, im2col
 
@@ -55,14 +56,6 @@ def _cols(x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
     return cols.reshape(geom.groups, geom.c_in // geom.groups * prod(geom.kernel), nb * prod(geom.out_size))
 
 
-def _rows(g: Array, geom: Geometry) -> Array:
-    """``g (N, O, *Q)`` as ``(G, O/G, N·Q)`` matrices (a view where ``N == 1``)."""
-    nb, og = g.shape[0], geom.c_out // geom.groups
-    q = prod(geom.out_size)
-    rows: Array = g.reshape(nb, geom.groups, og, q).transpose(1, 2, 0, 3).reshape(geom.groups, og, nb * q)
-    return rows
-
-
 def small_forward(x: Array, w: Array, geom: Geometry) -> Array:
     """``y = conv(x, w)``: one GEMM per group over every sample's windows."""
     nb, og = x.shape[0], geom.c_out // geom.groups
@@ -78,7 +71,7 @@ def small_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """``gx = pad_adjoint(fold(wᵀ g))``, one GEMM per group."""
     nb, og = g.shape[0], geom.c_out // geom.groups
     j = geom.c_in // geom.groups * prod(geom.kernel)
-    z = np.matmul(w.reshape(geom.groups, og, j).swapaxes(1, 2), _rows(g, geom))
+    z = np.matmul(w.reshape(geom.groups, og, j).swapaxes(1, 2), channel_rows(g, geom.groups))
     return np.ascontiguousarray(pad_adjoint(fold(z.reshape((geom.c_in,) + geom.kernel + (nb,) + geom.out_size),
                                                  geom), geom))
 
@@ -86,5 +79,5 @@ def small_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 def small_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """``gw = g @ windowsᵀ``, one GEMM per group over every sample and position."""
     cols = _cols(x, geom, np.result_type(g, x))
-    gw: Array = np.matmul(_rows(g, geom), cols.swapaxes(1, 2))
+    gw: Array = np.matmul(channel_rows(g, geom.groups), cols.swapaxes(1, 2))
     return gw.reshape(geom.weight_shape)
