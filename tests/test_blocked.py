@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import convgrad as cg
 from convgrad._geometry import Geometry, conv_geometry
-from convgrad.engine import cost, dispatch, gemm, grid, jit, state
+from convgrad.engine import cost, dispatch, gemm, grid, implicit, jit, state
 
 Array = np.ndarray
 Contraction = Callable[[Array, Array, Geometry], Array]
@@ -39,8 +39,10 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 @pytest.fixture(autouse=True)
 def _numpy_routes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The NumPy routes only (the compiled ones have their own tests); caches emptied around each test."""
+    """The blocked NumPy routes only (the compiled ones and the implicit one, which has no blocks of windows, have
+    their own tests); caches emptied around each test."""
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(implicit, "choose", lambda *args, **kwargs: None)
     state.clear_caches()
     yield
     state.clear_caches()
@@ -202,7 +204,8 @@ def test_blocks_keep_to_a_small_budget(budget: int) -> None:
 
 
 def test_the_dispatcher_still_picks_grid_and_gemm() -> None:
-    """Blocking changes how a route runs, not which route runs."""
+    """Blocking changes how a route runs, not which route runs (the implicit route, which has no window matrix to
+    block, is out of these tests)."""
     f32 = np.dtype(np.float32)
     conv3d = conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
     first = conv_geometry((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)

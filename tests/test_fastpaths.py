@@ -22,15 +22,31 @@ from hypothesis import strategies as st
 import convgrad as cg
 from convgrad import _geometry as geometry
 from convgrad._arguments import METHODS
-from convgrad.engine import cost, depthwise, dispatch, fft, gemm, grid, jit, pointwise, small, state, taps, windows
+from convgrad.engine import (
+    cost,
+    depthwise,
+    dispatch,
+    fft,
+    gemm,
+    grid,
+    implicit,
+    jit,
+    pointwise,
+    small,
+    state,
+    taps,
+    windows,
+)
 from strategies import Config, conv_configs
 from torch_ref import torch_conv, torch_conv_transpose
 
 
 @pytest.fixture(autouse=True)
 def _numpy_routes(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """These tests are about the NumPy routes and their rule: the optional compiled routes stay out of it."""
+    """These tests are about the NumPy routes and their rule: the optional compiled routes, and the implicit route
+    (tests/test_implicit.py), stay out of it."""
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(implicit, "choose", lambda *args, **kwargs: None)
     state.clear_caches()
     yield
     state.clear_caches()

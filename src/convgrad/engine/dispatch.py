@@ -13,7 +13,11 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
 2. the optional routes, each by its own ``choose`` rule: ``"winograd"``
    (:mod:`convgrad.engine.winograd`: ``method="winograd"``, or ``"auto"`` where
    its cost and its float32 error allow it; 3×3 stride-1 layers, finite
-   data), and, when Numba is installed, ``"jit_depthwise"`` (depthwise layers)
+   data), ``"implicit"`` (:mod:`convgrad.engine.implicit`: the forward pass and
+   input gradient at stride 1 as one in-place BLAS GEMM per kernel offset on
+   the padded grid, no window matrix, where its cost is below the gemm and
+   grid routes'; float32 and float64 with NumPy's BLAS reachable), and, when
+   Numba is installed, ``"jit_depthwise"`` (depthwise layers)
    and ``"jit_dense"`` (the input gradient of dense stride-1 layers: GEMM into
    cache-sized blocks, compiled fold; both :mod:`convgrad.engine.jit`).
 3. ``"pointwise"`` — every kernel size is 1 and there is no padding.
@@ -53,7 +57,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, jit, phases, small, taps, winograd
+from . import cost, implicit, jit, phases, small, taps, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
@@ -87,6 +91,7 @@ ROUTES: dict[str, dict[str, Contraction]] = {
 
 for _op in ("forward", "input", "weight"):
     ROUTES[_op].update(winograd.ROUTES[_op])
+    ROUTES[_op].update(implicit.ROUTES[_op])
     ROUTES[_op].update(jit.ROUTES[_op])
 
 FINITE_ONLY = frozenset({"fft", "winograd"})
@@ -138,7 +143,7 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         return "fft"
     if kind in "fc":
         dtype = np.dtype(f"{kind}{itemsize}")
-        for module in (winograd, jit):  # the optional routes: each says where it applies
+        for module in (winograd, implicit, jit):  # the optional routes: each says where it applies
             name: str | None = module.choose(geom, dtype, method, op, exact=exact, finite=finite)
             if name is not None:
                 return name

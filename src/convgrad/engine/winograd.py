@@ -77,7 +77,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, winograd_jit
+from . import cost, implicit, winograd_jit
 from .padding import pad, pad_adjoint
 from .state import PARALLEL_MIN_ELEMENTS, copy_threads, get_workspace_budget, scratch, single_threaded_blas, split_run
 
@@ -337,6 +337,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     if ERROR_FACTOR_BY_DIM[geom.d][m][op] > MAX_ERROR_FACTOR or cost.gemm_cost(original) < cost.MIN_DIRECT_COST:
         return None
     direct = min(cost.gemm_cost(original), cost.grid_cost(original))
+    if op != "weight" and implicit.choose(original, dtype, method, op, exact=exact, finite=finite) is not None:
+        direct = min(direct, implicit.op_cost(original, op))
     return "winograd" if variant_cost(geom, m, op, compiled) < direct else None
 
 

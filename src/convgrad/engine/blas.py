@@ -1,0 +1,194 @@
+"""NumPy's own BLAS, called directly: one GEMM ``C = A·B + β·C`` on operands given by pointer and leading dimension.
+
+``numpy.matmul`` cannot accumulate into its output (``β = 1``), and it copies
+an operand whose rows overlap. The implicit route
+(:mod:`convgrad.engine.implicit`) needs both: the rows of its ``B`` operand
+are the channels of the padded input read from a shifted start, and the
+products of all kernel offsets are summed in place. This module finds the
+``cblas_sgemm``/``cblas_dgemm`` of the BLAS library NumPy itself is linked
+against (the one ``threadpoolctl`` and :func:`convgrad.set_num_threads`
+control), through :mod:`ctypes`, which releases the GIL during the call.
+
+The library is looked for among NumPy's bundled libraries and the libraries
+loaded in the process whose name contains ``blas``; the symbols tried are the
+64-bit-integer ones of the ``scipy-openblas64`` build NumPy's wheels ship
+(``scipy_cblas_sgemm64_``) and the plain ``cblas_sgemm``. Integer arguments
+are passed as 64-bit integers; a library with 32-bit integers reads their low
+halves (every argument is checked below 2³¹), which the x86-64 and AArch64
+calling conventions make exact. Before its first use the GEMM is checked
+against NumPy on a small product with NaN in the output (``β = 0`` must not
+read it); if that check fails, or no library or symbol is found, or the
+platform has no ``/proc/self/maps`` and NumPy bundles no BLAS,
+:func:`gemm_function` returns ``None`` and the routes that need it are not
+used (the others compute the same results).
+
+Examples
+--------
+>>> import numpy as np
+>>> a, b = np.arange(6.0).reshape(2, 3), np.ones((3, 2))
+>>> c = np.zeros((2, 2))
+>>> if available():
+...     gemm(a, b, b.shape[1], c, 0.0)
+...     bool(np.array_equal(c, a @ b))
+... else:
+...     True
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+
+ENABLED = True
+"""Set to ``False`` to stop the engine from calling the BLAS directly (the routes that need it are then skipped)."""
+
+_ROW_MAJOR, _NO_TRANS = 101, 111
+_LIMIT = 1 << 31  # every integer argument stays below this (a 32-bit-integer BLAS reads the low halves)
+
+_SYMBOLS = {
+    "f4": ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "scipy_cblas_sgemm", "cblas_sgemm"),
+    "f8": ("scipy_cblas_dgemm64_", "cblas_dgemm64_", "scipy_cblas_dgemm", "cblas_dgemm"),
+}
+
+
+def _candidates() -> list[str]:
+    """Paths of the libraries that may hold NumPy's BLAS: its bundled ones first, then loaded ``*blas*`` ones."""
+    here = os.path.dirname(np.__file__)
+    found = sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*blas*")))
+    found += sorted(glob.glob(os.path.join(here, ".dylibs", "*blas*")))
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip()
+                if "blas" in os.path.basename(path).lower() and path.startswith("/") and path not in found:
+                    found.append(path)
+    except OSError:  # not Linux: the bundled libraries only
+        pass
+    return found
+
+
+def _bind(dtype: str) -> Any:
+    """The ``cblas_?gemm`` function for ``dtype`` (``"f4"``, ``"f8"``) with its argument types, or ``None``."""
+    scalar = ctypes.c_float if dtype == "f4" else ctypes.c_double
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _SYMBOLS[dtype]:
+            function = getattr(lib, name, None)
+            if function is not None:
+                function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, scalar, ptr, i64,
+                                     ptr, i64, scalar, ptr, i64]
+                function.restype = None
+                return function
+    return None
+
+
+def _self_test(function: Any, dtype: str) -> bool:
+    """Whether ``function`` computes a small product as NumPy does, ignoring NaN in ``C`` when ``β = 0`` and
+    adding to ``C`` when ``β = 1``, with a leading dimension wider than the rows."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 5)).astype(dtype)
+    b_wide = rng.standard_normal((5, 9)).astype(dtype)
+    b = b_wide[:, 2:6]
+    c = np.full((3, 4), np.nan, dtype=dtype)
+    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 9, 0.0, c.ctypes.data, 4)
+    first = np.allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 9, 1.0, c.ctypes.data, 4)
+    return bool(first and np.allclose(c, 2 * (a @ b), rtol=1e-5, atol=1e-5))
+
+
+@functools.cache
+def _function(dtype: str) -> Any:
+    try:
+        function = _bind(dtype)
+        if function is None or not _self_test(function, dtype):
+            return None
+    except Exception:  # pragma: no cover - a library that cannot be bound or called: not used
+        return None
+    return function
+
+
+def gemm_function(dtype: np.dtype[Any]) -> Callable[..., None] | None:
+    """The bound ``cblas_?gemm`` for float32 or float64, or ``None`` (other dtypes, not found, or :data:`ENABLED`
+    off)."""
+    key = np.dtype(dtype).str[1:]
+    if not ENABLED or key not in _SYMBOLS:
+        return None
+    function: Callable[..., None] | None = _function(key)
+    return function
+
+
+def available(dtype: np.dtype[Any] | type = np.float32) -> bool:
+    """Whether the engine can call the BLAS directly for ``dtype`` (float32, float64)."""
+    return gemm_function(np.dtype(dtype)) is not None
+
+
+def _check(base: Array, start: int, rows: int, cols: int, ld: int) -> None:
+    """``rows × cols`` elements from ``start`` with leading dimension ``ld`` lie inside C-contiguous ``base``."""
+    if not base.flags.c_contiguous:
+        raise ValueError("BLAS operand must be C-contiguous")
+    if rows and cols and (start < 0 or start + (rows - 1) * ld + cols > base.size or cols > ld):
+        raise ValueError(f"BLAS operand of {rows}×{cols} from {start} (ld {ld}) exceeds its buffer of {base.size}")
+    if max(rows, cols, ld, start) >= _LIMIT:
+        raise ValueError("BLAS operand too large for 32-bit indices")
+
+
+def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 0, n: int | None = None,
+         c_start: int = 0, ldc: int | None = None) -> None:
+    """``C = A·B + β·C`` in place, ``A (M × K)`` contiguous; ``B (K × n)`` and ``C (M × n)`` read as the elements
+    of the C-contiguous buffers ``b`` and ``c`` from ``b_start``/``c_start`` with leading dimensions ``ldb``/``ldc``.
+
+    The rows of ``B`` may overlap (``ldb`` smaller than the buffer's rows).
+    Every operand is checked to lie inside its buffer before the call; all
+    three share the dtype, for which :func:`available` must hold.
+
+    Parameters
+    ----------
+    a : ndarray, shape=(M, K)
+        The left factor, C-contiguous.
+    b : ndarray
+        The buffer ``B`` is read from, C-contiguous, any shape.
+    ldb : int
+        Elements between consecutive rows of ``B``.
+    c : ndarray
+        The buffer ``C`` is written into, C-contiguous.
+    beta : float
+        ``0.0`` overwrites ``C`` (its old contents, NaN included, are not read); ``1.0`` adds to it.
+    b_start, c_start : int
+        Element offset of ``B[0, 0]`` in ``b`` and of ``C[0, 0]`` in ``c``.
+    n : int, optional
+        Columns of ``B`` and ``C``; default ``ldb``.
+    ldc : int, optional
+        Elements between consecutive rows of ``C``; default ``n``.
+    """
+    function = gemm_function(a.dtype)
+    if function is None or b.dtype != a.dtype or c.dtype != a.dtype:
+        raise ValueError(f"no direct BLAS GEMM for {a.dtype}, {b.dtype}, {c.dtype}")
+    if not a.flags.c_contiguous or a.ndim != 2:
+        raise ValueError("A must be a C-contiguous matrix")
+    m, k = a.shape
+    n = ldb if n is None else n
+    ldc = n if ldc is None else ldc
+    _check(b, b_start, k, n, ldb)
+    _check(c, c_start, m, n, ldc)
+    if m == 0 or n == 0:
+        return
+    size = a.itemsize
+    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, max(1, k),
+             b.ctypes.data + size * b_start, max(1, ldb), beta, c.ctypes.data + size * c_start, max(1, ldc))
+
+
+__all__ = ["ENABLED", "available", "gemm", "gemm_function"]

@@ -1,0 +1,225 @@
+"""The implicit route: stride-1 convolutions as GEMMs that read the padded input in place, one per kernel offset,
+summed in the output by the BLAS itself (``β = 1``), with no window matrix at all.
+
+On the flattened grid of :mod:`convgrad.engine.grid` (the padded samples laid
+out ``(C, nb·P)``, channel by channel) kernel offset ``k`` of every output
+position ``m`` is grid position ``m + off(k)``, so the forward pass is
+
+    y_grid[o, m] = Σ_k Σ_c w[o, c, k] · grid[c, m + off(k)]
+
+— for each ``k`` one GEMM ``(O × C) @ (C × m)`` whose right factor is the grid
+itself, read from column ``off(k)`` with the grid's row length as its leading
+dimension. NumPy's ``matmul`` cannot add into its output, and a temporary
+plus an add per offset measured slower than im2col; the BLAS's own
+``C = A·B + C`` (:mod:`convgrad.engine.blas`) makes the sum free. The
+BLAS packs each panel of ``B`` into its cache-sized buffers anyway, so the
+``K``-fold window matrix that im2col writes to memory and reads back is
+never formed (forward pass, float32, 2 threads: 64→64 at 56², 16.6 ms by
+im2col against 11.0 ms; 16→32 3×3×3 at 16×32², 14.1 against 9.0 ms).
+
+With few input channels per group (``C/G`` below :data:`EXPAND_BELOW`, and at
+least two spatial dimensions) the GEMMs would be too thin; the grid is then
+first copied ``K_d`` times along its last kernel dimension (rows ``(c, j)``
+read ``grid[c, m + j·δ_d]``), which makes them ``(O × C·K_d)`` and leaves one
+GEMM per offset of the other dimensions.
+
+The input gradient is the same computation on the zero-padded upstream
+gradient with the kernel flipped and its channel axes swapped (the full
+correlation), cropped by :func:`~convgrad.engine.padding.pad_adjoint`; it
+multiplies the padding's zeros by every weight, so a weight that is not
+finite (``0·inf``) sends the call to the gemm route. The weight gradient has
+no such form that is faster (its GEMMs would be ``O × C`` with one long sum)
+and is not on this route.
+
+As on the grid route, positions ``q_i ≥ Q_i`` are computed and dropped.
+Workspace per sample: the grid (``C·P``, ``C·K_d·P`` expanded) and the
+output grid (``O·P``); samples are taken in chunks that fit the budget, and
+a geometry one sample of which does not fit is not routed here.
+
+Examples
+--------
+>>> import numpy as np
+>>> from convgrad._geometry import conv_geometry
+>>> from convgrad.engine.gemm import gemm_forward
+>>> x, w = np.random.default_rng(0).standard_normal((2, 3, 7, 6)), np.ones((4, 3, 3, 3))
+>>> geom = conv_geometry(x.shape, w.shape, padding=1)
+>>> bool(np.allclose(implicit_forward(x, w, geom), gemm_forward(x, w, geom)))
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._geometry import Geometry, conv_geometry, prod
+from . import blas, cost, small, taps
+from .grid import _grid_input, _offsets, _valid
+from .padding import pad_adjoint
+from .state import batch_chunks, get_workspace_budget
+
+Array = npt.NDArray[Any]
+
+EXPAND_BELOW = 32
+"""Input channels per group below which the grid is expanded along the last kernel dimension (2-d and up)."""
+
+BLOCK_BYTES = 2 << 20
+"""Target size of the output block that the GEMMs of all kernel offsets add into, so that it stays in the cache
+between them."""
+
+MIN_BLOCK_POSITIONS = 1024
+"""Fewest grid positions per block."""
+
+MIN_CHANNELS = 8
+"""Fewest output channels per group, and input channels per group times the expansion, for the route: thinner
+GEMMs (depthwise layers) are far from the BLAS's speed."""
+
+
+def _expand(geom: Geometry) -> int:
+    """How many copies of the grid along the last kernel dimension: ``K_d`` for few channels, else 1."""
+    if geom.d >= 2 and geom.c_in // geom.groups < EXPAND_BELOW and geom.kernel[-1] > 1:
+        return geom.kernel[-1]
+    return 1
+
+
+def sample_bytes(geom: Geometry, itemsize: int) -> int:
+    """Workspace of one sample: its (expanded) grid and its output grid."""
+    return (geom.c_in * _expand(geom) + geom.c_out) * prod(geom.padded_size) * itemsize
+
+
+def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
+    """Forward pass or input gradient, stride 1, no input dilation, not 1×1, float32/float64 with the BLAS found,
+    and one sample (of the input gradient's full correlation too) within the workspace budget."""
+    if op not in ("forward", "input") or geom.n == 0 or any(s != 1 for s in geom.stride):
+        return False
+    if geom.dilates_input or all(k == 1 for k in geom.kernel) or not blas.available(dtype):
+        return False
+    work = geom if op == "forward" else full_geometry(geom)
+    return sample_bytes(work, np.dtype(dtype).itemsize) <= get_workspace_budget()
+
+
+def op_cost(geom: Geometry, op: str) -> float:
+    """Estimated cost of contraction ``op`` on this route (:func:`convgrad.engine.cost.implicit_cost`)."""
+    work = geom if op == "forward" else full_geometry(geom)
+    return cost.implicit_cost(work, _expand(work))
+
+
+def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact: bool, finite: bool) -> str | None:
+    """``"implicit"`` where it :func:`applies`, the layer is neither tiny (the ``small`` route), nor 1-d with 2–3
+    taps (the ``taps`` route), nor thin (:data:`MIN_CHANNELS`), and its cost is below the gemm and grid routes'.
+
+    Direct, so any ``method`` (``"fft"`` and ``"winograd"`` reach this only where their own routes do not
+    apply); real floating data only (the BLAS), finite or not (the input gradient checks its weight).
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> geom = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    >>> choose(geom, np.dtype("float32"), "auto", "forward", exact=False, finite=True) in ("implicit", None)
+    True
+    """
+    del method, finite
+    if exact or np.dtype(dtype).kind != "f" or op not in ("forward", "input"):
+        return None
+    if geom.n == 0 or small.applies(geom) or taps.applies(geom) or not applies(geom, dtype, op):
+        return None
+    work = geom if op == "forward" else full_geometry(geom)
+    if min(work.c_out, work.c_in * _expand(work)) // work.groups < MIN_CHANNELS:
+        return None
+    direct = min(cost.gemm_cost(geom), cost.grid_cost(geom))
+    return "implicit" if op_cost(geom, op) < direct else None
+
+
+@functools.lru_cache(maxsize=128)
+def full_geometry(geom: Geometry) -> Geometry:
+    """The forward geometry of the input gradient: ``g`` zero-padded by ``(K − 1)·δ`` on each side, correlated
+    with the flipped, channel-swapped kernel; its outputs are the padded input's positions."""
+    og = geom.c_out // geom.groups
+    pad = tuple((k - 1) * dl for k, dl in zip(geom.kernel, geom.dilation))
+    return conv_geometry((geom.n, geom.c_out) + tuple(geom.out_size), (geom.c_in, og) + tuple(geom.kernel),
+                         padding=pad, dilation=geom.dilation, groups=geom.groups)
+
+
+def _weights(w: Array, geom: Geometry, dtype: np.dtype[Any], expand: int) -> Array:
+    """``(outer offsets, G, O/G, (C/G)·expand)``: each outer offset's and group's left factor, contiguous, the
+    columns ordered ``(c, j)`` like the rows of the expanded grid."""
+    g, og, cg = geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups
+    wk = np.asarray(w, dtype=dtype).reshape(g, og, cg, -1, expand)  # (G, O/G, C/G, outer, inner)
+    return np.ascontiguousarray(wk.transpose(3, 0, 1, 2, 4)).reshape(-1, g, og, cg * expand)
+
+
+def _correlate(src: Array, w: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
+    """``y = conv(src, w)`` for ``geom`` (stride 1), ``(N, O, *Q)``, by one BLAS GEMM per group, outer kernel
+    offset and block of grid positions, summed in place."""
+    n = src.shape[0]
+    g, og = geom.groups, geom.c_out // geom.groups
+    expand = _expand(geom)
+    offsets = _offsets(geom)
+    outer = offsets[::expand]
+    inner_step = geom.dilation[-1]  # the last dimension's flat stride is 1
+    wk = _weights(w, geom, dtype, expand)
+    rows = (geom.c_in // g) * expand  # rows of B per group
+    y = np.empty((n, geom.c_out) + tuple(geom.out_size), dtype=dtype)
+    p = prod(geom.padded_size)
+    for n0, n1 in batch_chunks(n, sample_bytes(geom, dtype.itemsize)):
+        nb = n1 - n0
+        m = nb * p
+        grid = _grid_input(src[n0:n1], geom, dtype)  # (C, m + off_max)
+        if expand > 1:
+            length = m + outer[-1]
+            wide = np.empty((geom.c_in, expand, length), dtype=dtype)
+            for j in range(expand):
+                wide[:, j] = grid[:, j * inner_step : j * inner_step + length]
+            grid = wide.reshape(geom.c_in * expand, length)
+        ld = grid.shape[1]
+        y_grid = np.empty((geom.c_out, m), dtype=dtype)
+        step = max(MIN_BLOCK_POSITIONS, BLOCK_BYTES // max(1, og * g * dtype.itemsize))
+        for m0 in range(0, m, step):
+            cols = min(m, m0 + step) - m0
+            for gi in range(g):
+                for a, off in enumerate(outer):
+                    blas.gemm(wk[a, gi], grid, ld, y_grid, 0.0 if a == 0 else 1.0,
+                              b_start=gi * rows * ld + m0 + off, n=cols, c_start=gi * og * m + m0, ldc=m)
+        y_valid = y_grid.reshape((geom.c_out, nb) + tuple(geom.padded_size))[(slice(None), slice(None)) + _valid(geom)]
+        y[n0:n1] = y_valid.swapaxes(0, 1)
+    return y
+
+
+def implicit_forward(x: Array, w: Array, geom: Geometry) -> Array:
+    """``y = conv(x, w)`` at stride 1 by in-place GEMMs on the padded grid, ``(N, O, *Q)``."""
+    return _correlate(x, w, geom, np.result_type(x, w))
+
+
+def implicit_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
+    """``gx = pad_adjoint(full correlation of g with w flipped, channels swapped)`` at stride 1, ``(N, C, *S)``.
+
+    A weight that is not finite takes :func:`convgrad.engine.gemm.gemm_input_grad` (the full correlation
+    would multiply it by the padding's zeros).
+    """
+    if not np.isfinite(w).all():
+        from .gemm import gemm_input_grad
+
+        return gemm_input_grad(g, w, geom)
+    dtype = np.result_type(g, w)
+    full = full_geometry(geom)
+    grp, og, cg = geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups
+    flip = (slice(None),) * 3 + (slice(None, None, -1),) * geom.d
+    # w (G·O/G, C/G, *K) -> (G, C/G, O/G, *K) flipped -> (C, O/G, *K)
+    kernel = tuple(geom.kernel)
+    wf = w.reshape((grp, og, cg) + kernel).swapaxes(1, 2)[flip].reshape((geom.c_in, og) + kernel)
+    gxp = _correlate(g, wf, full, dtype)
+    return np.ascontiguousarray(pad_adjoint(gxp, geom))
+
+
+ROUTES: dict[str, dict[str, Any]] = {
+    "forward": {"implicit": implicit_forward},
+    "input": {"implicit": implicit_input_grad},
+    "weight": {},
+}
+"""This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
+
+__all__ = ["EXPAND_BELOW", "MIN_CHANNELS", "ROUTES", "applies", "choose", "full_geometry", "implicit_forward",
+           "implicit_input_grad", "op_cost", "sample_bytes"]

@@ -1,0 +1,343 @@
+"""The implicit route (in-place BLAS GEMMs per kernel offset on the padded grid) and the direct BLAS binding.
+
+The route is compared with the gemm route over hypothesis-drawn stride-1
+geometries (every padding mode, dilation, groups, with and without the grid
+expanded along the last kernel dimension), with PyTorch float64 autograd
+through the public API, and on non-finite data, threads, a forked child,
+small budgets and empty batches. The binding is compared with NumPy's
+``matmul``, including overlapping rows, ``β = 0`` over NaN, ``β = 1``, empty
+products and every refused operand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import convgrad as cg
+from convgrad import _geometry as geometry
+from convgrad.engine import blas, cost, dispatch, gemm, implicit, jit, small, state, winograd
+from strategies import Config, conv_configs
+from torch_ref import torch_conv
+
+pytestmark = pytest.mark.skipif(not blas.available(np.float64), reason="NumPy's BLAS cannot be called directly here")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Any:
+    state.clear_caches()
+    yield
+    state.clear_caches()
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-10) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    scale = max(1.0, float(np.abs(b).max(initial=0.0)))
+    np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+def _geometry(cfg: Config) -> geometry.Geometry:
+    return dataclasses.replace(geometry.conv_geometry(cfg.x_shape, cfg.w_shape, **cfg.kwargs()), batched=True)
+
+
+def _arrays(cfg: Config, geom: geometry.Geometry, seed: int, dtype: Any = np.float64) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size).astype(dtype)
+    w = rng.standard_normal(cfg.w_shape).astype(dtype)
+    g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size).astype(dtype)
+    return x, w, g
+
+
+@pytest.fixture
+def forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule sends every stride-1 layer it can to the implicit route (no cost, no channel minimum)."""
+    monkeypatch.setattr(implicit, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
+    monkeypatch.setattr(small, "SMALL_WINDOWS", -1)
+    monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
+    state.clear_caches()
+
+
+# ----------------------------------------------------------------------------- the BLAS binding
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="NumPy's Linux wheels bundle the BLAS looked for")
+def test_the_binding_is_found_on_linux() -> None:
+    assert blas.available(np.float32) and blas.available(np.float64)
+    assert not blas.available(np.complex128) and not blas.available(np.int64) and not blas.available(np.float16)
+
+
+@given(m=st.integers(0, 9), n=st.integers(0, 40), k=st.integers(0, 9), start=st.integers(0, 5),
+       extra=st.integers(-3, 5), beta=st.sampled_from([0.0, 1.0]), f32=st.booleans())
+def test_gemm_matches_matmul_on_overlapping_rows(m: int, n: int, k: int, start: int, extra: int, beta: float,
+                                                 f32: bool) -> None:
+    """``B``'s rows ``ldb`` apart, overlapping when ``ldb < n``' room allows; ``β = 0`` ignores NaN in ``C``."""
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.default_rng(m * 1000 + n * 10 + k)
+    ldb = max(n, 1) + extra if extra >= 0 else max(1, n)
+    buf = rng.standard_normal(start + max(0, k - 1) * ldb + n + 3).astype(dtype)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = np.lib.stride_tricks.as_strided(buf[start:], (k, n), (ldb * buf.itemsize, buf.itemsize))
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    c = np.full((m, n), np.nan, dtype=dtype) if beta == 0.0 else c0.copy()
+    before = buf.copy()
+    blas.gemm(a, buf, ldb, c, beta, b_start=start, n=n)
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if beta else 0.0)
+    np.testing.assert_allclose(c, expected, rtol=1e-4 if f32 else 1e-12, atol=1e-4 if f32 else 1e-12)
+    np.testing.assert_array_equal(buf, before)
+
+
+def test_gemm_writes_into_a_strided_block_of_c() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    c = np.zeros((3, 9))
+    blas.gemm(a, b, 5, c, 0.0, c_start=2, ldc=9)
+    np.testing.assert_allclose(c[:, 2:7], a @ b, rtol=1e-12)
+    assert not c[:, :2].any() and not c[:, 7:].any()
+
+
+def test_gemm_refuses_bad_operands() -> None:
+    a, b, c = np.ones((2, 3)), np.ones(12), np.ones(8)
+    with pytest.raises(ValueError, match="exceeds its buffer"):
+        blas.gemm(a, b, 4, c, 0.0, b_start=1)  # 3 rows of 4 from 1: 13 elements
+    with pytest.raises(ValueError, match="exceeds its buffer"):
+        blas.gemm(a, b, 4, c, 0.0, n=4, ldc=5)
+    with pytest.raises(ValueError, match="exceeds its buffer"):
+        blas.gemm(a, b, 4, c, 0.0, b_start=-1, n=2)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        blas.gemm(a, np.ones((4, 6))[:, ::2], 3, c, 0.0)
+    with pytest.raises(ValueError, match="C-contiguous matrix"):
+        blas.gemm(np.ones((3, 2)).T, b, 4, c, 0.0)
+    with pytest.raises(ValueError, match="no direct BLAS GEMM"):
+        blas.gemm(a, b.astype(np.float32), 4, c, 0.0)
+    with pytest.raises(ValueError, match="no direct BLAS GEMM"):
+        blas.gemm(a.astype(np.complex128), b.astype(np.complex128), 4, c.astype(np.complex128), 0.0)
+
+
+def test_disabled_binding_takes_the_route_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    geom = geometry.conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    f32 = np.dtype(np.float32)
+    monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    state.clear_caches()
+    assert dispatch.route(geom, f32, "direct", "forward") == "implicit"
+    monkeypatch.setattr(blas, "ENABLED", False)
+    state.clear_caches()
+    assert not blas.available(f32) and blas.gemm_function(f32) is None
+    assert dispatch.route(geom, f32, "direct", "forward") == "grid"
+    with pytest.raises(ValueError, match="no direct BLAS GEMM"):
+        blas.gemm(np.ones((1, 1), np.float32), np.ones(1, np.float32), 1, np.ones(1, np.float32), 0.0)
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+def test_rule_on_the_benchmark_layers() -> None:
+    """The layers whose forward pass and input gradient measured faster on the implicit route take it; the
+    large-channel, small-plane ones (more junk positions than the im2col copies cost) do not, nor do thin,
+    depthwise, strided, tiny or 1-d two-tap layers, nor the weight gradient, integers or complex data."""
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    fast = [((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), {"padding": 1}),
+            ((8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}),
+            ((4, 64, 64, 64), (64, 64, 3, 3), {"padding": 2, "dilation": 2}),
+            ((8, 64, 16000), (64, 64, 9), {"padding": 4})]
+    for xs, ws, kw in fast:
+        geom = geometry.conv_geometry(xs, ws, **kw)
+        for op in ("forward", "input"):
+            assert implicit.choose(geom, f32, "auto", op, exact=False, finite=True) == "implicit", (xs, op)
+        assert implicit.choose(geom, f32, "auto", "weight", exact=False, finite=True) is None
+        assert implicit.choose(geom, f64, "auto", "forward", exact=True, finite=True) is None
+        assert implicit.choose(geom, np.dtype(np.complex128), "auto", "forward", exact=False, finite=True) is None
+    slow = [((8, 512, 7, 7), (512, 512, 3, 3), {"padding": 1}),
+            ((1, 256, 12, 13, 13), (256, 256, 3, 3, 3), {}),
+            ((8, 128, 56, 56), (128, 1, 3, 3), {"padding": 1, "groups": 128}),  # depthwise
+            ((8, 64, 56, 56), (128, 64, 3, 3), {"padding": 1, "stride": 2}),
+            ((1, 1, 5, 5), (1, 1, 3, 3), {}),  # the small route
+            ((1, 32, 16384), (32, 32, 2), {"dilation": 4}),  # the taps route
+            ((8, 64, 56, 56), (64, 64, 1, 1), {})]  # pointwise
+    for xs, ws, kw in slow:
+        geom = geometry.conv_geometry(xs, ws, **kw)
+        for op in ("forward", "input"):
+            assert implicit.choose(geom, f32, "auto", op, exact=False, finite=True) is None, (xs, op)
+    conv3d = geometry.conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
+    assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == \
+        ["implicit", "implicit", "gemm"]
+
+
+def test_one_sample_over_the_budget_is_not_routed_here() -> None:
+    geom = geometry.conv_geometry((2, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    need = implicit.sample_bytes(geom, 4)
+    assert need == (64 + 64) * 58 * 58 * 4
+    with cg.workspace_budget(need):
+        assert implicit.applies(geom, np.dtype(np.float32), "forward")
+    with cg.workspace_budget(need - 1):
+        assert not implicit.applies(geom, np.dtype(np.float32), "forward")
+        assert implicit.choose(geom, np.dtype(np.float32), "auto", "forward", exact=False, finite=True) is None
+
+
+# ----------------------------------------------------------------------------- the route against the others
+
+
+@given(cfg=conv_configs(max_kernel=4, max_groups=3, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1),
+       expand=st.booleans())
+def test_matches_the_gemm_route(cfg: Config, seed: int, expand: bool) -> None:
+    """Every stride-1 geometry (padding modes, crops, dilation, groups), the grid expanded or not."""
+    cfg = dataclasses.replace(cfg, stride=1)
+    geom = _geometry(cfg)
+    x, w, g = _arrays(cfg, geom, seed)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(implicit, "EXPAND_BELOW", 10**6 if expand else 0)
+        _close(implicit.implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
+        _close(implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
+
+
+@given(cfg=conv_configs(max_kernel=4, max_groups=2, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1))
+def test_matches_torch_through_the_api(cfg: Config, seed: int) -> None:
+    """The public forward pass and gradients, the rule forced onto the implicit route, against PyTorch float64."""
+    cfg = dataclasses.replace(cfg, stride=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(implicit, "MIN_CHANNELS", 1)
+        mp.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
+        mp.setattr(small, "SMALL_WINDOWS", -1)
+        mp.setattr(jit, "choose", lambda *args, **kwargs: None)
+        mp.setattr(winograd, "choose", lambda *args, **kwargs: None)
+        state.clear_caches()
+        geom = _geometry(cfg)
+        if not geom.dilates_input and not all(k == 1 for k in geom.kernel):
+            assert dispatch.route(geom, np.dtype(np.float64), "auto", "forward") == "implicit"
+        rng = np.random.default_rng(seed)
+        x, w, b = cfg.arrays(rng)
+        y = cg.conv(x, w, b, **cfg.kwargs())
+        gy = rng.standard_normal(y.shape)
+        refs = torch_conv(cfg, x, w, b, gy)
+        for ours, ref in zip((y, *cg.conv_backward(gy, x, w, **cfg.kwargs())), refs):
+            _close(ours, ref)
+    state.clear_caches()
+
+
+def test_float32_layer_against_float64(forced: None) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 16, 9, 10, 11)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3, 3)).astype(np.float32)
+    y = cg.conv(x, w, padding=1)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    gx, _, _ = cg.conv_backward(g, x, w, padding=1)
+    assert y.dtype == gx.dtype == np.float32
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    x64, w64, g64 = (a.astype(np.float64) for a in (x, w, g))
+    _close(y.astype(np.float64), gemm.gemm_forward(x64, w64, geom), rtol=1e-5)
+    _close(gx.astype(np.float64), gemm.gemm_input_grad(g64, w64, geom), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- faults and odd inputs
+
+
+def test_non_finite_values_land_where_the_gemm_route_puts_them(forced: None) -> None:
+    """NaN and infinity in x, g or w: the same values as the gemm route (an infinite weight sends the input
+    gradient there, since the full correlation would multiply it by the padding's zeros)."""
+    rng = np.random.default_rng(4)
+    geom = geometry.conv_geometry((2, 3, 8, 9), (4, 3, 3, 2), padding=(2, 1), dilation=(1, 2))
+    x = rng.standard_normal(geom.input_shape)
+    w = rng.standard_normal(geom.weight_shape)
+    g = rng.standard_normal(geom.output_shape)
+    x[0, 1, 0, 0], x[1, 2, 4, 5], g[0, 3, 1, 1], g[1, 0, -1, -1] = np.nan, np.inf, -np.inf, np.nan
+    w_inf = w.copy()
+    w_inf[2, 1, 0, 1] = np.inf
+    with np.errstate(invalid="ignore"):
+        for ww in (w, w_inf):
+            for got, ref in ((implicit.implicit_forward(x, ww, geom), gemm.gemm_forward(x, ww, geom)),
+                             (implicit.implicit_input_grad(g, ww, geom), gemm.gemm_input_grad(g, ww, geom))):
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+                np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+                finite = np.isfinite(ref)
+                np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
+    assert dispatch.route(geom, np.dtype(np.float64), "auto", "input") == "implicit"
+
+
+def test_inputs_untouched_results_fresh_and_views_accepted(forced: None) -> None:
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((3, 9, 12, 12))
+    x = base[::2, ::3, 1:, ::-1]  # a non-contiguous view
+    w = rng.standard_normal((5, 3, 3, 3))
+    g = rng.standard_normal((2, 5, 11, 12))
+    copies = [a.copy() for a in (base, w, g)]
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    for got, ref in ((implicit.implicit_forward(x, w, geom), gemm.gemm_forward(np.ascontiguousarray(x), w, geom)),
+                     (implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))):
+        _close(got, ref)
+        assert got.flags.c_contiguous and got.flags.writeable
+        for a in (base, w, g):
+            assert not np.shares_memory(got, a)
+    for a, c in zip((base, w, g), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_empty_batch_and_single_position() -> None:
+    rng = np.random.default_rng(6)
+    geom0 = geometry.conv_geometry((0, 4, 6, 6), (8, 4, 3, 3), padding=1)
+    assert implicit.implicit_forward(np.zeros((0, 4, 6, 6)), np.ones((8, 4, 3, 3)), geom0).shape == (0, 8, 6, 6)
+    assert implicit.implicit_input_grad(np.zeros((0, 8, 6, 6)), np.ones((8, 4, 3, 3)), geom0).shape == (0, 4, 6, 6)
+    assert implicit.choose(geom0, np.dtype(np.float64), "auto", "forward", exact=False, finite=True) is None
+    # the kernel covers the whole padded input: one output, the grid read to its last element
+    x, w = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((6, 3, 4, 5))
+    geom = geometry.conv_geometry(x.shape, w.shape)
+    _close(implicit.implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
+    g = rng.standard_normal((2, 6, 1, 1))
+    _close(implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
+
+
+def test_chunks_under_a_small_budget(forced: None) -> None:
+    """A budget of one sample's grids: every sample its own chunk, the same result."""
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((5, 8, 10, 10)), rng.standard_normal((8, 8, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    expected = (gemm.gemm_forward(x, w, geom), gemm.gemm_input_grad(g, w, geom))
+    with cg.workspace_budget(implicit.sample_bytes(implicit.full_geometry(geom), 8)):
+        _close(implicit.implicit_forward(x, w, geom), expected[0])
+        _close(implicit.implicit_input_grad(g, w, geom), expected[1])
+
+
+def test_threads_share_the_route(forced: None) -> None:
+    """Calls from several threads at once (the BLAS releases the GIL) give the sequential results."""
+    rng = np.random.default_rng(8)
+    cases = []
+    for i in range(6):
+        x, w = rng.standard_normal((2, 8, 20 + i, 17)), rng.standard_normal((12, 8, 3, 3))
+        geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+        cases.append((x, w, geom, gemm.gemm_forward(x, w, geom)))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: implicit.implicit_forward(c[0], c[1], c[2]), cases * 3))
+    for got, case in zip(results, cases * 3):
+        _close(got, case[3])
+
+
+def _child(queue: Any) -> None:
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 8, 16, 16)), rng.standard_normal((8, 8, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    queue.put(float(np.abs(implicit.implicit_forward(x, w, geom) - gemm.gemm_forward(x, w, geom)).max()))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is a POSIX start method")
+def test_a_forked_child_uses_the_route() -> None:
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 8, 16, 16)), rng.standard_normal((8, 8, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    implicit.implicit_forward(x, w, geom)  # the binding and the BLAS's threads exist before the fork
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) < 1e-12
