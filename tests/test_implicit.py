@@ -307,6 +307,32 @@ def test_chunks_under_a_small_budget(forced: None) -> None:
         _close(implicit.implicit_input_grad(g, w, geom), expected[1])
 
 
+def test_chunks_stay_within_32_bit_blas_indices(forced: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the budget, a chunk's grids stay below the element limit (samples split into chunks); a layer one
+    sample of which is over it is not routed here."""
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((4, 8, 10, 10)), rng.standard_normal((8, 8, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    expected = gemm.gemm_forward(x, w, geom)
+    per_sample = implicit._chunk_elements(geom)
+    assert per_sample == 8 * 3 * 12 * 12  # the grid expanded along the last kernel dimension (8 channels)
+    monkeypatch.setattr(implicit, "MAX_CHUNK_ELEMENTS", 2 * per_sample)  # one sample per chunk
+    calls: list[int] = []
+    original = blas.gemm
+
+    def spy(a: np.ndarray, b: np.ndarray, *args: Any, **kwargs: Any) -> None:
+        calls.append(b.size)
+        original(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(blas, "gemm", spy)
+    with cg.workspace_budget(1 << 30):
+        _close(implicit.implicit_forward(x, w, geom), expected)
+        assert implicit.applies(geom, np.dtype(np.float64), "forward")
+    assert len(calls) == 4 * 3 and max(calls) <= 2 * per_sample  # 3 outer offsets per one-sample chunk
+    monkeypatch.setattr(implicit, "MAX_CHUNK_ELEMENTS", 2 * per_sample - 1)
+    assert not implicit.applies(geom, np.dtype(np.float64), "forward")
+
+
 def test_threads_share_the_route(forced: None) -> None:
     """Calls from several threads at once (the BLAS releases the GIL) give the sequential results."""
     rng = np.random.default_rng(8)
@@ -341,3 +367,47 @@ def test_a_forked_child_uses_the_route() -> None:
     child.join(60)
     assert child.exitcode == 0
     assert queue.get(timeout=5) < 1e-12
+
+
+# ----------------------------------------------------------------------------- the pointwise weight gradient
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("c_out", [6, 512])  # both orientations: (C, O) below WIDE_OUTPUT, (O, C) from it
+def test_pointwise_weight_gradient_accumulated_by_the_blas(groups: int, c_out: int) -> None:
+    """``Σ_n g[n] @ x[n]ᵀ`` added in place by the BLAS equals the reference, float64 and float32, with NaN and
+    infinity where the reference puts them; strided, non-contiguous, complex and empty inputs take the other
+    paths."""
+    from convgrad import reference
+    from convgrad.engine import pointwise
+
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((3, 4, 5, 6)), rng.standard_normal((c_out, 4 // groups, 1, 1))
+    geom = geometry.conv_geometry(x.shape, w.shape, groups=groups)
+    g = rng.standard_normal(geom.output_shape)
+    assert pointwise._accumulates(g, x, geom, np.dtype(np.float64))
+    expected = reference.conv_weight_grad(g, x, weight_shape=w.shape, groups=groups)
+    _close(pointwise.pointwise_weight_grad(g, x, geom), expected)
+    g32, x32 = g.astype(np.float32), x.astype(np.float32)
+    got32 = pointwise.pointwise_weight_grad(g32, x32, geom)
+    assert got32.dtype == np.float32
+    _close(got32.astype(np.float64), expected, rtol=1e-5)
+    x_bad, g_bad = x.copy(), g.copy()
+    x_bad[1, 0, 2, 3], g_bad[2, 1, 0, 0] = np.inf, np.nan
+    with np.errstate(invalid="ignore"):
+        got, ref = pointwise.pointwise_weight_grad(g_bad, x_bad, geom), reference.conv_weight_grad(
+            g_bad, x_bad, weight_shape=w.shape, groups=groups)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    np.testing.assert_allclose(got[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-12)
+    # the other paths
+    assert not pointwise._accumulates(g, x[:, :, :, ::-1], geom, np.dtype(np.float64))
+    _close(pointwise.pointwise_weight_grad(g, x[:, :, :, ::-1], geom),
+           reference.conv_weight_grad(g, x[:, :, :, ::-1], weight_shape=w.shape, groups=groups))
+    assert not pointwise._accumulates(g.astype(np.complex128), x.astype(np.complex128), geom,
+                                      np.dtype(np.complex128))
+    strided = geometry.conv_geometry(x.shape, w.shape, groups=groups, stride=2)
+    assert not pointwise._accumulates(g[:, :, ::2, ::2], x, strided, np.dtype(np.float64))
+    empty = geometry.conv_geometry((0, 4, 5, 6), w.shape, groups=groups)
+    out = pointwise.pointwise_weight_grad(np.zeros((0, c_out, 5, 6)), np.zeros((0, 4, 5, 6)), empty)
+    assert out.shape == w.shape and not out.any()

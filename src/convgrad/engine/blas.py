@@ -52,7 +52,7 @@ Array = npt.NDArray[Any]
 ENABLED = True
 """Set to ``False`` to stop the engine from calling the BLAS directly (the routes that need it are then skipped)."""
 
-_ROW_MAJOR, _NO_TRANS = 101, 111
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _LIMIT = 1 << 31  # every integer argument stays below this (a 32-bit-integer BLAS reads the low halves)
 
 _SYMBOLS = {
@@ -147,11 +147,12 @@ def _check(base: Array, start: int, rows: int, cols: int, ld: int) -> None:
 
 
 def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 0, n: int | None = None,
-         c_start: int = 0, ldc: int | None = None) -> None:
+         c_start: int = 0, ldc: int | None = None, trans_b: bool = False) -> None:
     """``C = A·B + β·C`` in place, ``A (M × K)`` contiguous; ``B (K × n)`` and ``C (M × n)`` read as the elements
     of the C-contiguous buffers ``b`` and ``c`` from ``b_start``/``c_start`` with leading dimensions ``ldb``/``ldc``.
 
     The rows of ``B`` may overlap (``ldb`` smaller than the buffer's rows).
+    With ``trans_b`` the product is ``A·Bᵀ``, ``B`` read as ``n × K`` rows.
     Every operand is checked to lie inside its buffer before the call; all
     three share the dtype, for which :func:`available` must hold.
 
@@ -162,7 +163,7 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
     b : ndarray
         The buffer ``B`` is read from, C-contiguous, any shape.
     ldb : int
-        Elements between consecutive rows of ``B``.
+        Elements between consecutive rows of ``B`` (as stored: of ``Bᵀ`` with ``trans_b``).
     c : ndarray
         The buffer ``C`` is written into, C-contiguous.
     beta : float
@@ -170,9 +171,11 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
     b_start, c_start : int
         Element offset of ``B[0, 0]`` in ``b`` and of ``C[0, 0]`` in ``c``.
     n : int, optional
-        Columns of ``B`` and ``C``; default ``ldb``.
+        Columns of the product; default ``ldb`` (``trans_b``: required).
     ldc : int, optional
         Elements between consecutive rows of ``C``; default ``n``.
+    trans_b : bool
+        Multiply by ``Bᵀ``: ``B`` is stored as ``n`` rows of ``K``.
     """
     function = gemm_function(a.dtype)
     if function is None or b.dtype != a.dtype or c.dtype != a.dtype:
@@ -180,14 +183,20 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
     if not a.flags.c_contiguous or a.ndim != 2:
         raise ValueError("A must be a C-contiguous matrix")
     m, k = a.shape
-    n = ldb if n is None else n
+    if n is None:
+        if trans_b:
+            raise ValueError("n is required with trans_b")
+        n = ldb
     ldc = n if ldc is None else ldc
-    _check(b, b_start, k, n, ldb)
+    if trans_b:
+        _check(b, b_start, n, k, ldb)
+    else:
+        _check(b, b_start, k, n, ldb)
     _check(c, c_start, m, n, ldc)
     if m == 0 or n == 0:
         return
     size = a.itemsize
-    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, max(1, k),
+    function(_ROW_MAJOR, _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, 1.0, a.ctypes.data, max(1, k),
              b.ctypes.data + size * b_start, max(1, ldb), beta, c.ctypes.data + size * c_start, max(1, ldc))
 
 

@@ -80,6 +80,16 @@ def _expand(geom: Geometry) -> int:
     return 1
 
 
+MAX_CHUNK_ELEMENTS = 1 << 30
+"""Most elements of a chunk's (expanded) grid or output grid: every offset and leading dimension handed to the
+BLAS stays below 2³¹ (a BLAS with 32-bit integers reads their low halves), whatever the workspace budget."""
+
+
+def _chunk_elements(geom: Geometry) -> int:
+    """Elements per sample of the larger of the two grids, with room for the grid's tail."""
+    return max(geom.c_in * _expand(geom), geom.c_out) * prod(geom.padded_size)
+
+
 def sample_bytes(geom: Geometry, itemsize: int) -> int:
     """Workspace of one sample: its (expanded) grid and its output grid."""
     return (geom.c_in * _expand(geom) + geom.c_out) * prod(geom.padded_size) * itemsize
@@ -93,6 +103,8 @@ def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
     if geom.dilates_input or all(k == 1 for k in geom.kernel) or not blas.available(dtype):
         return False
     work = geom if op == "forward" else full_geometry(geom)
+    if 2 * _chunk_elements(work) > MAX_CHUNK_ELEMENTS:
+        return False
     return sample_bytes(work, np.dtype(dtype).itemsize) <= get_workspace_budget()
 
 
@@ -167,7 +179,9 @@ def _correlate(src: Array, w: Array, geom: Geometry, dtype: np.dtype[Any]) -> Ar
     rows = (geom.c_in // g) * expand  # rows of B per group
     y = np.empty((n, geom.c_out) + tuple(geom.out_size), dtype=dtype)
     p = prod(geom.padded_size)
-    for n0, n1 in batch_chunks(n, sample_bytes(geom, dtype.itemsize)):
+    per_sample = sample_bytes(geom, dtype.itemsize)
+    fit = max(1, MAX_CHUNK_ELEMENTS // (2 * _chunk_elements(geom)))  # (half: the tail and the offsets)
+    for n0, n1 in batch_chunks(n, per_sample, min(get_workspace_budget(), fit * per_sample)):
         nb = n1 - n0
         m = nb * p
         grid = _grid_input(src[n0:n1], geom, dtype)  # (C, m + off_max)
@@ -225,5 +239,5 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 """This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
 
-__all__ = ["EXPAND_BELOW", "MIN_CHANNELS", "ROUTES", "applies", "choose", "full_geometry", "implicit_forward",
-           "implicit_input_grad", "op_cost", "sample_bytes"]
+__all__ = ["EXPAND_BELOW", "MAX_CHUNK_ELEMENTS", "MIN_CHANNELS", "ROUTES", "applies", "choose", "full_geometry",
+           "implicit_forward", "implicit_input_grad", "op_cost", "sample_bytes"]

@@ -3,8 +3,11 @@
 No windows at all: ``y[n, o, q] = Σ_c w[o, c] · x[n, c, q·s]`` reads a strided
 slice of ``x`` (stride > 1) or ``x`` itself, one GEMM per sample (samples of at
 least :data:`ONE_GEMM_POSITIONS` positions) or one over a channel-major copy of all
-samples. The weight gradient is one GEMM per sample on the operands in place
-(at least :data:`PER_SAMPLE_POSITIONS` positions), else one GEMM per group over a
+samples. The weight gradient at stride 1 (float32 and float64, where the BLAS
+can be called directly, :mod:`convgrad.engine.blas`) is one GEMM per sample and
+group on the operands in place, each added into the result by the BLAS itself
+(``β = 1``); otherwise one GEMM per sample on the operands in place (at least
+:data:`PER_SAMPLE_POSITIONS` positions), else one GEMM per group over a
 channel-major copy of a chunk, ``(O/G, nb·Q) @ (nb·Q, C/G)``.
 """
 
@@ -16,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from .gemm import WeightSum, channel_rows
+from . import blas
+from .gemm import WIDE_OUTPUT, WeightSum, channel_rows
 from .state import batch_chunks
 from .windows import window_starts
 
@@ -119,6 +123,8 @@ def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     and positions is one GEMM's inner dimension.
     """
     dtype = np.result_type(g, x)
+    if _accumulates(g, x, geom, dtype):
+        return _weight_grad_in_place(g, x, geom, dtype)
     gw = WeightSum(geom, dtype)
     if prod(geom.out_size) >= PER_SAMPLE_POSITIONS and geom.c_in > geom.groups:  # (depthwise: G products each)
         for n in range(x.shape[0]):
@@ -129,6 +135,44 @@ def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
         xs = x[(slice(n0, n1), slice(None)) + window_starts(geom)]
         gw.add(channel_rows(g[n0:n1], geom.groups), channel_rows(xs, geom.groups))
     return gw.result()
+
+
+def _accumulates(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> bool:
+    """Whether :func:`_weight_grad_in_place` applies: stride 1 (``x[n]`` is a ``(C, Q)`` matrix), not depthwise,
+    some samples, both operands contiguous in the compute dtype, and the BLAS reachable for it."""
+    return (all(s == 1 for s in geom.stride) and geom.c_in > geom.groups and x.shape[0] > 0
+            and g.dtype == x.dtype == dtype and g.flags.c_contiguous and x.flags.c_contiguous
+            and blas.available(dtype))
+
+
+def _weight_grad_in_place(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
+    """``gw = Σ_n g[n] @ x[n]ᵀ`` per group, each product added into ``gw`` by the BLAS (``β = 1``), reading ``g``
+    and ``x`` where they lie: no channel-major copies and no temporary per sample.
+
+    Oriented as :class:`~convgrad.engine.gemm.WeightSum` is (``(O, C)`` from :data:`WIDE_OUTPUT` output channels
+    per group, else ``(C, O)`` and transposed once). Measured on 2 threads, float32, 8 samples, against the
+    channel-major copies (below 1024 positions per sample) or ``matmul`` and an add per sample: 256→64 at 28²
+    1.9 → 1.1 ms, 128→512 at 28² 4.9 → 3.5 ms, 256→256 at 28² 4.5 → 3.6 ms, 512→2048 at 7² 3.5 → 3.1 ms,
+    64→128 at 56² 3.0 → 3.0 ms.
+    """
+    grp, og, cg = geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups
+    q = prod(geom.out_size)
+    wide = og >= WIDE_OUTPUT
+    out = np.empty((grp, og, cg) if wide else (grp, cg, og), dtype=dtype)
+    gs, xs = g.reshape(g.shape[0], geom.c_out * q), x.reshape(x.shape[0], geom.c_in * q)
+    for n in range(x.shape[0]):
+        beta = 0.0 if n == 0 else 1.0
+        for gi in range(grp):
+            if wide:  # out[gi] (O/G × C/G) += g[n, group] (O/G × Q) @ x[n, group]ᵀ
+                a = gs[n, gi * og * q : (gi + 1) * og * q].reshape(og, q)
+                blas.gemm(a, xs, q, out, beta, b_start=n * geom.c_in * q + gi * cg * q, n=cg, c_start=gi * og * cg,
+                          trans_b=True)
+            else:  # out[gi] (C/G × O/G) += x[n, group] (C/G × Q) @ g[n, group]ᵀ
+                a = xs[n, gi * cg * q : (gi + 1) * cg * q].reshape(cg, q)
+                blas.gemm(a, gs, q, out, beta, b_start=n * geom.c_out * q + gi * og * q, n=og, c_start=gi * cg * og,
+                          trans_b=True)
+    gw = out if wide else np.ascontiguousarray(out.swapaxes(1, 2))
+    return gw.reshape(geom.weight_shape)
 
 
 def pointwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
