@@ -2,11 +2,14 @@
 
 The route is compared with the gemm route over hypothesis-drawn stride-1
 geometries (every padding mode, dilation, groups, with and without the grid
-expanded along the last kernel dimension), with PyTorch float64 autograd
-through the public API, and on non-finite data, threads, a forked child,
-small budgets and empty batches. The binding is compared with NumPy's
-``matmul``, including overlapping rows, ``β = 0`` over NaN, ``β = 1``, empty
-products and every refused operand.
+expanded along the last kernel dimension) and crops, with PyTorch float64
+autograd through the public API, on transposed layers with ``output_padding``,
+and on non-finite data, threads, a forked child, small budgets and empty
+batches. The binding is compared with NumPy's ``matmul``: shifted starts,
+wide leading dimensions, operands of two calls overlapping in one buffer,
+``β = 0`` over NaN, ``β = 1``, ``Bᵀ``, empty products and every refused
+operand. (That the binding is found at all is tested in test_engine_state.py,
+which this module's skip does not reach.)
 """
 
 from __future__ import annotations
@@ -70,30 +73,38 @@ def forced(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- the BLAS binding
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="NumPy's Linux wheels bundle the BLAS looked for")
-def test_the_binding_is_found_on_linux() -> None:
-    assert blas.available(np.float32) and blas.available(np.float64)
-    assert not blas.available(np.complex128) and not blas.available(np.int64) and not blas.available(np.float16)
-
-
 @given(m=st.integers(0, 9), n=st.integers(0, 40), k=st.integers(0, 9), start=st.integers(0, 5),
-       extra=st.integers(-3, 5), beta=st.sampled_from([0.0, 1.0]), f32=st.booleans())
-def test_gemm_matches_matmul_on_overlapping_rows(m: int, n: int, k: int, start: int, extra: int, beta: float,
-                                                 f32: bool) -> None:
-    """``B``'s rows ``ldb`` apart, overlapping when ``ldb < n``' room allows; ``β = 0`` ignores NaN in ``C``."""
+       extra=st.integers(0, 5), beta=st.sampled_from([0.0, 1.0]), f32=st.booleans(), trans=st.booleans())
+def test_gemm_matches_matmul(m: int, n: int, k: int, start: int, extra: int, beta: float, f32: bool,
+                             trans: bool) -> None:
+    """A shifted start and a leading dimension wider than the rows, ``B`` or ``Bᵀ``; ``β = 0`` ignores NaN in
+    ``C`` (also for an empty sum, ``k = 0``), ``β = 1`` adds; the buffer ``B`` is read from is left as it was."""
     dtype = np.float32 if f32 else np.float64
     rng = np.random.default_rng(m * 1000 + n * 10 + k)
-    ldb = max(n, 1) + extra if extra >= 0 else max(1, n)
-    buf = rng.standard_normal(start + max(0, k - 1) * ldb + n + 3).astype(dtype)
+    rows, cols = (n, k) if trans else (k, n)
+    ldb = max(cols, 1) + extra
+    buf = rng.standard_normal(start + max(0, rows - 1) * ldb + cols + 3).astype(dtype)
     a = rng.standard_normal((m, k)).astype(dtype)
-    b = np.lib.stride_tricks.as_strided(buf[start:], (k, n), (ldb * buf.itemsize, buf.itemsize))
+    b = np.lib.stride_tricks.as_strided(buf[start:], (rows, cols), (ldb * buf.itemsize, buf.itemsize))
     c0 = rng.standard_normal((m, n)).astype(dtype)
     c = np.full((m, n), np.nan, dtype=dtype) if beta == 0.0 else c0.copy()
     before = buf.copy()
-    blas.gemm(a, buf, ldb, c, beta, b_start=start, n=n)
-    expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if beta else 0.0)
+    blas.gemm(a, buf, ldb, c, beta, b_start=start, n=n, trans_b=trans)
+    factor = b.T if trans else b
+    expected = a.astype(np.float64) @ factor.astype(np.float64) + (c0 if beta else 0.0)
     np.testing.assert_allclose(c, expected, rtol=1e-4 if f32 else 1e-12, atol=1e-4 if f32 else 1e-12)
     np.testing.assert_array_equal(buf, before)
+
+
+def test_gemm_operands_of_two_calls_overlap_in_one_buffer() -> None:
+    """The implicit route's pattern: the ``B`` of each call is the same grid from a shifted start, summed in ``C``."""
+    rng = np.random.default_rng(12)
+    grid = rng.standard_normal((4, 30))  # 4 channels, rows of 30
+    a0, a1 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    c = np.empty((3, 25))
+    blas.gemm(a0, grid, 30, c, 0.0, b_start=0, n=25)
+    blas.gemm(a1, grid, 30, c, 1.0, b_start=5, n=25)
+    np.testing.assert_allclose(c, a0 @ grid[:, :25] + a1 @ grid[:, 5:30], rtol=1e-12)
 
 
 def test_gemm_writes_into_a_strided_block_of_c() -> None:
@@ -105,14 +116,16 @@ def test_gemm_writes_into_a_strided_block_of_c() -> None:
     assert not c[:, :2].any() and not c[:, 7:].any()
 
 
-def test_gemm_refuses_bad_operands() -> None:
+def test_gemm_refuses_bad_operands(monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, c = np.ones((2, 3)), np.ones(12), np.ones(8)
     with pytest.raises(ValueError, match="exceeds its buffer"):
         blas.gemm(a, b, 4, c, 0.0, b_start=1)  # 3 rows of 4 from 1: 13 elements
     with pytest.raises(ValueError, match="exceeds its buffer"):
         blas.gemm(a, b, 4, c, 0.0, n=4, ldc=5)
-    with pytest.raises(ValueError, match="exceeds its buffer"):
+    with pytest.raises(ValueError, match="leading dimension"):
         blas.gemm(a, b, 4, c, 0.0, b_start=-1, n=2)
+    with pytest.raises(ValueError, match="leading dimension"):
+        blas.gemm(a, b, 2, c, 0.0, n=3)  # rows of B would overlap within the call
     with pytest.raises(ValueError, match="C-contiguous"):
         blas.gemm(a, np.ones((4, 6))[:, ::2], 3, c, 0.0)
     with pytest.raises(ValueError, match="C-contiguous matrix"):
@@ -121,6 +134,17 @@ def test_gemm_refuses_bad_operands() -> None:
         blas.gemm(a, b.astype(np.float32), 4, c, 0.0)
     with pytest.raises(ValueError, match="no direct BLAS GEMM"):
         blas.gemm(a.astype(np.complex128), b.astype(np.complex128), 4, c.astype(np.complex128), 0.0)
+    with pytest.raises(ValueError, match="no direct BLAS GEMM"):  # another byte order: not what the BLAS reads
+        blas.gemm(a.astype(">f8"), b.astype(">f8"), 4, c.astype(">f8"), 0.0)
+    with pytest.raises(ValueError, match="n is required"):
+        blas.gemm(a, b, 3, c, 0.0, trans_b=True)
+    frozen = c.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        blas.gemm(a, b, 4, frozen, 0.0, n=4)
+    monkeypatch.setattr(blas, "_LIMIT", 4)
+    with pytest.raises(ValueError, match="32-bit"):
+        blas.gemm(a, b, 4, c, 0.0, n=4)
 
 
 def test_disabled_binding_takes_the_route_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,6 +160,22 @@ def test_disabled_binding_takes_the_route_out(monkeypatch: pytest.MonkeyPatch) -
     assert dispatch.route(geom, f32, "direct", "forward") == "grid"
     with pytest.raises(ValueError, match="no direct BLAS GEMM"):
         blas.gemm(np.ones((1, 1), np.float32), np.ones(1, np.float32), 1, np.ones(1, np.float32), 0.0)
+
+
+def test_switching_the_binding_off_after_a_route_was_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The route table remembers "implicit" per geometry; switched off later, the route computes by gemm."""
+    monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    rng = np.random.default_rng(13)
+    x, w = rng.standard_normal((2, 64, 12, 12)), rng.standard_normal((64, 64, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    assert [dispatch.route(geom, np.dtype(np.float64), "auto", op) for op in ("forward", "input")] == ["implicit"] * 2
+    expected = [cg.conv(x, w, padding=1), *cg.conv_backward(g, x, w, padding=1)]
+    monkeypatch.setattr(blas, "ENABLED", False)  # no clear_caches(): the remembered routes are taken
+    got = [cg.conv(x, w, padding=1), *cg.conv_backward(g, x, w, padding=1)]
+    for a, b in zip(got, expected):
+        _close(a, b)
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -198,6 +238,63 @@ def test_matches_the_gemm_route(cfg: Config, seed: int, expand: bool) -> None:
         mp.setattr(implicit, "EXPAND_BELOW", 10**6 if expand else 0)
         _close(implicit.implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
         _close(implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
+
+
+@pytest.mark.parametrize("padding", [((-1, 2), (3, -2)), ((0, -3), (-1, 0)), ((-4, 1), (2, 2))])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_crops_match_the_gemm_route(padding: Any, dilation: int) -> None:
+    """Negative padding (crops, beyond the kernel's span too), which the drawn configurations do not reach."""
+    rng = np.random.default_rng(14)
+    x, w = rng.standard_normal((2, 3, 11, 10)), rng.standard_normal((5, 3, 3, 2))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=padding, dilation=dilation)
+    g = rng.standard_normal(geom.output_shape)
+    for expand in (0, 10**6):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(implicit, "EXPAND_BELOW", expand)
+            _close(implicit.implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
+            _close(implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
+
+
+@pytest.mark.parametrize("kw", [{"padding": 1, "dilation": 2, "output_padding": 1},
+                                {"padding": (0, 2), "dilation": (3, 1), "output_padding": (2, 0)},
+                                {"output_shape": (16, 14), "dilation": 2}])
+def test_transposed_layers_with_output_padding(forced: None, kw: dict[str, Any]) -> None:
+    """A transposed layer at stride 1 can have fewer outputs than its input admits (the last positions are read by
+    no output): its forward pass is the implicit input gradient, which must still cover every position."""
+    rng = np.random.default_rng(15)
+    x, w = rng.standard_normal((2, 6, 11, 9)), rng.standard_normal((6, 4, 3, 3))
+    geom = geometry.transpose_geometry(x.shape, w.shape, **kw)
+    assert geom.full_size != geom.out_size
+    assert dispatch.route(geom, np.dtype(np.float64), "auto", "input") == "implicit"
+    got = cg.conv_transpose(x, w, **kw)
+    gy = rng.standard_normal(got.shape)
+    grads = cg.conv_transpose_backward(gy, x, w, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(blas, "ENABLED", False)
+        state.clear_caches()
+        expected = cg.conv_transpose(x, w, **kw)
+        expected_grads = cg.conv_transpose_backward(gy, x, w, **kw)
+    assert got.shape == expected.shape == (2, 4) + geom.in_size
+    _close(got, expected)
+    for a, b in zip(grads, expected_grads):
+        _close(a, b)
+
+
+def test_pointwise_transposed_layer_with_output_padding() -> None:
+    """1×1 kernels with output_padding: x[n] is not the (C, Q) matrix, so the pointwise weight gradient takes its
+    other paths."""
+    rng = np.random.default_rng(16)
+    x, w1 = rng.standard_normal((2, 6, 5)), rng.standard_normal((6, 4, 1))
+    kw = {"output_padding": 1, "dilation": 2}
+    y1 = cg.conv_transpose(x, w1, **kw)
+    g1 = rng.standard_normal(y1.shape)
+    got = cg.conv_transpose_backward(g1, x, w1, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(blas, "ENABLED", False)
+        state.clear_caches()
+        ref = cg.conv_transpose_backward(g1, x, w1, **kw)
+    for a, b in zip(got, ref):
+        _close(a, b)
 
 
 @given(cfg=conv_configs(max_kernel=4, max_groups=2, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1))

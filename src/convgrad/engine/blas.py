@@ -1,26 +1,29 @@
-"""NumPy's own BLAS, called directly: one GEMM ``C = A·B + β·C`` on operands given by pointer and leading dimension.
+"""The BLAS NumPy is linked against, called directly: one GEMM ``C = A·B + β·C`` on operands given by a starting
+element and a leading dimension.
 
-``numpy.matmul`` cannot accumulate into its output (``β = 1``), and it copies
-an operand whose rows overlap. The implicit route
-(:mod:`convgrad.engine.implicit`) needs both: the rows of its ``B`` operand
-are the channels of the padded input read from a shifted start, and the
-products of all kernel offsets are summed in place. This module finds the
-``cblas_sgemm``/``cblas_dgemm`` of the BLAS library NumPy itself is linked
-against (the one ``threadpoolctl`` and :func:`convgrad.set_num_threads`
-control), through :mod:`ctypes`, which releases the GIL during the call.
+``numpy.matmul`` cannot accumulate into its output (``β = 1``), and it wants
+each operand as its own array. The implicit route
+(:mod:`convgrad.engine.implicit`) needs both: the ``B`` operand of each of
+its GEMMs is the padded input read from a shifted start (the operands of
+different kernel offsets overlap in memory), and the products of all kernel
+offsets are summed in place. This module finds ``cblas_sgemm``/``cblas_dgemm``
+through :mod:`ctypes`, which releases the GIL during the call.
 
-The library is looked for among NumPy's bundled libraries and the libraries
-loaded in the process whose name contains ``blas``; the symbols tried are the
-64-bit-integer ones of the ``scipy-openblas64`` build NumPy's wheels ship
-(``scipy_cblas_sgemm64_``) and the plain ``cblas_sgemm``. Integer arguments
-are passed as 64-bit integers; a library with 32-bit integers reads their low
-halves (every argument is checked below 2³¹), which the x86-64 and AArch64
-calling conventions make exact. Before its first use the GEMM is checked
-against NumPy on a small product with NaN in the output (``β = 0`` must not
-read it); if that check fails, or no library or symbol is found, or the
-platform has no ``/proc/self/maps`` and NumPy bundles no BLAS,
-:func:`gemm_function` returns ``None`` and the routes that need it are not
-used (the others compute the same results).
+The library looked for first is the one NumPy bundles (NumPy's wheels ship
+``scipy-openblas64``, whose symbols are ``scipy_cblas_sgemm64_`` and so on,
+the library ``threadpoolctl`` and :func:`convgrad.set_num_threads` control);
+where NumPy bundles none, the libraries loaded in the process whose name
+contains ``blas`` (on Linux), which may then be another BLAS than NumPy's
+(the results are the same; its thread setting may not follow
+:func:`convgrad.set_num_threads`). Integer arguments are passed as 64-bit
+integers: a library with 32-bit integers reads their low halves (every
+integer argument is checked below 2³¹), which the 64-bit calling conventions
+(x86-64, AArch64) make exact; on 32-bit platforms the binding is not used.
+Before its first use the GEMM is checked against NumPy on small products
+(NaN in the output for ``β = 0``, which must not be read; a wide leading
+dimension; ``β = 1``; ``Bᵀ``). If that check fails, or no library or symbol
+is found, :func:`gemm_function` returns ``None`` and the routes that need it
+are not used (the others compute the same results).
 
 Examples
 --------
@@ -64,13 +67,15 @@ _SYMBOLS = {
 def _candidates() -> list[str]:
     """Paths of the libraries that may hold NumPy's BLAS: its bundled ones first, then loaded ``*blas*`` ones."""
     here = os.path.dirname(np.__file__)
-    found = sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*blas*")))
-    found += sorted(glob.glob(os.path.join(here, ".dylibs", "*blas*")))
+    bundled = glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*blas*"))
+    bundled += glob.glob(os.path.join(here, ".dylibs", "*blas*"))
+    found = sorted({os.path.realpath(path) for path in bundled})
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
                 path = line.split(maxsplit=5)[-1].strip()
-                if "blas" in os.path.basename(path).lower() and path.startswith("/") and path not in found:
+                if "blas" in os.path.basename(path).lower() and path.startswith("/") \
+                        and os.path.realpath(path) not in found:
                     found.append(path)
     except OSError:  # not Linux: the bundled libraries only
         pass
@@ -97,21 +102,28 @@ def _bind(dtype: str) -> Any:
 
 
 def _self_test(function: Any, dtype: str) -> bool:
-    """Whether ``function`` computes a small product as NumPy does, ignoring NaN in ``C`` when ``β = 0`` and
-    adding to ``C`` when ``β = 1``, with a leading dimension wider than the rows."""
+    """Whether ``function`` computes small products as NumPy does: ignoring NaN in ``C`` when ``β = 0``, adding to
+    ``C`` when ``β = 1``, with leading dimensions wider than the rows, and with ``Bᵀ``."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((3, 5)).astype(dtype)
     b_wide = rng.standard_normal((5, 9)).astype(dtype)
     b = b_wide[:, 2:6]
-    c = np.full((3, 4), np.nan, dtype=dtype)
-    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 9, 0.0, c.ctypes.data, 4)
-    first = np.allclose(c, a @ b, rtol=1e-5, atol=1e-5)
-    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 9, 1.0, c.ctypes.data, 4)
-    return bool(first and np.allclose(c, 2 * (a @ b), rtol=1e-5, atol=1e-5))
+    c_wide = np.full((3, 7), np.nan, dtype=dtype)
+    c = c_wide[:, 1:5]
+    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 9, 0.0, c.ctypes.data, 7)
+    first = np.allclose(c, a @ b, rtol=1e-5, atol=1e-5) and np.isnan(c_wide[:, [0, 5, 6]]).all()
+    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 9, 1.0, c.ctypes.data, 7)
+    second = np.allclose(c, 2 * (a @ b), rtol=1e-5, atol=1e-5)
+    bt = np.ascontiguousarray(b.T)  # (4, 5): the product by btᵀ
+    d = np.full((3, 4), np.nan, dtype=dtype)
+    function(_ROW_MAJOR, _NO_TRANS, _TRANS, 3, 4, 5, 1.0, a.ctypes.data, 5, bt.ctypes.data, 5, 0.0, d.ctypes.data, 4)
+    return bool(first and second and np.allclose(d, a @ b, rtol=1e-5, atol=1e-5))
 
 
 @functools.cache
 def _function(dtype: str) -> Any:
+    if ctypes.sizeof(ctypes.c_void_p) != 8:  # the 64-bit integer arguments need a 64-bit calling convention
+        return None
     try:
         function = _bind(dtype)
         if function is None or not _self_test(function, dtype):
@@ -122,10 +134,11 @@ def _function(dtype: str) -> Any:
 
 
 def gemm_function(dtype: np.dtype[Any]) -> Callable[..., None] | None:
-    """The bound ``cblas_?gemm`` for float32 or float64, or ``None`` (other dtypes, not found, or :data:`ENABLED`
-    off)."""
-    key = np.dtype(dtype).str[1:]
-    if not ENABLED or key not in _SYMBOLS:
+    """The bound ``cblas_?gemm`` for native float32 or float64, or ``None`` (other dtypes or byte orders, not found,
+    or :data:`ENABLED` off)."""
+    dtype = np.dtype(dtype)
+    key = dtype.str[1:]
+    if not ENABLED or key not in _SYMBOLS or not dtype.isnative:
         return None
     function: Callable[..., None] | None = _function(key)
     return function
@@ -137,12 +150,17 @@ def available(dtype: np.dtype[Any] | type = np.float32) -> bool:
 
 
 def _check(base: Array, start: int, rows: int, cols: int, ld: int) -> None:
-    """``rows × cols`` elements from ``start`` with leading dimension ``ld`` lie inside C-contiguous ``base``."""
+    """``rows × cols`` elements from ``start`` with leading dimension ``ld`` lie inside C-contiguous ``base``.
+
+    ``start`` moves the pointer; ``rows``, ``cols`` and ``ld`` are the BLAS's integer arguments, kept below 2³¹.
+    """
     if not base.flags.c_contiguous:
         raise ValueError("BLAS operand must be C-contiguous")
-    if rows and cols and (start < 0 or start + (rows - 1) * ld + cols > base.size or cols > ld):
+    if cols > max(1, ld) or start < 0:
+        raise ValueError(f"BLAS operand of {rows}×{cols} from {start} has a leading dimension of {ld}")
+    if rows and cols and start + (rows - 1) * ld + cols > base.size:
         raise ValueError(f"BLAS operand of {rows}×{cols} from {start} (ld {ld}) exceeds its buffer of {base.size}")
-    if max(rows, cols, ld, start) >= _LIMIT:
+    if max(rows, cols, ld) >= _LIMIT:
         raise ValueError("BLAS operand too large for 32-bit indices")
 
 
@@ -151,8 +169,9 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
     """``C = A·B + β·C`` in place, ``A (M × K)`` contiguous; ``B (K × n)`` and ``C (M × n)`` read as the elements
     of the C-contiguous buffers ``b`` and ``c`` from ``b_start``/``c_start`` with leading dimensions ``ldb``/``ldc``.
 
-    The rows of ``B`` may overlap (``ldb`` smaller than the buffer's rows).
-    With ``trans_b`` the product is ``A·Bᵀ``, ``B`` read as ``n × K`` rows.
+    ``B`` may overlap the ``B`` of another call (the implicit route's shifted
+    views of one grid); within one call its rows do not (``ldb`` at least its
+    columns, as the BLAS requires). With ``trans_b`` the product is ``A·Bᵀ``, ``B`` read as ``n × K`` rows.
     Every operand is checked to lie inside its buffer before the call; all
     three share the dtype, for which :func:`available` must hold.
 
@@ -193,7 +212,14 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
     else:
         _check(b, b_start, k, n, ldb)
     _check(c, c_start, m, n, ldc)
+    if not c.flags.writeable:
+        raise ValueError("C must be writeable")
     if m == 0 or n == 0:
+        return
+    if k == 0:  # an empty sum (some BLAS refuse a zero inner dimension and leave C as it was)
+        if beta == 0.0:
+            rows = c.reshape(-1)[c_start : c_start + (m - 1) * ldc + n]
+            np.lib.stride_tricks.as_strided(rows, (m, n), (ldc * c.itemsize, c.itemsize))[...] = 0
         return
     size = a.itemsize
     function(_ROW_MAJOR, _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, 1.0, a.ctypes.data, max(1, k),

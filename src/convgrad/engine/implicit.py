@@ -34,8 +34,8 @@ no such form that is faster (its GEMMs would be ``O × C`` with one long sum)
 and is not on this route.
 
 As on the grid route, positions ``q_i ≥ Q_i`` are computed and dropped.
-Workspace per sample: the grid (``C·P``, ``C·K_d·P`` expanded) and the
-output grid (``O·P``); samples are taken in chunks that fit the budget, and
+Workspace per sample: the grid (``C·P``; ``C·P + C·K_d·P`` expanded) and
+the output grid (``O·P``); samples are taken in chunks that fit the budget, and
 a geometry one sample of which does not fit is not routed here.
 
 Examples
@@ -91,8 +91,9 @@ def _chunk_elements(geom: Geometry) -> int:
 
 
 def sample_bytes(geom: Geometry, itemsize: int) -> int:
-    """Workspace of one sample: its (expanded) grid and its output grid."""
-    return (geom.c_in * _expand(geom) + geom.c_out) * prod(geom.padded_size) * itemsize
+    """Workspace of one sample: its grid, the expanded grid where there is one, and its output grid."""
+    expand = _expand(geom)
+    return (geom.c_in * (expand + 1 if expand > 1 else 1) + geom.c_out) * prod(geom.padded_size) * itemsize
 
 
 def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
@@ -144,16 +145,27 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
 def full_geometry(geom: Geometry) -> Geometry:
     """The forward geometry of the input gradient: ``g`` correlated with the flipped, channel-swapped kernel.
 
-    Zero padding (crops included): ``g`` padded by ``(K − 1)·δ − lo`` before and ``(K − 1)·δ − hi`` after, whose
-    outputs are exactly the input's positions. Other modes: padded by ``(K − 1)·δ`` on both sides, whose outputs
-    are the padded input's positions, for :func:`~convgrad.engine.padding.pad_adjoint`.
+    Zero padding (crops included): ``g`` padded by ``(K − 1)·δ − lo`` before and ``(K − 1)·δ − hi + u`` after,
+    whose outputs are exactly the input's positions. Other modes: padded by ``(K − 1)·δ`` before and
+    ``(K − 1)·δ + u`` after, whose outputs are the padded input's positions, for
+    :func:`~convgrad.engine.padding.pad_adjoint`. ``u = (P − (K − 1)·δ) − Q`` counts the last positions no output
+    reads (a transposed layer's ``output_padding``; usually 0).
+
+    Examples
+    --------
+    >>> from convgrad._geometry import transpose_geometry
+    >>> geom = transpose_geometry((2, 16, 20, 20), (16, 16, 3, 3), padding=1, dilation=2, output_padding=1)
+    >>> geom.in_size, geom.out_size, full_geometry(geom).out_size
+    ((23, 23), (20, 20), (23, 23))
     """
     og = geom.c_out // geom.groups
     span = tuple((k - 1) * dl for k, dl in zip(geom.kernel, geom.dilation))
+    # positions the outputs leave unread at the high end (a transposed layer's output_padding): g is zero there
+    unread = tuple(f - q for f, q in zip(geom.full_size, geom.out_size))
     if geom.padding_mode == "zeros":
-        pad = tuple((s - lo, s - hi) for s, lo, hi in zip(span, geom.pad_lo, geom.pad_hi))
+        pad = tuple((s - lo, s - hi + u) for s, lo, hi, u in zip(span, geom.pad_lo, geom.pad_hi, unread))
     else:
-        pad = tuple((s, s) for s in span)
+        pad = tuple((s, s + u) for s, u in zip(span, unread))
     return conv_geometry((geom.n, geom.c_out) + tuple(geom.out_size), (geom.c_in, og) + tuple(geom.kernel),
                          padding=pad, dilation=geom.dilation, groups=geom.groups)
 
@@ -205,21 +217,30 @@ def _correlate(src: Array, w: Array, geom: Geometry, dtype: np.dtype[Any]) -> Ar
 
 
 def implicit_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y = conv(x, w)`` at stride 1 by in-place GEMMs on the padded grid, ``(N, O, *Q)``."""
-    return _correlate(x, w, geom, np.result_type(x, w))
+    """``y = conv(x, w)`` at stride 1 by in-place GEMMs on the padded grid, ``(N, O, *Q)``.
+
+    Where the BLAS cannot be called (:data:`convgrad.engine.blas.ENABLED` switched off after the route was
+    chosen and remembered), :func:`convgrad.engine.gemm.gemm_forward` computes it.
+    """
+    dtype = np.result_type(x, w)
+    if not blas.available(dtype):
+        from .gemm import gemm_forward
+
+        return gemm_forward(x, w, geom)
+    return _correlate(x, w, geom, dtype)
 
 
 def implicit_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """``gx = pad_adjoint(full correlation of g with w flipped, channels swapped)`` at stride 1, ``(N, C, *S)``.
 
     A weight that is not finite takes :func:`convgrad.engine.gemm.gemm_input_grad` (the full correlation
-    would multiply it by the padding's zeros).
+    would multiply it by the padding's zeros), and so does a call where the BLAS cannot be called.
     """
-    if not np.isfinite(w).all():
+    dtype = np.result_type(g, w)
+    if not blas.available(dtype) or not np.isfinite(w).all():
         from .gemm import gemm_input_grad
 
         return gemm_input_grad(g, w, geom)
-    dtype = np.result_type(g, w)
     full = full_geometry(geom)
     grp, og, cg = geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups
     flip = (slice(None),) * 3 + (slice(None, None, -1),) * geom.d
