@@ -175,6 +175,33 @@ def test_a_worker_error_is_raised_after_every_piece_finished(monkeypatch: pytest
     assert sorted(done) == [0, 2]
 
 
+def test_split_run_inside_a_range_runs_on_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route that splits whole chunks over the threads calls split_run again inside each (its copies): the
+    inner call runs on the thread of its range, and the flag is cleared afterwards on every thread."""
+    monkeypatch.setattr(state, "copy_threads", lambda: 2)
+    seen: dict[int, set[int]] = {}
+    lock = threading.Lock()
+
+    def inner_of(outer: int) -> Any:
+        def inner(a: int, b: int) -> None:
+            with lock:
+                seen.setdefault(outer, set()).add(threading.get_ident())
+
+        return inner
+
+    def outer(a: int, b: int) -> None:
+        state.split_run(4, 1 << 30, inner_of(a))
+        with lock:
+            seen.setdefault(-1 - a, set()).add(threading.get_ident())
+
+    state.split_run(2, 1 << 30, outer)
+    assert seen[0] == seen[-1] and seen[1] == seen[-2]  # each inner call on its outer range's thread
+    assert len(seen[0] | seen[1]) == 2  # the two ranges on two threads
+    ranges: list[tuple[int, int]] = []
+    state.split_run(2, 1 << 30, lambda a, b: ranges.append((a, b)))  # not nested now: split again
+    assert sorted(ranges) == [(0, 1), (1, 2)]
+
+
 class _Interrupt(Exception):
     """Raised by the test's SIGINT handler (a KeyboardInterrupt arriving late would stop the test run)."""
 

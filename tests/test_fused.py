@@ -235,3 +235,84 @@ def test_forward_bias_promotes_a_wider_bias() -> None:
     geom = geometry.conv_geometry(x.shape, w.shape)
     y = engine.forward_bias(x, w, np.array([1j, 0, 0]), geom)
     assert y.dtype == np.complex128 and y[0, 0, 0] == 4 + 1j
+
+
+# ----------------------------------------------------------------------------- the weight gradient, chunk per thread
+
+
+def _blas_threads() -> int:
+    from convgrad.engine.state import blas_controller
+
+    controller = blas_controller()
+    return int(controller.select(user_api="blas").info()[0]["num_threads"])
+
+
+@given(cfg=conv_configs(max_kernel=4, max_groups=2, max_channels_per_group=3, max_batch=4),
+       seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=40)
+def test_weight_gradient_one_chunk_per_thread(cfg: Config, seed: int) -> None:
+    """Whole chunks per thread on a single-threaded BLAS, partial sums added in range order: equal to the
+    sequential sum, the same bits on every call, the BLAS's threads as they were afterwards."""
+    geom = dataclasses.replace(_geometry(cfg), batched=True)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geom.input_shape)
+    g = rng.standard_normal(geom.output_shape)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gemm, "PARALLEL_WEIGHT_MIN_WINDOWS", 1)
+        mp.setattr(gemm, "copy_threads", lambda: 2)
+        mp.setattr(engine.state, "copy_threads", lambda: 2)
+        mp.setattr(engine.cost, "BLOCK_BYTES", 1)  # blocks of one position: a chunk is one sample
+        mp.setattr(engine.cost, "MIN_BLOCK_POSITIONS", 1)
+        chunks = gemm.parallel_weight_chunks(geom, np.dtype(np.float64), geom.n)
+        before = _blas_threads()
+        got = gemm.gemm_weight_grad(g, x, geom)
+        again = gemm.gemm_weight_grad(g, x, geom)
+        assert _blas_threads() == before
+        mp.setattr(gemm, "PARALLEL_WEIGHT", False)
+        sequential = gemm.gemm_weight_grad(g, x, geom)
+    if geom.n >= 2 and geom.c_out // geom.groups < gemm.WIDE_OUTPUT:
+        assert chunks == [(i, i + 1) for i in range(geom.n)]
+    np.testing.assert_array_equal(got, again)
+    _close(got, sequential, rtol=1e-10)
+
+
+def test_weight_gradient_chunk_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which layers sum one chunk per thread: narrow, with enough windows per position, two threads or more,
+    a chunk per thread, one chunk per thread within the budget."""
+    f32 = np.dtype(np.float32)
+    conv3d = geometry.conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
+    wide = geometry.conv_geometry((8, 256, 14, 14), (256, 256, 3, 3), padding=1)
+    thin = geometry.conv_geometry((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    monkeypatch.setattr(engine.state, "copy_threads", lambda: 2)
+    monkeypatch.setattr(gemm, "copy_threads", lambda: 2)
+    assert gemm.parallel_weight_chunks(conv3d, f32, 2) == [(0, 1), (1, 2)]
+    assert gemm.parallel_weight_chunks(conv3d, f32, 1) is None  # fewer samples than threads
+    assert gemm.parallel_weight_chunks(wide, f32, 8) is None
+    assert gemm.parallel_weight_chunks(thin, f32, 8) is None
+    with cg.workspace_budget(2 * gemm.gemm_sample_bytes(conv3d, 4) - 1):  # one sample per thread does not fit
+        assert gemm.parallel_weight_chunks(conv3d, f32, 2) is None
+    monkeypatch.setattr(gemm, "copy_threads", lambda: 1)
+    assert gemm.parallel_weight_chunks(conv3d, f32, 2) is None
+
+
+def test_weight_gradient_chunks_keep_non_finite_values_in_place() -> None:
+    """NaN and infinity land where the sequential sum puts them."""
+    rng = np.random.default_rng(21)
+    x, w = rng.standard_normal((4, 8, 9, 9)), rng.standard_normal((6, 8, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    x[1, 2, 0, 0], x[3, 5, 4, 4], g[2, 1, 8, 8] = np.inf, np.nan, -np.inf
+    with pytest.MonkeyPatch.context() as mp, np.errstate(invalid="ignore"):
+        mp.setattr(gemm, "PARALLEL_WEIGHT_MIN_WINDOWS", 1)
+        mp.setattr(gemm, "copy_threads", lambda: 2)
+        mp.setattr(engine.state, "copy_threads", lambda: 2)
+        mp.setattr(engine.cost, "BLOCK_BYTES", 1)  # a chunk per sample
+        mp.setattr(engine.cost, "MIN_BLOCK_POSITIONS", 1)
+        assert gemm.parallel_weight_chunks(geom, np.dtype(np.float64), 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+        got = gemm.gemm_weight_grad(g, x, geom)
+        mp.setattr(gemm, "PARALLEL_WEIGHT", False)
+        ref = gemm.gemm_weight_grad(g, x, geom)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12)

@@ -203,6 +203,19 @@ def release_workspace() -> int:
 PARALLEL_MIN_ELEMENTS = 1 << 20
 """Copies and folds over fewer elements than this run on the calling thread only."""
 
+_splitting = threading.local()  # .active: this thread is running a range of split_run
+
+
+@functools.cache
+def blas_controller() -> Any:
+    """A ``threadpoolctl.ThreadpoolController`` (made once), or ``None`` without threadpoolctl (then the routes
+    that run whole chunks per thread on a single-threaded BLAS are not used)."""
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the test and bench extras
+        return None
+    return threadpoolctl.ThreadpoolController()
+
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -374,27 +387,39 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
     the others itself.
 
     Returns, or raises the first error, only when every range has finished:
-    no piece of work outlives the call whose buffers it writes.
+    no piece of work outlives the call whose buffers it writes. A ``split_run``
+    called from inside a range (a route that splits whole chunks over the
+    threads, each chunk's copies calling it again) runs on its own thread:
+    the others are busy with their ranges, and waiting for a pool thread that
+    is itself waiting could never finish.
     """
     threads = min(copy_threads(), total)
-    if threads <= 1 or elements < PARALLEL_MIN_ELEMENTS:
-        work(0, total)
+    if threads <= 1 or elements < PARALLEL_MIN_ELEMENTS or getattr(_splitting, "active", False):
+        work(0, total)  # (inside a range of an outer split_run: its threads are busy, so no nested split)
         return
     pool = _get_pool()
     bounds = [total * i // threads for i in range(threads + 1)]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     futures: list[Future[None]] = []
+
+    def marked(a: int, b: int) -> None:
+        _splitting.active = True
+        try:
+            work(a, b)
+        finally:
+            _splitting.active = False
+
     try:
         for a, b in ranges[1:]:
             if pool is None:
-                work(a, b)
+                marked(a, b)
                 continue
             try:
-                futures.append(pool.submit(work, a, b))
+                futures.append(pool.submit(marked, a, b))
             except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
                 pool = None
-                work(a, b)
-        work(*ranges[0])
+                marked(a, b)
+        marked(*ranges[0])
     except BaseException:
         _wait_all(futures, cancel=True)
         raise

@@ -77,9 +77,17 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, implicit, winograd_jit
+from . import cost, gemm, implicit, winograd_jit
 from .padding import pad, pad_adjoint
-from .state import PARALLEL_MIN_ELEMENTS, copy_threads, get_workspace_budget, scratch, single_threaded_blas, split_run
+from .state import (
+    PARALLEL_MIN_ELEMENTS,
+    blas_controller,
+    copy_threads,
+    get_workspace_budget,
+    scratch,
+    single_threaded_blas,
+    split_run,
+)
 
 Array = npt.NDArray[Any]
 
@@ -339,6 +347,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     direct = min(cost.gemm_cost(original), cost.grid_cost(original))
     if op != "weight" and implicit.choose(original, dtype, method, op, exact=exact, finite=finite) is not None:
         direct = min(direct, implicit.op_cost(original, op))
+    if op == "weight" and gemm.parallel_weight_chunks(original, dtype, original.n) is not None:
+        direct = min(direct, cost.PARALLEL_WEIGHT_FACTOR * cost.gemm_cost(original))
     return "winograd" if variant_cost(geom, m, op, compiled) < direct else None
 
 
@@ -453,16 +463,6 @@ def _carve(shapes: list[tuple[int, ...]], dtype: np.dtype[Any], reuse: bool = Tr
     return out
 
 
-@functools.cache
-def _blas_controller() -> Any:
-    """A ``threadpoolctl.ThreadpoolController`` (made once), or ``None`` without threadpoolctl."""
-    try:
-        import threadpoolctl
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the test and bench extras
-        return None
-    return threadpoolctl.ThreadpoolController()
-
-
 def _plan(n: int, per_sample: int, compiled: bool, shared: int = 0) -> tuple[list[tuple[int, int]], bool]:
     """The chunks of samples, and whether to run whole chunks in parallel, one thread each.
 
@@ -474,7 +474,7 @@ def _plan(n: int, per_sample: int, compiled: bool, shared: int = 0) -> tuple[lis
     chunks run one after another, each stage split over the threads.
     """
     budget, threads = get_workspace_budget(), copy_threads()
-    parallel = (compiled and threads > 1 and n > 1 and _blas_controller() is not None
+    parallel = (compiled and threads > 1 and n > 1 and blas_controller() is not None
                 and threads * (per_sample + shared) <= budget and shared <= CHUNK_BYTES[compiled])
     if parallel:
         target = min(CHUNK_BYTES[compiled], budget // threads - shared)
@@ -497,7 +497,7 @@ def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[in
         for n0, n1 in chunks[i0:i1]:
             run(n0, n1, False)
 
-    with single_threaded_blas(_blas_controller()):  # shared with overlapping calls of other threads
+    with single_threaded_blas(blas_controller()):  # shared with overlapping calls of other threads
         split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
 
 
