@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import convgrad as cg
 from convgrad._geometry import Geometry, conv_geometry
-from convgrad.engine import cost, dispatch, gemm, implicit, state, winograd
+from convgrad.engine import cost, dispatch, implicit, state, winograd
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -319,8 +319,6 @@ def test_choose() -> None:
         direct = min(cost.gemm_cost(big), cost.grid_cost(big))
         if op != "weight" and implicit.choose(big, f32, "auto", op, exact=False, finite=True):
             direct = min(direct, implicit.op_cost(big, op))  # the implicit route counts among the direct ones
-        if op == "weight" and gemm.parallel_weight_chunks(big, f32, big.n) is not None:  # a chunk per thread
-            direct = min(direct, cost.PARALLEL_WEIGHT_FACTOR * cost.gemm_cost(big))
         cheaper = winograd.variant_cost(big, m, op, compiled) < direct
         assert (auto == "winograd") == cheaper
     # a tiny layer is never worth it under auto

@@ -111,13 +111,6 @@ def grid_cost(geom: Geometry) -> float:
     return 2.0 * geom.n * geom.c_out * p * cg * k + GRID_COPY_FLOPS_PER_ELEMENT * geom.n * geom.c_in * k * p
 
 
-PARALLEL_WEIGHT_FACTOR = 0.75
-"""The gemm route's weight-gradient cost where it runs whole chunks per thread
-(:func:`convgrad.engine.gemm.parallel_weight_chunks`), relative to :func:`gemm_cost`, where Winograd's rule weighs
-it: measured 0.72–0.92 of the shared-BLAS time on the benchmark layers (float32, 2 threads); at 0.75 the 64→64 56²
-weight gradient takes it (11.6 ms) rather than Winograd (14.3 ms), and 128→128 28² (10.2 against 9.8–10.3 ms)
-stays with Winograd."""
-
 IMPLICIT_FLOP_FACTOR = 0.82
 """Cost per flop of the implicit route's GEMMs (:mod:`convgrad.engine.implicit`) relative to the gemm route's:
 the BLAS packs the shifted panels itself, in the cache, so no im2col copy is paid, and the flops are counted

@@ -40,16 +40,7 @@ import numpy.typing as npt
 from .._geometry import Geometry, prod
 from .cost import block_positions, gemm_position_bytes, gemm_sample_bytes
 from .padding import pad, pad_adjoint
-from .state import (
-    PARALLEL_MIN_ELEMENTS,
-    batch_chunks,
-    blas_controller,
-    copy_threads,
-    get_workspace_budget,
-    scratch,
-    single_threaded_blas,
-    split_run,
-)
+from .state import batch_chunks, get_workspace_budget, scratch
 from .windows import fold, im2col
 
 Array = npt.NDArray[Any]
@@ -192,72 +183,9 @@ class WeightSum:
         return gw.reshape(self.geom.weight_shape)
 
 
-PARALLEL_WEIGHT = True
-"""Whether narrow layers' weight gradients may run whole chunks per thread (:func:`parallel_weight_chunks`)."""
-
-PARALLEL_WEIGHT_MIN_WINDOWS = 256
-"""Fewest window entries per output position (``(C/G)·K``) for :func:`parallel_weight_chunks`."""
-
-
-def parallel_weight_chunks(geom: Geometry, dtype: np.dtype[Any], n: int) -> list[tuple[int, int]] | None:
-    """The chunks of whole samples for a weight gradient computed one chunk per thread, or ``None``.
-
-    Narrow layers (fewer than :data:`WIDE_OUTPUT` output channels per group) with at least
-    :data:`PARALLEL_WEIGHT_MIN_WINDOWS` window entries per position, several threads, threadpoolctl installed,
-    at least one chunk per thread, and one chunk per thread within the budget. Their products are skinny
-    (a small output, a long sum), which a multi-threaded BLAS splits poorly: each thread summing its own
-    chunks on a single-threaded BLAS, its im2col copies included, measured faster (float32, 2 threads):
-    conv3d 16→32 16×32² 12.9 → 9.8 ms, 64→64 56² 14.5 → 13.7, 64→64 64² d2 11.0 → 10.2, conv1d k9
-    76.6 → 72.9, 64→128 56² s2 8.0 → 7.2; wider or thinner layers were slower (256→256 14² 9.0 → 10.4, the
-    3→64 k7 first layer 20.7 → 22.3) and keep the shared BLAS.
-    """
-    threads = copy_threads()
-    itemsize = np.dtype(dtype).itemsize
-    if threads < 2 or n < threads or geom.c_out // geom.groups >= WIDE_OUTPUT:
-        return None
-    if (geom.c_in // geom.groups) * prod(geom.kernel) < PARALLEL_WEIGHT_MIN_WINDOWS or blas_controller() is None:
-        return None
-    per_sample = gemm_sample_bytes(geom, itemsize)
-    limit = get_workspace_budget() // threads
-    if per_sample > limit:
-        return None
-    block = block_positions(geom, itemsize, limit) * gemm_position_bytes(geom, itemsize)
-    step = max(1, min(block, limit) // per_sample)
-    chunks = [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
-    return chunks if len(chunks) >= threads else None
-
-
-def _weight_grad_parallel(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any],
-                          chunks: list[tuple[int, int]]) -> Array:
-    """The weight gradient summed one range of chunks per thread, each on a single-threaded BLAS with its own
-    window matrix (no scratch buffer: the pool's threads keep none), the partial sums added in range order."""
-    sums: dict[int, WeightSum] = {}
-    q = prod(geom.out_size)
-
-    def work(a: int, b: int) -> None:
-        part = WeightSum(geom, dtype)
-        for n0, n1 in chunks[a:b]:
-            nb = n1 - n0
-            cols = np.empty((geom.c_in,) + geom.kernel + (nb,) + geom.out_size, dtype=dtype)
-            im2col(pad(x[n0:n1], geom), geom, cols)  # (runs on this thread: split_run does not nest)
-            part.add(channel_rows(g[n0:n1], geom.groups), cols.reshape(geom.groups, -1, nb * q))
-        sums[a] = part
-
-    with single_threaded_blas(blas_controller()):  # shared with overlapping calls of other threads
-        split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
-    ordered = [sums[a] for a in sorted(sums)]
-    for other in ordered[1:]:
-        ordered[0].total += other.total
-    return ordered[0].result()
-
-
 def gemm_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
-    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` by im2col and one GEMM per group and chunk (narrow
-    layers: whole chunks per thread, :func:`parallel_weight_chunks`)."""
+    """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · U[n, c, q, k]`` by im2col and one GEMM per group and chunk."""
     dtype = np.result_type(g, x)
-    chunks = parallel_weight_chunks(geom, dtype, x.shape[0]) if PARALLEL_WEIGHT else None
-    if chunks is not None:
-        return _weight_grad_parallel(g, x, geom, dtype, chunks)
     gw = WeightSum(geom, dtype)
     budget = _block_budget(geom, dtype)
     if _split_sample(geom, dtype, budget):

@@ -14,8 +14,8 @@ plus an add per offset measured slower than im2col; the BLAS's own
 ``C = A·B + C`` (:mod:`convgrad.engine.blas`) makes the sum free. The
 BLAS packs each panel of ``B`` into its cache-sized buffers anyway, so the
 ``K``-fold window matrix that im2col writes to memory and reads back is
-never formed (forward pass, float32, 2 threads: 64→64 at 56², 16.6 ms by
-im2col against 11.0 ms; 16→32 3×3×3 at 16×32², 14.1 against 9.0 ms).
+never formed (forward pass, float32, 2 threads: 64→64 at 56², 16.5 ms by
+im2col against 10.7 ms; 16→32 3×3×3 at 16×32², 14.0 against 8.6 ms).
 
 With few input channels per group (``C/G`` below :data:`EXPAND_BELOW`, and at
 least two spatial dimensions) the GEMMs would be too thin; the grid is then
@@ -179,8 +179,8 @@ def _weights(w: Array, geom: Geometry, dtype: np.dtype[Any], expand: int) -> Arr
 
 
 def _correlate(src: Array, w: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
-    """``y = conv(src, w)`` for ``geom`` (stride 1), ``(N, O, *Q)``, by one BLAS GEMM per group, outer kernel
-    offset and block of grid positions, summed in place."""
+    """``y = conv(src, w)`` for ``geom`` (stride 1), ``(N, O, *Q)``, by one BLAS GEMM per group and outer kernel
+    offset over each chunk's grid positions, summed in place."""
     n = src.shape[0]
     g, og = geom.groups, geom.c_out // geom.groups
     expand = _expand(geom)

@@ -77,7 +77,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, gemm, implicit, winograd_jit
+from . import cost, implicit, winograd_jit
 from .padding import pad, pad_adjoint
 from .state import (
     PARALLEL_MIN_ELEMENTS,
@@ -347,8 +347,6 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     direct = min(cost.gemm_cost(original), cost.grid_cost(original))
     if op != "weight" and implicit.choose(original, dtype, method, op, exact=exact, finite=finite) is not None:
         direct = min(direct, implicit.op_cost(original, op))
-    if op == "weight" and gemm.parallel_weight_chunks(original, dtype, original.n) is not None:
-        direct = min(direct, cost.PARALLEL_WEIGHT_FACTOR * cost.gemm_cost(original))
     return "winograd" if variant_cost(geom, m, op, compiled) < direct else None
 
 
