@@ -59,15 +59,29 @@ def _arrays(cfg: Config, geom: geometry.Geometry, seed: int, dtype: Any = np.flo
     return x, w, g
 
 
+def _force(mp: pytest.MonkeyPatch) -> None:
+    """The rule sends every stride-1 layer it can to the implicit route (no cost, no channel minimum)."""
+    mp.setattr(implicit, "MIN_CHANNELS", 1)
+    mp.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
+    mp.setattr(small, "SMALL_WINDOWS", -1)
+    mp.setattr(jit, "choose", lambda *args, **kwargs: None)
+    mp.setattr(winograd, "choose", lambda *args, **kwargs: None)
+    state.clear_caches()
+
+
 @pytest.fixture
 def forced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rule sends every stride-1 layer it can to the implicit route (no cost, no channel minimum)."""
-    monkeypatch.setattr(implicit, "MIN_CHANNELS", 1)
-    monkeypatch.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
-    monkeypatch.setattr(small, "SMALL_WINDOWS", -1)
-    monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
-    monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
+    _force(monkeypatch)
+
+
+def _without_blas(compute: Any) -> Any:
+    """``compute()`` with the direct BLAS switched off (the routes before this one), caches emptied around it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(blas, "ENABLED", False)
+        state.clear_caches()
+        result = compute()
     state.clear_caches()
+    return result
 
 
 # ----------------------------------------------------------------------------- the BLAS binding
@@ -269,11 +283,8 @@ def test_transposed_layers_with_output_padding(forced: None, kw: dict[str, Any])
     got = cg.conv_transpose(x, w, **kw)
     gy = rng.standard_normal(got.shape)
     grads = cg.conv_transpose_backward(gy, x, w, **kw)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(blas, "ENABLED", False)
-        state.clear_caches()
-        expected = cg.conv_transpose(x, w, **kw)
-        expected_grads = cg.conv_transpose_backward(gy, x, w, **kw)
+    expected, expected_grads = _without_blas(lambda: (cg.conv_transpose(x, w, **kw),
+                                                      cg.conv_transpose_backward(gy, x, w, **kw)))
     assert got.shape == expected.shape == (2, 4) + geom.in_size
     _close(got, expected)
     for a, b in zip(grads, expected_grads):
@@ -289,10 +300,7 @@ def test_pointwise_transposed_layer_with_output_padding() -> None:
     y1 = cg.conv_transpose(x, w1, **kw)
     g1 = rng.standard_normal(y1.shape)
     got = cg.conv_transpose_backward(g1, x, w1, **kw)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(blas, "ENABLED", False)
-        state.clear_caches()
-        ref = cg.conv_transpose_backward(g1, x, w1, **kw)
+    ref = _without_blas(lambda: cg.conv_transpose_backward(g1, x, w1, **kw))
     for a, b in zip(got, ref):
         _close(a, b)
 
@@ -302,12 +310,7 @@ def test_matches_torch_through_the_api(cfg: Config, seed: int) -> None:
     """The public forward pass and gradients, the rule forced onto the implicit route, against PyTorch float64."""
     cfg = dataclasses.replace(cfg, stride=1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(implicit, "MIN_CHANNELS", 1)
-        mp.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
-        mp.setattr(small, "SMALL_WINDOWS", -1)
-        mp.setattr(jit, "choose", lambda *args, **kwargs: None)
-        mp.setattr(winograd, "choose", lambda *args, **kwargs: None)
-        state.clear_caches()
+        _force(mp)
         geom = _geometry(cfg)
         if not geom.dilates_input and not all(k == 1 for k in geom.kernel):
             assert dispatch.route(geom, np.dtype(np.float64), "auto", "forward") == "implicit"

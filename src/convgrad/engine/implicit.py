@@ -40,12 +40,17 @@ a geometry one sample of which does not fit is not routed here.
 
 Examples
 --------
+A 1-d layer with dilation 2 and "same" padding, against the im2col route:
+
 >>> import numpy as np
 >>> from convgrad._geometry import conv_geometry
->>> from convgrad.engine.gemm import gemm_forward
->>> x, w = np.random.default_rng(0).standard_normal((2, 3, 7, 6)), np.ones((4, 3, 3, 3))
->>> geom = conv_geometry(x.shape, w.shape, padding=1)
->>> bool(np.allclose(implicit_forward(x, w, geom), gemm_forward(x, w, geom)))
+>>> from convgrad.engine import gemm
+>>> rng = np.random.default_rng(0)
+>>> x, w, g = rng.standard_normal((2, 4, 9)), rng.standard_normal((5, 4, 3)), rng.standard_normal((2, 5, 9))
+>>> geom = conv_geometry(x.shape, w.shape, padding=2, dilation=2)
+>>> bool(np.allclose(implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom)))
+True
+>>> bool(np.allclose(implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom)))
 True
 """
 
