@@ -110,6 +110,16 @@ def test_gemm_matches_matmul(m: int, n: int, k: int, start: int, extra: int, bet
     np.testing.assert_array_equal(buf, before)
 
 
+def test_gemm_empty_sum_scales_c() -> None:
+    """``k = 0``: ``C = β·C`` inside the block only (some BLAS refuse the call), NaN overwritten for ``β = 0``."""
+    c = np.full((3, 5), np.nan)
+    blas.gemm(np.ones((2, 0)), np.ones(0), 3, c, 0.0, n=3, c_start=6, ldc=5)
+    assert not c[1:, 1:4].any() and np.isnan(c[0]).all() and np.isnan(c[1:, [0, 4]]).all()
+    d = np.arange(6.0).reshape(2, 3)
+    blas.gemm(np.ones((2, 0)), np.ones(0), 3, d, 2.0, n=3)
+    np.testing.assert_array_equal(d, 2 * np.arange(6.0).reshape(2, 3))
+
+
 def test_gemm_operands_of_two_calls_overlap_in_one_buffer() -> None:
     """The implicit route's pattern: the ``B`` of each call is the same grid from a shifted start, summed in ``C``."""
     rng = np.random.default_rng(12)
@@ -140,6 +150,10 @@ def test_gemm_refuses_bad_operands(monkeypatch: pytest.MonkeyPatch) -> None:
         blas.gemm(a, b, 4, c, 0.0, b_start=-1, n=2)
     with pytest.raises(ValueError, match="leading dimension"):
         blas.gemm(a, b, 2, c, 0.0, n=3)  # rows of B would overlap within the call
+    with pytest.raises(ValueError, match="leading dimension"):
+        blas.gemm(np.ones((3, 1)), np.ones(4), 4, np.ones(1), 0.0, n=1, ldc=0)  # 3 rows of C in 1 element
+    with pytest.raises(ValueError, match="leading dimension"):
+        blas.gemm(np.ones((3, 1)), np.ones(4), 4, np.ones(30), 0.0, n=1, ldc=-7)
     with pytest.raises(ValueError, match="C-contiguous"):
         blas.gemm(a, np.ones((4, 6))[:, ::2], 3, c, 0.0)
     with pytest.raises(ValueError, match="C-contiguous matrix"):

@@ -156,7 +156,7 @@ def _check(base: Array, start: int, rows: int, cols: int, ld: int) -> None:
     """
     if not base.flags.c_contiguous:
         raise ValueError("BLAS operand must be C-contiguous")
-    if cols > max(1, ld) or start < 0:
+    if rows < 0 or cols < 0 or ld < max(1, cols) or start < 0:
         raise ValueError(f"BLAS operand of {rows}×{cols} from {start} has a leading dimension of {ld}")
     if rows and cols and start + (rows - 1) * ld + cols > base.size:
         raise ValueError(f"BLAS operand of {rows}×{cols} from {start} (ld {ld}) exceeds its buffer of {base.size}")
@@ -192,7 +192,7 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
     n : int, optional
         Columns of the product; default ``ldb`` (``trans_b``: required).
     ldc : int, optional
-        Elements between consecutive rows of ``C``; default ``n``.
+        Elements between consecutive rows of ``C``; default ``n`` (at least 1).
     trans_b : bool
         Multiply by ``Bᵀ``: ``B`` is stored as ``n`` rows of ``K``.
     """
@@ -206,7 +206,7 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
         if trans_b:
             raise ValueError("n is required with trans_b")
         n = ldb
-    ldc = n if ldc is None else ldc
+    ldc = max(1, n) if ldc is None else ldc
     if trans_b:
         _check(b, b_start, n, k, ldb)
     else:
@@ -216,10 +216,14 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
         raise ValueError("C must be writeable")
     if m == 0 or n == 0:
         return
-    if k == 0:  # an empty sum (some BLAS refuse a zero inner dimension and leave C as it was)
-        if beta == 0.0:
+    if k == 0:  # an empty sum (some BLAS refuse a zero inner dimension and leave C as it was): C = β·C
+        if beta != 1.0:
             rows = c.reshape(-1)[c_start : c_start + (m - 1) * ldc + n]
-            np.lib.stride_tricks.as_strided(rows, (m, n), (ldc * c.itemsize, c.itemsize))[...] = 0
+            view = np.lib.stride_tricks.as_strided(rows, (m, n), (ldc * c.itemsize, c.itemsize))
+            if beta == 0.0:
+                view[...] = 0
+            else:
+                view *= beta
         return
     size = a.itemsize
     function(_ROW_MAJOR, _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, 1.0, a.ctypes.data, max(1, k),

@@ -140,11 +140,12 @@ def pointwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
 def _accumulates(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> bool:
     """Whether :func:`_weight_grad_in_place` applies: stride 1 and as many outputs as inputs (``x[n]`` is the
     ``(C, Q)`` matrix; a transposed layer's ``output_padding`` can leave inputs over), not depthwise,
-    some samples, both operands contiguous in the compute dtype, and the BLAS reachable for it."""
+    some samples, both operands contiguous in the compute dtype, sizes the BLAS's integers hold, and the BLAS
+    reachable for it."""
     return (all(s == 1 for s in geom.stride) and geom.out_size == geom.in_size and geom.c_in > geom.groups
             and x.shape[0] > 0
             and g.dtype == x.dtype == dtype and g.flags.c_contiguous and x.flags.c_contiguous
-            and blas.available(dtype))
+            and max(prod(geom.out_size), geom.c_in, geom.c_out) < 1 << 31 and blas.available(dtype))
 
 
 def _weight_grad_in_place(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:

@@ -216,6 +216,7 @@ def blas_controller() -> Any:
         return None
     return threadpoolctl.ThreadpoolController()
 
+
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
