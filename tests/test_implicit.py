@@ -488,13 +488,15 @@ def test_a_forked_child_uses_the_route() -> None:
 
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("c_out", [6, 512])  # both orientations: (C, O) below WIDE_OUTPUT, (O, C) from it
-def test_pointwise_weight_gradient_accumulated_by_the_blas(groups: int, c_out: int) -> None:
+def test_pointwise_weight_gradient_accumulated_by_the_blas(groups: int, c_out: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """``Σ_n g[n] @ x[n]ᵀ`` added in place by the BLAS equals the reference, float64 and float32, with NaN and
     infinity where the reference puts them; strided, non-contiguous, complex and empty inputs take the other
     paths."""
     from convgrad import reference
     from convgrad.engine import pointwise
 
+    monkeypatch.setattr(pointwise, "ACCUMULATE_CHANNELS", 1)  # small channels here, to test the arithmetic
     rng = np.random.default_rng(11)
     x, w = rng.standard_normal((3, 4, 16, 17)), rng.standard_normal((c_out, 4 // groups, 1, 1))
     geom = geometry.conv_geometry(x.shape, w.shape, groups=groups)
@@ -525,6 +527,8 @@ def test_pointwise_weight_gradient_accumulated_by_the_blas(groups: int, c_out: i
     assert not pointwise._accumulates(g[:, :, ::2, ::2], x, strided, np.dtype(np.float64))
     short = geometry.conv_geometry((3, 4, 15, 17), w.shape, groups=groups)  # 255 positions: the copies
     assert not pointwise._accumulates(g[..., :15, :], x[..., :15, :], short, np.dtype(np.float64))
+    monkeypatch.setattr(pointwise, "ACCUMULATE_CHANNELS", c_out * 4 // groups**2 + 1)  # thinner: the copies
+    assert not pointwise._accumulates(g, x, geom, np.dtype(np.float64))
     empty = geometry.conv_geometry((0, 4, 16, 17), w.shape, groups=groups)
     out = pointwise.pointwise_weight_grad(np.zeros((0, c_out, 16, 17)), np.zeros((0, 4, 16, 17)), empty)
     assert out.shape == w.shape and not out.any()

@@ -4,7 +4,8 @@ No windows at all: ``y[n, o, q] = Σ_c w[o, c] · x[n, c, q·s]`` reads a stride
 slice of ``x`` (stride > 1) or ``x`` itself, one GEMM per sample (samples of at
 least :data:`ONE_GEMM_POSITIONS` positions) or one over a channel-major copy of all
 samples. The weight gradient at stride 1 (float32 and float64, at least
-:data:`ACCUMULATE_POSITIONS` positions per sample, where the BLAS can be called
+:data:`ACCUMULATE_POSITIONS` positions per sample and :data:`ACCUMULATE_CHANNELS`
+channel pairs per group, where the BLAS can be called
 directly, :mod:`convgrad.engine.blas`) is one GEMM per sample and
 group on the operands in place, each added into the result by the BLAS itself
 (``β = 1``); otherwise one GEMM per sample on the operands in place (at least
@@ -145,14 +146,21 @@ whole ``(O, C)`` result, so short samples pay that traffic (and a call) per few 
 512→512 at 4², N=32: 1.9 → 4.8; 128→128 at 8², N=64: 1.6 → 2.4; equal at 10²–14² (N=32, 256 channels); from
 16² on faster: 256→256 at 16², N=32, 7.8 → 6.4; at 20² 11.7 → 9.5; 256→64 at 28², N=8, 2.4 → 1.4 ms."""
 
+ACCUMULATE_CHANNELS = 2048
+"""Fewest ``(O/G)·(C/G)`` for :func:`_weight_grad_in_place`: thin products are mostly call overhead per sample
+(float32, 2 threads, copies → in place: 16→16 at 16², N=512, 4.7 → 7.8 ms; 32→32 at 16², N=256, 5.0 → 5.6;
+32→32 at 32², N=64, 3.6 → 3.8; but 64→64 at 16², N=256, 15.0 → 11.3)."""
+
 
 def _accumulates(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> bool:
     """Whether :func:`_weight_grad_in_place` applies: stride 1 and as many outputs as inputs (``x[n]`` is the
     ``(C, Q)`` matrix; a transposed layer's ``output_padding`` can leave inputs over), not depthwise, some
-    samples of at least :data:`ACCUMULATE_POSITIONS` positions, both operands contiguous in the compute dtype,
+    samples of at least :data:`ACCUMULATE_POSITIONS` positions, products of at least
+    :data:`ACCUMULATE_CHANNELS` channel pairs, both operands contiguous in the compute dtype,
     sizes the BLAS's integers hold, and the BLAS reachable for it."""
     return (all(s == 1 for s in geom.stride) and geom.out_size == geom.in_size and geom.c_in > geom.groups
             and x.shape[0] > 0 and prod(geom.out_size) >= ACCUMULATE_POSITIONS
+            and (geom.c_out // geom.groups) * (geom.c_in // geom.groups) >= ACCUMULATE_CHANNELS
             and g.dtype == x.dtype == dtype and g.flags.c_contiguous and x.flags.c_contiguous
             and max(prod(geom.out_size), geom.c_in, geom.c_out) < 1 << 31 and blas.available(dtype))
 
