@@ -62,6 +62,7 @@ def _arrays(cfg: Config, geom: geometry.Geometry, seed: int, dtype: Any = np.flo
 def _force(mp: pytest.MonkeyPatch) -> None:
     """The rule sends every stride-1 layer it can to the implicit route (no cost, no channel minimum)."""
     mp.setattr(implicit, "MIN_CHANNELS", 1)
+    mp.setattr(implicit, "MIN_POSITIONS", 0)
     mp.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
     mp.setattr(small, "SMALL_WINDOWS", -1)
     mp.setattr(jit, "choose", lambda *args, **kwargs: None)
@@ -192,6 +193,7 @@ def test_disabled_binding_takes_the_route_out(monkeypatch: pytest.MonkeyPatch) -
 
 def test_switching_the_binding_off_after_a_route_was_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
     """The route table remembers "implicit" per geometry; switched off later, the route computes by gemm."""
+    monkeypatch.setattr(implicit, "MIN_POSITIONS", 0)
     monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
     rng = np.random.default_rng(13)
@@ -230,6 +232,8 @@ def test_rule_on_the_benchmark_layers() -> None:
             ((8, 128, 56, 56), (128, 1, 3, 3), {"padding": 1, "groups": 128}),  # depthwise
             ((8, 64, 56, 56), (128, 64, 3, 3), {"padding": 1, "stride": 2}),
             ((1, 1, 5, 5), (1, 1, 3, 3), {}),  # the small route
+            ((4, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}),  # 1296 grid positions: calls too short
+            ((1, 16, 8, 8, 8), (16, 16, 3, 3, 3), {"padding": 1}),
             ((1, 32, 16384), (32, 32, 2), {"dilation": 4}),  # the taps route
             ((8, 64, 56, 56), (64, 64, 1, 1), {})]  # pointwise
     for xs, ws, kw in slow:

@@ -73,6 +73,11 @@ Array = npt.NDArray[Any]
 EXPAND_BELOW = 32
 """Input channels per group below which the grid is expanded along the last kernel dimension (2-d and up)."""
 
+MIN_POSITIONS = 2048
+"""Fewest grid positions (``N·P``) for the route under its rule: below, each GEMM call is too short for its fixed
+cost (float32, 2 threads, forward, µs, implicit against gemm: 1×8 10² 66 / 28; 1×16 12² 80 / 38; 2×32 16² 256 /
+228; 4×64 16² 1062 / 893; 1×64 8² 232 / 106 — but 2×64 32², 2312 positions, 1318 / 1621)."""
+
 MIN_CHANNELS = 8
 """Fewest output channels per group, and input channels per group times the expansion, for the route: thinner
 GEMMs (depthwise layers) are far from the BLAS's speed."""
@@ -121,8 +126,9 @@ def op_cost(geom: Geometry, op: str) -> float:
 
 
 def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact: bool, finite: bool) -> str | None:
-    """``"implicit"`` where it :func:`applies`, the layer is neither tiny (the ``small`` route), nor 1-d with 2–3
-    taps (the ``taps`` route), nor thin (:data:`MIN_CHANNELS`), and its cost is below the gemm and grid routes'.
+    """``"implicit"`` where it :func:`applies`, the layer is neither tiny (the ``small`` route, and fewer than
+    :data:`MIN_POSITIONS` grid positions), nor 1-d with 2–3 taps (the ``taps`` route), nor thin
+    (:data:`MIN_CHANNELS`), and its cost is below the gemm and grid routes'.
 
     Direct, so any ``method`` (``"fft"`` and ``"winograd"`` reach this only where their own routes do not
     apply); real floating data only (the BLAS), finite or not (the input gradient checks its weight).
@@ -141,6 +147,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return None
     work = geom if op == "forward" else full_geometry(geom)
     if min(work.c_out, work.c_in * _expand(work)) // work.groups < MIN_CHANNELS:
+        return None
+    if work.n * prod(work.padded_size) < MIN_POSITIONS:
         return None
     direct = min(cost.gemm_cost(geom), cost.grid_cost(geom))
     return "implicit" if op_cost(geom, op) < direct else None
@@ -265,5 +273,5 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 """This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
 
-__all__ = ["EXPAND_BELOW", "MAX_CHUNK_ELEMENTS", "MIN_CHANNELS", "ROUTES", "applies", "choose", "full_geometry",
-           "implicit_forward", "implicit_input_grad", "op_cost", "sample_bytes"]
+__all__ = ["EXPAND_BELOW", "MAX_CHUNK_ELEMENTS", "MIN_CHANNELS", "MIN_POSITIONS", "ROUTES", "applies", "choose",
+           "full_geometry", "implicit_forward", "implicit_input_grad", "op_cost", "sample_bytes"]
