@@ -171,7 +171,7 @@ def test_gemm_refuses_bad_operands(monkeypatch: pytest.MonkeyPatch) -> None:
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         blas.gemm(a, b, 4, frozen, 0.0, n=4)
-    monkeypatch.setattr(blas, "_LIMIT", 4)
+    monkeypatch.setattr(blas, "INDEX_LIMIT", 4)
     with pytest.raises(ValueError, match="32-bit"):
         blas.gemm(a, b, 4, c, 0.0, n=4)
 

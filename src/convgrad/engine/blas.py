@@ -56,7 +56,8 @@ ENABLED = True
 """Set to ``False`` to stop the engine from calling the BLAS directly (the routes that need it are then skipped)."""
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-_LIMIT = 1 << 31  # every integer argument stays below this (a 32-bit-integer BLAS reads the low halves)
+INDEX_LIMIT = 1 << 31
+"""Every integer argument handed to the BLAS stays below this (a 32-bit-integer BLAS reads their low halves)."""
 
 _SYMBOLS = {
     "f4": ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "scipy_cblas_sgemm", "cblas_sgemm"),
@@ -160,7 +161,7 @@ def _check(base: Array, start: int, rows: int, cols: int, ld: int) -> None:
         raise ValueError(f"BLAS operand of {rows}×{cols} from {start} has a leading dimension of {ld}")
     if rows and cols and start + (rows - 1) * ld + cols > base.size:
         raise ValueError(f"BLAS operand of {rows}×{cols} from {start} (ld {ld}) exceeds its buffer of {base.size}")
-    if max(rows, cols, ld) >= _LIMIT:
+    if max(rows, cols, ld) >= INDEX_LIMIT:
         raise ValueError("BLAS operand too large for 32-bit indices")
 
 
@@ -230,4 +231,4 @@ def gemm(a: Array, b: Array, ldb: int, c: Array, beta: float, *, b_start: int = 
              b.ctypes.data + size * b_start, max(1, ldb), beta, c.ctypes.data + size * c_start, max(1, ldc))
 
 
-__all__ = ["ENABLED", "available", "gemm", "gemm_function"]
+__all__ = ["ENABLED", "INDEX_LIMIT", "available", "gemm", "gemm_function"]

@@ -64,6 +64,7 @@ import numpy.typing as npt
 
 from .._geometry import Geometry, conv_geometry, prod
 from . import blas, cost, small, taps
+from .gemm import gemm_forward, gemm_input_grad
 from .grid import _grid_input, _offsets, _valid
 from .padding import pad_adjoint
 from .state import batch_chunks, get_workspace_budget
@@ -106,6 +107,12 @@ def sample_bytes(geom: Geometry, itemsize: int) -> int:
     return (geom.c_in * (expand + 1 if expand > 1 else 1) + geom.c_out) * prod(geom.padded_size) * itemsize
 
 
+def _work(geom: Geometry, op: str) -> Geometry:
+    """The geometry the route correlates for contraction ``op``: the layer's own, or the input gradient's
+    :func:`full_geometry`."""
+    return geom if op == "forward" else full_geometry(geom)
+
+
 def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
     """Forward pass or input gradient, stride 1, no input dilation, not 1×1, float32/float64 with the BLAS found,
     and one sample (of the input gradient's full correlation too) within the workspace budget."""
@@ -113,7 +120,7 @@ def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
         return False
     if geom.dilates_input or all(k == 1 for k in geom.kernel) or not blas.available(dtype):
         return False
-    work = geom if op == "forward" else full_geometry(geom)
+    work = _work(geom, op)
     if 2 * _chunk_elements(work) > MAX_CHUNK_ELEMENTS:
         return False
     return sample_bytes(work, np.dtype(dtype).itemsize) <= get_workspace_budget()
@@ -121,7 +128,7 @@ def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
 
 def op_cost(geom: Geometry, op: str) -> float:
     """Estimated cost of contraction ``op`` on this route (:func:`convgrad.engine.cost.implicit_cost`)."""
-    work = geom if op == "forward" else full_geometry(geom)
+    work = _work(geom, op)
     return cost.implicit_cost(work, _expand(work))
 
 
@@ -143,9 +150,9 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     del method, finite
     if exact or np.dtype(dtype).kind != "f" or op not in ("forward", "input"):
         return None
-    if geom.n == 0 or small.applies(geom) or taps.applies(geom) or not applies(geom, dtype, op):
+    if small.applies(geom) or taps.applies(geom) or not applies(geom, dtype, op):  # (applies: some samples)
         return None
-    work = geom if op == "forward" else full_geometry(geom)
+    work = _work(geom, op)
     if min(work.c_out, work.c_in * _expand(work)) // work.groups < MIN_CHANNELS:
         return None
     if work.n * prod(work.padded_size) < MIN_POSITIONS:
@@ -237,8 +244,6 @@ def implicit_forward(x: Array, w: Array, geom: Geometry) -> Array:
     """
     dtype = np.result_type(x, w)
     if not blas.available(dtype):
-        from .gemm import gemm_forward
-
         return gemm_forward(x, w, geom)
     return _correlate(x, w, geom, dtype)
 
@@ -251,8 +256,6 @@ def implicit_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """
     dtype = np.result_type(g, w)
     if not blas.available(dtype) or not np.isfinite(w).all():
-        from .gemm import gemm_input_grad
-
         return gemm_input_grad(g, w, geom)
     full = full_geometry(geom)
     grp, og, cg = geom.groups, geom.c_out // geom.groups, geom.c_in // geom.groups

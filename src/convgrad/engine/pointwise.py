@@ -162,7 +162,7 @@ def _accumulates(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> bo
             and x.shape[0] > 0 and prod(geom.out_size) >= ACCUMULATE_POSITIONS
             and (geom.c_out // geom.groups) * (geom.c_in // geom.groups) >= ACCUMULATE_CHANNELS
             and g.dtype == x.dtype == dtype and g.flags.c_contiguous and x.flags.c_contiguous
-            and max(prod(geom.out_size), geom.c_in, geom.c_out) < 1 << 31 and blas.available(dtype))
+            and max(prod(geom.out_size), geom.c_in, geom.c_out) < blas.INDEX_LIMIT and blas.available(dtype))
 
 
 def _weight_grad_in_place(g: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
