@@ -23,6 +23,7 @@ import convgrad as cg
 from convgrad import _geometry as geometry
 from convgrad._arguments import METHODS
 from convgrad.engine import (
+    blas,
     cost,
     depthwise,
     dispatch,
@@ -204,11 +205,16 @@ def test_small_matches_general_route(cfg: Config, seed: int, complex_: bool) -> 
 
 
 @given(cfg=conv_configs(dims=(1,), max_kernel=5, max_groups=1), seed=st.integers(0, 2**32 - 1),
-       complex_=st.booleans())
-def test_taps_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
+       dtype=st.sampled_from([np.float64, np.complex128, "float64 without the direct BLAS"]))
+def test_taps_matches_general_route(cfg: Config, seed: int, dtype: Any) -> None:
     """Every 1-d stride-1 ``groups=1`` geometry (the route itself does not look at the size or tap count), every
-    padding mode, float64 and complex128."""
-    _against_general(dataclasses.replace(cfg, stride=1), "taps", seed, np.complex128 if complex_ else np.float64)
+    padding mode: float64 (each tap added into the result by the BLAS), complex128 and float64 with the direct
+    BLAS switched off (a product per tap and an add)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if isinstance(dtype, str):
+            mp.setattr(blas, "ENABLED", False)
+            dtype = np.float64
+        _against_general(dataclasses.replace(cfg, stride=1), "taps", seed, dtype)
 
 
 def test_taps_rule_and_the_wavenet_layer_against_torch() -> None:

@@ -89,6 +89,26 @@ def test_depthwise_kernels_match_numpy_and_torch(case: tuple[Geometry, np.ndarra
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     for got, want in zip(ours, _torch_reference(x, w, g, kw)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    _check_fused(geom, x, w, g, ours)
+
+
+def _check_fused(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray, separate: list[np.ndarray]) -> None:
+    """The forward pass with its bias added as each plane is written is ``y + b`` to the bit; the fused backward
+    pass (where it applies) gives the separate kernels' gradients to the bit and ``g``'s sums per channel."""
+    b = np.linspace(-2.0, 3.0, geom.c_out).astype(x.dtype)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(jit.depthwise_forward(x, w, geom, b),
+                                      separate[0] + b.reshape((-1,) + (1,) * geom.d))
+    if not jit.backward_fuses(geom):
+        return
+    with np.errstate(invalid="ignore"):
+        gx, gw, gb = jit.depthwise_backward(g, x, w, geom)
+        want_b = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    np.testing.assert_array_equal(gx, separate[1])
+    np.testing.assert_array_equal(gw, separate[2])
+    assert gb.dtype == want_b.dtype and gb.shape == want_b.shape
+    np.testing.assert_array_equal(np.isnan(gb), np.isnan(want_b))
+    np.testing.assert_allclose(gb, want_b, rtol=1e-5 if g.dtype == np.float32 else 1e-12, atol=1e-5)
 
 
 @pytest.mark.parametrize("kw", [
@@ -163,6 +183,7 @@ def test_nonfinite_values_land_where_torch_puts_them(x_shape: tuple[int, ...], w
             with np.errstate(invalid="ignore"):
                 ours = _jit_routes(geom, x, w, g)
                 refs = _torch_reference(x, w, g, full)
+            _check_fused(geom, x, w, g, ours)
             for what, o, r in zip(("y", "gx", "gw"), ours, refs):
                 where = f"{what} with {value} in {target}{list(pos)}"
                 np.testing.assert_array_equal(np.isnan(o), np.isnan(r), err_msg=f"NaN pattern of {where}")
@@ -224,8 +245,10 @@ def test_row_kernels_match_torch_and_the_phase_buffer(x_shape: tuple[int, ...], 
         with np.errstate(invalid="ignore"):
             ours = _jit_routes(geom, x, w, g)
             refs = _torch_reference(x, w, g, full)
+            _check_fused(geom, x, w, g, ours)
             monkeypatch.setattr(jit, "ROW_MAX_PLANE", 0)
             phase = _jit_routes(geom, x, w, g)
+            _check_fused(geom, x, w, g, phase)
             monkeypatch.setattr(jit, "ROW_MAX_PLANE", 1 << 14)
         for what, o, r, p in zip(("y", "gx", "gw"), ours, refs, phase):
             where = f"{what} with {value} in {target}{list(pos)}"
@@ -516,9 +539,98 @@ def test_transposed_geometries_whose_output_padding_leaves_inputs_unread() -> No
                               ("weight", g, x, gemm.gemm_weight_grad)):
             np.testing.assert_allclose(jit.ROUTES[op]["jit_depthwise"](a, b, geom), ref(a, b, geom), atol=1e-10,
                                        err_msg=f"{op} {geom}")
+        _check_fused(geom, x, w, g, _jit_routes(geom, x, w, g))
     assert checked > 100
     w = np.random.default_rng(0).standard_normal((2, 1, 1, 1))
     x = np.random.default_rng(1).standard_normal((2, 1, 1))
     y = cg.conv_transpose(x, w, groups=2, dilation=(1, 2), output_padding=(0, 1))
     np.testing.assert_array_equal(y[:, :, 1], 0)
     np.testing.assert_allclose(y[:, 0, 0], x[:, 0, 0] * w[:, 0, 0, 0])
+
+
+# ----------------------------------------------------------------------------- the fused bias and backward pass
+
+
+@pytest.mark.parametrize("kw", [{"padding": 1}, {"padding": 1, "stride": 2}, {"padding": 2, "dilation": 2},
+                                {"padding": "same"}])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_public_forward_with_bias_and_backward_take_the_fused_kernels(
+        jit_dispatch: list[str], monkeypatch: pytest.MonkeyPatch, kw: dict[str, Any], dtype: Any) -> None:
+    """``conv`` with a bias and ``conv_backward`` on a depthwise layer: the bias joins the compiled forward pass and
+    the three gradients come from one fused pass; results against float64 PyTorch, dtypes kept, inputs untouched,
+    results not aliased."""
+    calls: list[str] = []
+    fused, forward = jit.depthwise_backward, jit.depthwise_forward
+    monkeypatch.setattr(jit, "depthwise_backward", lambda *a: calls.append("backward") or fused(*a))
+    monkeypatch.setattr(jit, "depthwise_forward", lambda *a: calls.append(f"forward{len(a)}") or forward(*a))
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((3, 6, 11, 10)).astype(dtype)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    y = cg.conv(x, w, b, groups=6, **kw)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    saved = [a.copy() for a in (x, w, b, g)]
+    grads = cg.conv_backward(g, x, w, groups=6, **kw)
+    assert calls == ["forward4", "backward"]
+    for a, before in zip((x, w, b, g), saved):
+        np.testing.assert_array_equal(a, before)
+    xt, wt, bt = (torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (x, w, b))
+    yt = F.conv2d(xt, wt, bt, groups=6, **kw)
+    refs = torch.autograd.grad(yt, (xt, wt, bt), torch.from_numpy(g.astype(np.float64)))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for ours, ref in zip((y, *grads), (yt.detach(), *refs)):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=tol, atol=tol)
+    for r in grads:
+        assert not any(np.shares_memory(r, a) for a in (x, w, b, g))
+
+
+def test_the_backward_pass_fuses_only_where_both_gradients_are_compiled(jit_dispatch: list[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other padding modes, input dilation, integers, complex data and dense layers take the gradients one by
+    one (``engine.backward`` declines), with the same results as before."""
+    from convgrad import engine
+
+    monkeypatch.setattr(jit, "depthwise_backward", lambda *a: pytest.fail("fused"))
+    rng = np.random.default_rng(19)
+    x, w = rng.standard_normal((2, 4, 9, 9)), rng.standard_normal((4, 1, 3, 3))
+    for kw in ({"padding": 1, "padding_mode": "reflect"}, {"padding": 1, "input_dilation": 2}):
+        g = rng.standard_normal(cg.conv(x, w, groups=4, **kw).shape)
+        got = cg.conv_backward(g, x, w, groups=4, **kw)
+        np.testing.assert_allclose(got.input, cg.conv_input_grad(g, w, input_shape=x.shape, groups=4, **kw))
+        np.testing.assert_allclose(got.bias, g.sum(axis=(0, 2, 3)))
+    geom = conv_geometry(x.shape, w.shape, groups=4, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    assert engine.backward(g.astype(np.int64), x.astype(np.int64), w.astype(np.int64), geom, exact=True) is None
+    assert engine.backward(g + 0j, x + 0j, w + 0j, geom) is None
+    with monkeypatch.context() as mp:
+        mp.setattr(jit, "choose", lambda *args, **kwargs: None)  # the NumPy routes: nothing to fuse
+        assert engine.backward(g, x, w, geom) is None
+    dense = conv_geometry((2, 4, 9, 9), (4, 4, 3, 3), padding=1)
+    assert engine.backward(rng.standard_normal(dense.output_shape), x, rng.standard_normal((4, 4, 3, 3)),
+                           dense) is None
+    gi, xi, wi = (np.round(3 * a).astype(np.int64) for a in (g, x, w))
+    grads = cg.conv_backward(gi, xi, wi, groups=4, padding=1)  # exact: integers take the NumPy routes
+    np.testing.assert_array_equal(grads.weight, cg.conv_weight_grad(gi, xi, weight_shape=w.shape, groups=4,
+                                                                    padding=1))
+    np.testing.assert_array_equal(grads.bias, gi.sum(axis=(0, 2, 3)))
+
+
+def test_fused_backward_float32_bias_and_threads() -> None:
+    """The fused pass in float32 (the bias gradient summed per channel in float64 partial sums: no less accurate
+    than NumPy's reduction) and from several threads at once (each call its own buffers)."""
+    import concurrent.futures
+
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((8, 32, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, groups=32, padding=1)
+    g = (rng.standard_normal(geom.output_shape) + 3).astype(np.float32)
+    gx, gw, gb = jit.depthwise_backward(g, x, w, geom)
+    exact = g.astype(np.float64).sum(axis=(0, 2, 3))
+    assert np.abs(gb - exact).max() <= max(np.abs(g.sum(axis=(0, 2, 3)) - exact).max(), 1e-6 * np.abs(exact).max())
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: jit.depthwise_backward(g, x, w, geom), range(8)))
+    for r in results:
+        for a, want in zip(r, (gx, gw, gb)):
+            np.testing.assert_array_equal(a, want)

@@ -446,7 +446,11 @@ def conv_backward(
                 padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
                 input_dilation=input_dilation)
     g, geom = p["grad_output"], p.geom
-    gx = engine.input_grad(g, conj(p["w"]), geom, p.method, exact=p.exact)
-    gw = engine.weight_grad(g, conj(p["x"]), geom, p.method, exact=p.exact)
-    gb = engine.bias_grad(g, blas=not engine.is_depthwise(p.geom))  # see bias_grad: BLAS threads and kernels
+    fused = engine.backward(g, p["x"], p["w"], geom, p.method, exact=p.exact)  # depthwise: one pass over g
+    if fused is not None:
+        gx, gw, gb = fused
+    else:
+        gx = engine.input_grad(g, conj(p["w"]), geom, p.method, exact=p.exact)
+        gw = engine.weight_grad(g, conj(p["x"]), geom, p.method, exact=p.exact)
+        gb = engine.bias_grad(g, blas=not engine.is_depthwise(p.geom))  # see bias_grad: BLAS threads and kernels
     return Grads(p.finish(gx), p.finish(gw, False), p.finish(gb, False))

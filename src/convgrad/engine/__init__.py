@@ -31,13 +31,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import dispatch, pointwise
+from . import dispatch, jit, pointwise
 from .dispatch import is_depthwise
 
 Array = npt.NDArray[Any]
 _NDARRAY = np.ndarray
 
-__all__ = ["bias_grad", "forward", "forward_bias", "input_grad", "is_depthwise", "weight_grad"]
+__all__ = ["backward", "bias_grad", "forward", "forward_bias", "input_grad", "is_depthwise", "weight_grad"]
 
 
 def forward(x: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
@@ -47,16 +47,37 @@ def forward(x: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: 
 
 def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
     """``forward(x, w) + b[o]`` for NumPy arrays, the bias fused into the GEMM on the pointwise route where that
-    saves a pass over ``y`` (:func:`convgrad.engine.pointwise.bias_fuses`), else added in place."""
+    saves a pass over ``y`` (:func:`convgrad.engine.pointwise.bias_fuses`), added as each plane is written on the
+    compiled depthwise route, else added in place."""
     if not exact and not geom.dilates_input:
         dtype = np.result_type(x, w, b)
         if pointwise.bias_fuses(geom, dtype) and dispatch.route(geom, dtype, method, "forward") == "pointwise":
             return pointwise.pointwise_forward_bias(x, w, b, geom)
+        if is_depthwise(geom) and dispatch.route(geom, dtype, method, "forward") == "jit_depthwise":
+            return jit.depthwise_forward(x, w, geom, b)
     y = forward(x, w, geom, method, exact=exact)
     if b.dtype != y.dtype:  # the API casts all three to one dtype; a direct caller may not
         return y + b.reshape((-1,) + (1,) * geom.d)  # type: ignore[no-any-return]
     y += b.reshape((-1,) + (1,) * geom.d)
     return y
+
+
+def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto", *,
+             exact: bool = False) -> tuple[Array, Array, Array] | None:
+    """``(input_grad(g, w), weight_grad(g, x), bias_grad(g))`` in one pass where the compiled depthwise kernels
+    take both gradients and :func:`convgrad.engine.jit.backward_fuses` (NumPy arrays of real floats); else
+    ``None``, and the caller computes the three one by one."""
+    if exact or geom.dilates_input or not is_depthwise(geom) or not (type(g) is type(x) is type(w) is _NDARRAY):
+        return None
+    dtype = np.result_type(g, x, w)
+    if dtype.kind != "f" or not jit.backward_fuses(geom):
+        return None
+    if dispatch.route(geom, dtype, method, "input") != "jit_depthwise":
+        return None
+    if dispatch.route(geom, dtype, method, "weight") != "jit_depthwise":
+        return None
+    with np.errstate(invalid="ignore"):
+        return jit.depthwise_backward(g, x, w, geom)
 
 
 def input_grad(g: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:

@@ -71,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
+from . import blas, taps
 from .cost import block_positions, gemm_position_bytes
 from .padding import pad, pad_adjoint
 from .state import cache, copy_threads, get_workspace_budget, scratch, split_run
@@ -139,6 +140,8 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     if is_depthwise(geom):
         return "jit_depthwise" if scratch_bytes(geom, itemsize) <= budget else None
     if DENSE_ROUTE and op == "input" and dense_applies(geom, itemsize, budget):
+        if taps.applies(geom) and blas.available(dtype):  # the taps route adds each tap in the BLAS: faster
+            return None
         return "jit_dense"
     return None
 
@@ -363,20 +366,23 @@ def _flat(a: Array, dtype: np.dtype[Any]) -> Array:
     return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
 
 
-def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y[n, c, q] = Σ_k w[c, 0, k] · pad(x)[n, c, q·s + k·δ]`` by the compiled plane kernel."""
-    dtype = np.result_type(x, w)
+def depthwise_forward(x: Array, w: Array, geom: Geometry, bias: Array | None = None) -> Array:
+    """``y[n, c, q] = Σ_k w[c, 0, k] · pad(x)[n, c, q·s + k·δ] (+ bias[c])`` by the compiled plane kernel; the
+    bias is added as each plane is written (the same sum, ``y + b``, without a second pass over ``y``)."""
+    dtype = np.result_type(x, w) if bias is None else np.result_type(x, w, bias)
     direct = _direct_padding(geom)
     src = x if direct else pad(x, geom)
     plan = _plan(geom, tuple(src.shape[2:]), not direct)
     y = np.empty((x.shape[0], geom.c_out) + geom.out_size, dtype=dtype)
+    b = np.empty(0, dtype=dtype) if bias is None else _flat(bias, dtype)
     if row_applies(geom):
         rp = _row_plan(geom)
         _run("row_forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), rp.forward, rp.taps, rp.offs,
-                             plan.ev), -(-x.shape[0] // int(rp.forward[11])) * geom.c_in, y.size * prod(geom.kernel))
+                             plan.ev, b), -(-x.shape[0] // int(rp.forward[11])) * geom.c_in,
+             y.size * prod(geom.kernel))
         return y
     blocks = -(-x.shape[0] // int(plan.v[17]))
-    _run("dw_forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), plan.v, plan.taps, plan.offs),
+    _run("dw_forward", (_flat(src, dtype), _flat(w, dtype), y.reshape(-1), plan.v, plan.taps, plan.offs, b),
          blocks * geom.c_in, y.size * prod(geom.kernel))
     return y
 
@@ -391,7 +397,8 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     if row_applies(geom):
         rp = _row_plan(geom)
         _run("row_forward", (_flat(g, dtype), _flat(w, dtype), out.reshape(-1), rp.input, rp.itaps, rp.ioffs,
-                             plan.ev), -(-g.shape[0] // int(rp.input[11])) * geom.c_in, g.size * prod(geom.kernel))
+                             plan.ev, np.empty(0, dtype=dtype)), -(-g.shape[0] // int(rp.input[11])) * geom.c_in,
+             g.size * prod(geom.kernel))
         return out
     _run("dw_input", (_flat(g, dtype), _flat(w, dtype), out.reshape(-1), plan.iv, plan.ev, plan.phases,
                       plan.itaps, plan.ioffs),
@@ -414,6 +421,38 @@ def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     _run("dw_weight", (_flat(g, dtype), _flat(src, dtype), gw.reshape(-1), plan.v, plan.offs), geom.c_in,
          g.size * prod(geom.kernel))
     return gw
+
+
+def backward_fuses(geom: Geometry) -> bool:
+    """Whether :func:`depthwise_backward` computes the three gradients in one pass: zero padding (or cropping)
+    without input dilation, where both gradients' kernels read ``g`` and ``x`` in place."""
+    return _direct_padding(geom)
+
+
+def depthwise_backward(g: Array, x: Array, w: Array, geom: Geometry) -> tuple[Array, Array, Array]:
+    """``(gx, gw, gb)`` of a depthwise layer (where :func:`backward_fuses`), channel after channel on the thread pool.
+
+    The three gradients read every plane of ``g``; computed one after the other, ``g`` passes through the memory
+    three times. Here each channel's input gradient reads its planes of ``g`` from memory and the weight and bias
+    gradients find them in the cache (:func:`convgrad.engine.jit_kernels.row_backward`, ``dw_backward``). The
+    numbers are those of :func:`depthwise_input_grad` and :func:`depthwise_weight_grad`; the bias gradient sums
+    each channel in partial sums of the data's dtype added in float64.
+    """
+    dtype = np.result_type(g, x, w)
+    plan = _plan(geom, geom.in_size, False)
+    gx = np.empty((g.shape[0], geom.c_in) + geom.in_size, dtype=dtype)
+    gw = np.empty(geom.weight_shape, dtype=dtype)
+    gb = np.empty(geom.c_out, dtype=dtype)
+    operands = (_flat(g, dtype), _flat(x, dtype), _flat(w, dtype), gx.reshape(-1), gw.reshape(-1), gb)
+    elements = 2 * g.size * prod(geom.kernel)
+    if row_applies(geom):
+        rp = _row_plan(geom)
+        _run("row_backward", operands + (rp.input, rp.forward, rp.itaps, rp.ioffs, rp.offs, plan.ev), geom.c_in,
+             elements)
+    else:
+        _run("dw_backward", operands + (plan.iv, plan.ev, plan.phases, plan.itaps, plan.ioffs, plan.v, plan.offs),
+             geom.c_in, elements)
+    return gx, gw, gb
 
 
 # ----------------------------------------------------------------------------- dense layers: the compiled fold

@@ -195,12 +195,13 @@ def gather(buf: Array, grid: Array, size: int, w: Array, wo: int, taps: Array, o
 
 
 @_njit  # type: ignore[misc, unused-ignore]
-def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array, i0: int,
+def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array, bias: Array, i0: int,
                i1: int) -> None:  # pragma: no cover - compiled
     """Depthwise forward over work items ``[i0, i1)``: item ``c·blocks + b`` is channel ``c`` of samples
     ``b·nb …`` (``nb`` planes stacked in one buffer, so that small planes still make long loops).
 
-    ``v``: stride, low padding, input, output and phase sizes (3 each), C, one plane's grid, nb, N.
+    ``v``: stride, low padding, input, output and phase sizes (3 each), C, one plane's grid, nb, N; ``bias``: one
+    value per channel added as each plane is written, or empty.
     """
     s, lo, n, q, t = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15]
     c_count, size, nb = v[15], v[16], v[17]
@@ -221,7 +222,11 @@ def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array,
             yo = ((n0 + j) * c_count + c) * nout
             for a1 in range(q[0]):
                 for a2 in range(q[1]):
-                    copy(y, yo + (a1 * q[1] + a2) * q[2], grid, j * plane + (a1 * t[1] + a2) * t[2], q[2])
+                    d0, s0 = yo + (a1 * q[1] + a2) * q[2], j * plane + (a1 * t[1] + a2) * t[2]
+                    if bias.shape[0]:
+                        copy_add(y, d0, grid, s0, q[2], bias[c])
+                    else:
+                        copy(y, d0, grid, s0, q[2])
 
 
 @_njit  # type: ignore[misc, unused-ignore]
@@ -288,8 +293,18 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
     nb, N; ``ev``: the exact kernel's vector; ``phases``: one row per phase,
     ``a_lo`` (3), counts (3), residue (3), grid size, first and end tap.
     """
+    plane, nb = v[0] * v[1] * v[2], v[8]
+    buf = np.empty(plane * nb, dtype=gx.dtype)
+    grid = np.empty((nb - 1) * plane + max(v[6], 1), dtype=gx.dtype)
+    dw_input_items(g, w, gx, v, ev, phases, taps, offs, i0, i1, buf, grid, np.empty_like(grid))
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dw_input_items(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, taps: Array, offs: Array,
+                   i0: int, i1: int, buf: Array, grid: Array, grid2: Array) -> None:  # pragma: no cover - compiled
+    """:func:`dw_input` in the caller's ``buf`` and two grids."""
     u, tlo = v[0:3], v[3:6]
-    size_max, zero_first, nb = v[6], v[7], v[8]
+    zero_first, nb = v[7], v[8]
     s, lo, n, q = ev[0:3], ev[6:9], ev[9:12], ev[12:15]
     c_count = ev[18]
     batch = g.shape[0] // (c_count * q[0] * q[1] * q[2])
@@ -298,9 +313,6 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
     ones = np.ones(3, dtype=np.int64)
     neg = -tlo
     plane = u[0] * u[1] * u[2]
-    buf = np.empty(plane * nb, dtype=gx.dtype)
-    grid = np.empty((nb - 1) * plane + max(size_max, 1), dtype=gx.dtype)
-    grid2 = np.empty_like(grid)
     nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
     for item in range(i0, i1):
         c, n0 = item // blocks, (item % blocks) * nb
@@ -449,14 +461,22 @@ def weight_plane_rows(g: Array, go: int, buf: Array, bo: int, q: Array, t: Array
 @_njit  # type: ignore[misc, unused-ignore]
 def dw_weight(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
     """Depthwise weight gradient of channels ``[c0, c1)``, each summed over every sample (same ``v`` as forward)."""
+    s, t, size, nb = v[0:3], v[12:15], v[16], v[17]
+    plane = t[0] * t[1] * t[2]
+    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=x.dtype)
+    gg = np.zeros((nb - 1) * plane + max(size, 1), dtype=g.dtype)
+    dw_weight_channels(g, x, gw, v, offs, c0, c1, buf, gg, np.zeros(offs.shape[0], dtype=np.float64))
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dw_weight_channels(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0: int, c1: int, buf: Array, gg: Array,
+                       acc: Array) -> None:  # pragma: no cover - compiled
+    """:func:`dw_weight` in the caller's ``buf``, zeroed ``gg`` (``g`` on the grid) and ``acc`` (float64)."""
     s, lo, n, q, t = v[0:3], v[3:6], v[6:9], v[9:12], v[12:15]
     c_count, size, nb = v[15], v[16], v[17]
     batch = g.shape[0] // (c_count * q[0] * q[1] * q[2])
     kk = offs.shape[0]
     plane = t[0] * t[1] * t[2]
-    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=x.dtype)
-    gg = np.zeros((nb - 1) * plane + max(size, 1), dtype=g.dtype)
-    acc = np.zeros(kk, dtype=np.float64)
     nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
     nil = np.zeros(1, dtype=buf.dtype)[0]
     for c in range(c0, c1):
@@ -511,19 +531,37 @@ def row_fill(src: Array, so: int, buf: Array, j: int, rv: Array) -> None:  # pra
 
 
 @_njit  # type: ignore[misc, unused-ignore]
-def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Array, ev: Array, i0: int,
+def copy_add(dst: Array, d0: int, src: Array, s0: int, m: int, b: Any) -> None:  # pragma: no cover - compiled
+    """``dst[d0:d0 + m] = src[s0:s0 + m] + b`` (in place where ``dst`` is ``src`` and ``d0 == s0``)."""
+    ud, us = np.uint64(d0), np.uint64(s0)
+    for j in range(np.uint64(m)):
+        dst[ud + j] = src[us + j] + b
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Array, ev: Array, bias: Array, i0: int,
                 i1: int) -> None:  # pragma: no cover - compiled
     """Stride-1 same-width correlation over work items ``[i0, i1)`` (as :func:`dw_forward`) on the row-padded
-    regions: the depthwise forward pass, and with flipped ``taps`` the input gradient (``rv[15]``: a channel
-    whose weight is not finite then takes :func:`input_plane_exact`, with ``ev``)."""
-    n1, n2, q1n, k2 = rv[2], rv[3], rv[4], rv[9]
-    c_count, nb, pstride, exact, region = rv[10], rv[11], rv[14], rv[15], rv[16]
+    regions: the depthwise forward pass (``bias`` of length C added as each plane is written, or empty), and with
+    flipped ``taps`` the input gradient (``rv[15]``: a channel whose weight is not finite then takes
+    :func:`input_plane_exact`, with ``ev``)."""
+    n2, q1n, k2 = rv[3], rv[4], rv[9]
+    nb, pstride, region = rv[11], rv[14], rv[16]
+    buf = np.zeros(k2 * region, dtype=y.dtype)
+    grid = np.empty((nb - 1) * pstride + q1n * n2, dtype=y.dtype)
+    row_forward_items(x, w, y, rv, taps, offs, ev, bias, i0, i1, buf, grid)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_forward_items(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Array, ev: Array, bias: Array,
+                      i0: int, i1: int, buf: Array, grid: Array) -> None:  # pragma: no cover - compiled
+    """:func:`row_forward` in the caller's zeroed ``buf`` and its ``grid``."""
+    n1, n2, q1n = rv[2], rv[3], rv[4]
+    c_count, nb, pstride, exact = rv[10], rv[11], rv[14], rv[15]
     nin, nout = n1 * n2, q1n * n2
     batch = x.shape[0] // (c_count * nin)
     blocks = cdiv(batch, nb)
     kk = taps.shape[0]
-    buf = np.zeros(k2 * region, dtype=y.dtype)
-    grid = np.empty((nb - 1) * pstride + nout, dtype=y.dtype)
     for item in range(i0, i1):
         c, n0 = item // blocks, (item % blocks) * nb
         m = min(nb, batch - n0)
@@ -533,25 +571,35 @@ def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Arra
             continue
         for j in range(m):
             row_fill(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
-        if nb == 1:  # large planes: straight into the output (the grid has its row width)
+        if nb == 1 and not bias.shape[0]:  # large planes: straight into the output (the grid has its row width)
             yo = (n0 * c_count + c) * nout
             gather(buf, y[yo:yo + nout], nout, w, c * kk, taps, offs)
             continue
         gather(buf, grid, (m - 1) * pstride + nout, w, c * kk, taps, offs)
         for j in range(m):
-            copy(y, ((n0 + j) * c_count + c) * nout, grid, j * pstride, nout)
+            if bias.shape[0]:
+                copy_add(y, ((n0 + j) * c_count + c) * nout, grid, j * pstride, nout, bias[c])
+            else:
+                copy(y, ((n0 + j) * c_count + c) * nout, grid, j * pstride, nout)
 
 
 @_njit  # type: ignore[misc, unused-ignore]
 def row_weight(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
     """Stride-1 same-width depthwise weight gradient of channels ``[c0, c1)``: per plane,
     :func:`weight_plane_grid` of ``g`` itself (no junk entries) against the row-padded regions of ``x``."""
-    n1, n2, q1n, k2 = rv[2], rv[3], rv[4], rv[9]
-    c_count, region = rv[10], rv[16]
+    buf = np.zeros(rv[9] * rv[16], dtype=x.dtype)
+    acc = np.zeros(offs.shape[0], dtype=np.float64)
+    row_weight_channels(g, x, gw, rv, offs, c0, c1, buf, acc)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_weight_channels(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c1: int, buf: Array,
+                        acc: Array) -> None:  # pragma: no cover - compiled
+    """:func:`row_weight` in the caller's zeroed ``buf`` and its ``acc`` (float64, one entry per tap)."""
+    n1, n2, q1n = rv[2], rv[3], rv[4]
+    c_count = rv[10]
     nin, nout = n1 * n2, q1n * n2
     batch = g.shape[0] // (c_count * nout)
-    buf = np.zeros(k2 * region, dtype=x.dtype)
-    acc = np.zeros(offs.shape[0], dtype=np.float64)
     for c in range(c0, c1):
         acc[:] = 0.0
         for n in range(batch):
@@ -560,6 +608,72 @@ def row_weight(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c
             weight_plane_grid(g[go:go + nout], buf, nout, offs, acc)
         for i in range(offs.shape[0]):
             gw[c * offs.shape[0] + i] = acc[i]
+
+
+# ----------------------------------------------------------------------------- the depthwise backward pass, fused
+#
+# The input and weight gradients both read every plane of ``g``, and the bias gradient sums it. Run one after the
+# other, each pass brings ``g`` (and the result) through the memory again; the depthwise layers are bound by that
+# traffic. The drivers below do all three per channel: the channel's planes of ``g`` are read from memory by the
+# input gradient and found in the cache by the weight and bias gradients.
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def channel_sum(g: Array, c: int, c_count: int, nout: int) -> float:  # pragma: no cover - compiled
+    """``Σ_{n, q} g[n, c, q]`` for planes of ``nout`` entries: partial sums over :data:`CHUNK` entries in the
+    data's dtype, added in float64."""
+    batch = g.shape[0] // (c_count * nout)
+    nil = np.zeros(1, dtype=g.dtype)[0]
+    total = 0.0
+    for n in range(batch):
+        go = (n * c_count + c) * nout
+        for i0 in range(0, nout, CHUNK):
+            gs = g[go + i0:go + min(nout, i0 + CHUNK)]
+            part = nil
+            for i in range(gs.shape[0]):
+                part += gs[i]
+            total += part
+    return total
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_backward(g: Array, x: Array, w: Array, gx: Array, gw: Array, gb: Array, rvi: Array, rvf: Array,
+                 itaps: Array, ioffs: Array, offs: Array, ev: Array, c0: int, c1: int) -> None:  # pragma: no cover
+    """Input, weight and bias gradients of channels ``[c0, c1)`` where the row-padded kernels apply
+    (:func:`row_forward` with ``rvi``, :func:`row_weight` with ``rvf``), channel after channel."""
+    bufi = np.zeros(rvi[9] * rvi[16], dtype=gx.dtype)
+    gridi = np.empty((rvi[11] - 1) * rvi[14] + rvi[4] * rvi[3], dtype=gx.dtype)
+    bufw = np.zeros(rvf[9] * rvf[16], dtype=gw.dtype)
+    acc = np.zeros(offs.shape[0], dtype=np.float64)
+    nobias = np.empty(0, dtype=gx.dtype)
+    c_count, nout = rvi[10], rvi[2] * rvi[3]
+    blocks = cdiv(g.shape[0] // (c_count * nout), rvi[11])
+    for c in range(c0, c1):
+        row_forward_items(g, w, gx, rvi, itaps, ioffs, ev, nobias, c * blocks, (c + 1) * blocks, bufi, gridi)
+        row_weight_channels(g, x, gw, rvf, offs, c, c + 1, bufw, acc)
+        gb[c] = channel_sum(g, c, c_count, nout)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def dw_backward(g: Array, x: Array, w: Array, gx: Array, gw: Array, gb: Array, iv: Array, ev: Array, phases: Array,
+                itaps: Array, ioffs: Array, v: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
+    """Input, weight and bias gradients of channels ``[c0, c1)`` on the phase buffers (:func:`dw_input` with
+    ``iv``, :func:`dw_weight` with ``v``), channel after channel."""
+    iplane, inb = iv[0] * iv[1] * iv[2], iv[8]
+    bufi = np.empty(iplane * inb, dtype=gx.dtype)
+    grid = np.empty((inb - 1) * iplane + max(iv[6], 1), dtype=gx.dtype)
+    grid2 = np.empty_like(grid)
+    s, t, size, nb = v[0:3], v[12:15], v[16], v[17]
+    plane = t[0] * t[1] * t[2]
+    bufw = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=gw.dtype)
+    gg = np.zeros((nb - 1) * plane + max(size, 1), dtype=gw.dtype)
+    acc = np.zeros(offs.shape[0], dtype=np.float64)
+    c_count, nout = ev[18], ev[12] * ev[13] * ev[14]
+    blocks = cdiv(g.shape[0] // (c_count * nout), inb)
+    for c in range(c0, c1):
+        dw_input_items(g, w, gx, iv, ev, phases, itaps, ioffs, c * blocks, (c + 1) * blocks, bufi, grid, grid2)
+        dw_weight_channels(g, x, gw, v, offs, c, c + 1, bufw, gg, acc)
+        gb[c] = channel_sum(g, c, c_count, nout)
 
 
 # ----------------------------------------------------------------------------- dense layers: the fold of one block

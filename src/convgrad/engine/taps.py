@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry
+from . import blas
 from .padding import pad, pad_adjoint
 
 Array = npt.NDArray[Any]
@@ -61,12 +62,21 @@ def _views(a: Array, n: int, geom: Geometry) -> list[Array]:
 
 
 def taps_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y[n] = Σ_k w[:, :, k] @ xp[n, :, k·δ : k·δ + Q]``."""
+    """``y[n] = Σ_k w[:, :, k] @ xp[n, :, k·δ : k·δ + Q]`` (each tap added into ``y`` by the BLAS where it can be
+    called directly, :mod:`convgrad.engine.blas`)."""
     xp = pad(x, geom)
     dtype = np.result_type(x, w)
     y = np.empty((x.shape[0], geom.c_out) + geom.out_size, dtype=dtype)
+    wk = [np.ascontiguousarray(w[:, :, k], dtype=dtype) for k in range(geom.kernel[0])]
+    if blas.available(dtype):
+        xp = np.ascontiguousarray(xp, dtype=dtype)
+        lp, q, dl = xp.shape[-1], geom.out_size[0], geom.dilation[0]
+        for n in range(x.shape[0]):
+            for k, wt in enumerate(wk):
+                blas.gemm(wt, xp, lp, y, 1.0 if k else 0.0, b_start=(n * geom.c_in * lp) + k * dl, n=q,
+                          c_start=n * geom.c_out * q)
+        return y
     part = np.empty((geom.c_out,) + geom.out_size, dtype=dtype)
-    wk = [np.ascontiguousarray(w[:, :, k]) for k in range(geom.kernel[0])]
     for n in range(x.shape[0]):
         views = _views(xp, n, geom)
         np.matmul(wk[0], views[0], out=y[n])
@@ -76,14 +86,26 @@ def taps_forward(x: Array, w: Array, geom: Geometry) -> Array:
 
 
 def taps_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``gxp[n, :, k·δ : k·δ + Q] += w[:, :, k]ᵀ @ g[n]``, then ``pad_adjoint``."""
+    """``gxp[n, :, k·δ : k·δ + Q] += w[:, :, k]ᵀ @ g[n]``, then ``pad_adjoint`` (each tap added into ``gxp`` by the
+    BLAS where it can be called directly)."""
     dtype = np.result_type(g, w)
-    gxp = np.zeros((g.shape[0], geom.c_in) + geom.padded_size, dtype=dtype)
-    part = np.empty((geom.c_in,) + geom.out_size, dtype=dtype)
-    wk = [np.ascontiguousarray(w[:, :, k].T) for k in range(geom.kernel[0])]
-    for n in range(g.shape[0]):
-        for wt, view in zip(wk, _views(gxp, n, geom)):
-            view += np.matmul(wt, g[n], out=part)
+    wk = [np.ascontiguousarray(w[:, :, k].T, dtype=dtype) for k in range(geom.kernel[0])]
+    q, dl = geom.out_size[0], geom.dilation[0]
+    if blas.available(dtype):
+        gxp = np.empty((g.shape[0], geom.c_in) + geom.padded_size, dtype=dtype)
+        gxp[:, :, q:] = 0  # tap 0 (shift 0) overwrites the first Q positions of each row, the others add
+        g = np.ascontiguousarray(g, dtype=dtype)
+        lp = gxp.shape[-1]
+        for n in range(g.shape[0]):
+            for k, wt in enumerate(wk):
+                blas.gemm(wt, g, q, gxp, 1.0 if k else 0.0, b_start=n * geom.c_out * q, n=q,
+                          c_start=(n * geom.c_in * lp) + k * dl, ldc=lp)
+    else:
+        gxp = np.zeros((g.shape[0], geom.c_in) + geom.padded_size, dtype=dtype)
+        part = np.empty((geom.c_in,) + geom.out_size, dtype=dtype)
+        for n in range(g.shape[0]):
+            for wt, view in zip(wk, _views(gxp, n, geom)):
+                view += np.matmul(wt, g[n], out=part)
     return np.ascontiguousarray(pad_adjoint(gxp, geom))
 
 
