@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import convgrad as cg
@@ -230,7 +230,8 @@ def test_rule_on_the_benchmark_layers() -> None:
     slow = [((8, 512, 7, 7), (512, 512, 3, 3), {"padding": 1}),
             ((1, 256, 12, 13, 13), (256, 256, 3, 3, 3), {}),
             ((8, 128, 56, 56), (128, 1, 3, 3), {"padding": 1, "groups": 128}),  # depthwise
-            ((8, 64, 56, 56), (128, 64, 3, 3), {"padding": 1, "stride": 2}),
+            ((8, 3, 224, 224), (64, 3, 7, 7), {"padding": 3, "stride": 2}),  # strided, 3 channels: thin phases
+            ((8, 64, 56, 56), (128, 64, 3, 3), {"padding": 1, "stride": 2, "padding_mode": "reflect"}),
             ((1, 1, 5, 5), (1, 1, 3, 3), {}),  # the small route
             ((4, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}),  # 1296 grid positions: calls too short
             ((1, 16, 8, 8, 8), (16, 16, 3, 3, 3), {"padding": 1}),
@@ -240,6 +241,14 @@ def test_rule_on_the_benchmark_layers() -> None:
         geom = geometry.conv_geometry(xs, ws, **kw)
         for op in ("forward", "input"):
             assert implicit.choose(geom, f32, "auto", op, exact=False, finite=True) is None, (xs, op)
+    # strided dense layers: the input gradient by the phases of its full correlation, the forward pass not here
+    for xs, ws, kw in [((8, 64, 56, 56), (128, 64, 3, 3), {"padding": 1, "stride": 2}),
+                       ((8, 64, 56, 56), (128, 64, 4, 4), {"padding": 1, "stride": 2})]:
+        geom = geometry.conv_geometry(xs, ws, **kw)
+        assert implicit.choose(geom, f32, "auto", "input", exact=False, finite=True) == "implicit", (ws, kw)
+        assert implicit.choose(geom, f32, "auto", "forward", exact=False, finite=True) is None
+        assert implicit.choose(geom, f64, "auto", "input", exact=True, finite=True) is None
+        assert not implicit.phases_apply(dataclasses.replace(geom, n=0), f32)
     conv3d = geometry.conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
     assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == \
         ["implicit", "implicit", "gemm"]
@@ -270,6 +279,64 @@ def test_matches_the_gemm_route(cfg: Config, seed: int, expand: bool) -> None:
         mp.setattr(implicit, "EXPAND_BELOW", 10**6 if expand else 0)
         _close(implicit.implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
         _close(implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
+
+
+@given(cfg=conv_configs(max_kernel=4, max_groups=3, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1),
+       stride=st.integers(2, 3))
+def test_strided_input_grad_matches_the_gemm_route(cfg: Config, seed: int, stride: int) -> None:
+    """The input gradient of strided layers (every padding mode, crops, dilation, groups, remainders the windows
+    leave unread) by the phases of its full correlation, against the gemm route; rule forced and not."""
+    assume(cfg.padding != "same")  # (stride 1 only)
+    cfg = dataclasses.replace(cfg, stride=stride)
+    geom = _geometry(cfg)
+    if geom.dilates_input:  # the dispatcher splits input dilation before any route sees it
+        return
+    _, w, g = _arrays(cfg, geom, seed)
+    want = gemm.gemm_input_grad(g, w, geom)
+    _close(implicit.implicit_input_grad(g, w, geom), want)
+    with pytest.MonkeyPatch.context() as mp:
+        _force(mp)
+        _close(implicit.implicit_input_grad(g, w, geom), want)
+    state.clear_caches()
+
+
+def test_strided_layers_through_the_api_against_torch(forced: None) -> None:
+    """A strided layer and a transposed layer (whose forward pass is a strided input gradient), float64 and
+    float32, NaN and infinity in g and in the weight (which sends the call to the gemm route) included."""
+    import torch
+
+    from convgrad.engine import phases as phase_split
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 6, 13, 12))
+    w = rng.standard_normal((10, 6, 4, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, stride=(2, 3), padding=1)
+    assert dispatch.route(geom, np.dtype(np.float64), "auto", "input") == "implicit"
+    assert len(phase_split.phases(implicit.full_geometry(geom))) == 6
+    g = rng.standard_normal(geom.output_shape)
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    yt = torch.nn.functional.conv2d(xt, wt, stride=(2, 3), padding=1)
+    (gx_ref,) = torch.autograd.grad(yt, (xt,), torch.tensor(g))
+    _close(cg.conv_input_grad(g, w, input_shape=x.shape, stride=(2, 3), padding=1), gx_ref.numpy())
+    got32 = cg.conv_input_grad(g.astype(np.float32), w.astype(np.float32), input_shape=x.shape, stride=(2, 3),
+                               padding=1)
+    assert got32.dtype == np.float32
+    _close(got32.astype(np.float64), gx_ref.numpy(), rtol=1e-5)
+    wt2 = rng.standard_normal((6, 5, 4, 4))
+    yt2 = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(wt2), stride=2, padding=1,
+                                               output_padding=1)
+    _close(cg.conv_transpose(x, wt2, stride=2, padding=1, output_padding=1), yt2.numpy())
+    g[0, 1, 2, 2], g[1, 4, 0, 0] = np.nan, np.inf
+    w_inf = w.copy()
+    w_inf[3, 2, 1, 1] = -np.inf
+    with np.errstate(invalid="ignore"):
+        for ww in (w, w_inf):
+            got = implicit.implicit_input_grad(g, ww, geom)
+            ref = gemm.gemm_input_grad(g, ww, geom)
+            for test in (np.isnan, np.isposinf, np.isneginf):
+                np.testing.assert_array_equal(test(got), test(ref))
+            finite = np.isfinite(ref)
+            np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("padding", [((-1, 2), (3, -2)), ((0, -3), (-1, 0)), ((-4, 1), (2, 2))])

@@ -24,6 +24,14 @@ contractions:
   one channel at a time, partial sums over at most
   :data:`~convgrad.engine.jit_kernels.CHUNK` grid entries added in float64.
 
+These layers are bound by memory traffic (on the 2-core machine of the
+benchmarks two threads copy no faster than one), so two passes are fused
+where the public functions allow: the forward pass adds the bias as each
+output plane is written (``conv(x, w, b)``: no second pass over ``y``), and
+:func:`depthwise_backward` computes the input, weight and bias gradients of
+``conv_backward`` channel by channel, so each plane of ``g`` is read from
+memory once and found in the cache by the other two.
+
 NaN and infinity land where PyTorch puts them without a finiteness check of
 the operands (the route is not in :data:`convgrad.engine.dispatch.FINITE_ONLY`):
 the padding is real zeros in the buffer, so ``0·NaN`` appears where PyTorch's
