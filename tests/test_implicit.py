@@ -241,9 +241,12 @@ def test_rule_on_the_benchmark_layers() -> None:
         geom = geometry.conv_geometry(xs, ws, **kw)
         for op in ("forward", "input"):
             assert implicit.choose(geom, f32, "auto", op, exact=False, finite=True) is None, (xs, op)
-    # strided dense layers: the input gradient by the phases of its full correlation, the forward pass not here
-    for xs, ws, kw in [((8, 64, 56, 56), (128, 64, 3, 3), {"padding": 1, "stride": 2}),
-                       ((8, 64, 56, 56), (128, 64, 4, 4), {"padding": 1, "stride": 2})]:
+    # strided dense layers: the input gradient by the phases of its full correlation (not with a 1×1 phase, as
+    # 3×3 at stride 2 has), the forward pass not here
+    s2 = geometry.conv_geometry((8, 64, 56, 56), (128, 64, 3, 3), padding=1, stride=2)
+    assert implicit.choose(s2, f32, "auto", "input", exact=False, finite=True) is None
+    for xs, ws, kw in [((8, 64, 56, 56), (128, 64, 4, 4), {"padding": 1, "stride": 2}),
+                       ((8, 32, 30, 30), (64, 32, 3, 5), {"padding": 1, "stride": (1, 2)})]:
         geom = geometry.conv_geometry(xs, ws, **kw)
         assert implicit.choose(geom, f32, "auto", "input", exact=False, finite=True) == "implicit", (ws, kw)
         assert implicit.choose(geom, f32, "auto", "forward", exact=False, finite=True) is None

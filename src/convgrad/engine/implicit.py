@@ -143,24 +143,22 @@ def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
 def phases_apply(geom: Geometry, dtype: np.dtype[Any]) -> bool:
     """Whether the input gradient of a strided layer takes this route: a dense layer (not depthwise, not 1×1) with
     zero padding, no input dilation, and every phase of its :func:`full_geometry` — ordinary stride-1
-    correlations of ``g`` with the kernel's taps of one residue class — on this route by its own rule (or a 1×1
-    phase without padding, one GEMM on the pointwise route).
+    correlations of ``g`` with the kernel's taps of one residue class — on this route by its own rule.
 
     There the phases' in-place GEMMs replace the gemm route's window matrix of ``C·K`` rows and its strided fold
-    (float32, 2 threads: 64→128 at 56², stride 2, 3×3 10.9 → 9.2 ms, 4×4 18.5 → 14.0 ms); a layer with
-    few input channels (the phases' outputs), such as a first layer, stays on the gemm route, whose single GEMM
-    the phases' thin ones would not beat.
+    (float32, 2 threads: 64→128 at 56², 4×4 stride 2 — a transposed layer's forward pass — 18.5 → 14.0 ms). A
+    kernel with a 1×1 phase (3×3 at stride 2) stays on the gemm route: alone its input gradient was faster by
+    the phases (12.3 → 10.3 ms), but inside ``conv_backward`` the weight gradient that follows lost as much
+    (22.2 against 22.3 ms); a layer with few input channels (the phases' outputs), such as a first layer, stays
+    there too, whose single GEMM the phases' thin ones would not beat.
     """
     if geom.n == 0 or geom.dilates_input or geom.padding_mode != "zeros" or all(k == 1 for k in geom.kernel):
         return False
     if geom.c_in == geom.c_out == geom.groups or not blas.available(dtype):
         return False
-    from .dispatch import is_pointwise  # (the dispatcher imports this module)
-
     parts = [part.geom for part in phases.phases(full_geometry(geom))]
     f = np.dtype(dtype)
-    return bool(parts) and all(is_pointwise(part) or
-                               choose(part, f, "auto", "forward", exact=False, finite=True) == "implicit"
+    return bool(parts) and all(choose(part, f, "auto", "forward", exact=False, finite=True) == "implicit"
                                for part in parts)
 
 
@@ -309,10 +307,10 @@ def implicit_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     # w (G·O/G, C/G, *K) -> (G, C/G, O/G, *K) flipped -> (C, O/G, *K)
     kernel = tuple(geom.kernel)
     wf = w.reshape((grp, og, cg) + kernel).swapaxes(1, 2)[flip].reshape((geom.c_in, og) + kernel)
-    if full.dilates_input:  # a strided layer: the phases, each on the route the dispatcher picks (this one)
+    if full.dilates_input:  # a strided layer: the phases, each on the direct route the rule picks (this one)
         from . import dispatch
 
-        gxp = dispatch.run("forward", g, wf, full)
+        gxp = dispatch.run("forward", g, wf, full, "direct")
     else:
         gxp = _correlate(g, wf, full, dtype)
     if geom.padding_mode == "zeros":  # the outputs are the input's own positions

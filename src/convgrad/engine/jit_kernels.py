@@ -532,7 +532,7 @@ def row_fill(src: Array, so: int, buf: Array, j: int, rv: Array) -> None:  # pra
 
 @_njit  # type: ignore[misc, unused-ignore]
 def copy_add(dst: Array, d0: int, src: Array, s0: int, m: int, b: Any) -> None:  # pragma: no cover - compiled
-    """``dst[d0:d0 + m] = src[s0:s0 + m] + b`` (in place where ``dst`` is ``src`` and ``d0 == s0``)."""
+    """``dst[d0:d0 + m] = src[s0:s0 + m] + b``."""
     ud, us = np.uint64(d0), np.uint64(s0)
     for j in range(np.uint64(m)):
         dst[ud + j] = src[us + j] + b
