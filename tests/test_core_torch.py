@@ -47,6 +47,8 @@ def check_against_torch(cfg: Config, seed: int, dtype: type = np.float64, tol: f
     np.testing.assert_array_equal(cg.conv_weight_grad(gd, xd, weight_shape=w.shape, **kw), grads.weight)
     alone = cg.conv_bias_grad(gd, unbatched=not cfg.batched)
     assert alone.dtype == grads.bias.dtype
+    if not cfg.groups == cfg.c_in == cfg.c_out > 1:
+        np.testing.assert_array_equal(alone, grads.bias)
     np.testing.assert_allclose(alone, grads.bias, rtol=1e-13 if dtype == np.float64 else 1e-5,
                                atol=(1e-13 if dtype == np.float64 else 1e-5) * max(1.0, float(np.abs(alone).max())))
 

@@ -99,8 +99,8 @@ def _check_fused(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray, se
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(jit.depthwise_forward(x, w, geom, b),
                                       separate[0] + b.reshape((-1,) + (1,) * geom.d))
-    if not jit.backward_fuses(geom):
-        return
+    if geom.padding_mode != "zeros" or geom.dilates_input:  # the fused kernels' domain (backward_fuses: also
+        return                                               # enough channels and budget, tested below)
     with np.errstate(invalid="ignore"):
         gx, gw, gb = jit.depthwise_backward(g, x, w, geom)
         want_b = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
@@ -567,10 +567,14 @@ def test_public_forward_with_bias_and_backward_take_the_fused_kernels(
     x = rng.standard_normal((3, 6, 11, 10)).astype(dtype)
     w = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
-    y = cg.conv(x, w, b, groups=6, **kw)
-    g = rng.standard_normal(y.shape).astype(dtype)
-    saved = [a.copy() for a in (x, w, b, g)]
-    grads = cg.conv_backward(g, x, w, groups=6, **kw)
+    old_threads = state.set_num_threads(2)  # the fused pass wants two channels per thread: 6 channels, 2 threads
+    try:
+        y = cg.conv(x, w, b, groups=6, **kw)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        saved = [a.copy() for a in (x, w, b, g)]
+        grads = cg.conv_backward(g, x, w, groups=6, **kw)
+    finally:
+        state.set_num_threads(old_threads)
     assert calls == ["forward4", "backward"]
     for a, before in zip((x, w, b, g), saved):
         np.testing.assert_array_equal(a, before)
@@ -606,6 +610,23 @@ def test_the_backward_pass_fuses_only_where_both_gradients_are_compiled(jit_disp
     with monkeypatch.context() as mp:
         mp.setattr(jit, "choose", lambda *args, **kwargs: None)  # the NumPy routes: nothing to fuse
         assert engine.backward(g, x, w, geom) is None
+    state.clear_caches()  # (the NumPy route was remembered for this geometry)
+    old_threads = state.set_num_threads(2)
+    try:
+        assert jit.backward_fuses(geom, 8)  # 4 channels, 2 threads
+        assert not jit.backward_fuses(conv_geometry((2, 3, 9, 9), (3, 1, 3, 3), groups=3, padding=1), 8)
+        with cg.workspace_budget(2 * jit.scratch_bytes(geom, 8) - 1):  # both gradients' buffers at once
+            assert not jit.backward_fuses(geom, 8)
+            assert engine.backward(g, x, w, geom) is None
+        state.set_num_threads(4)
+        assert not jit.backward_fuses(geom, 8)  # one channel per thread: the separate kernels split the samples
+    finally:
+        state.set_num_threads(old_threads)
+    b32 = np.ones(4, dtype=np.float32)  # a bias of another dtype: added after, in the common dtype
+    with monkeypatch.context() as mp:
+        mp.setattr(jit, "depthwise_forward", lambda *a: pytest.fail("fused") if len(a) == 4 else None)
+        y = engine.forward_bias(x, w, b32, geom)
+    assert y.dtype == np.float64
     dense = conv_geometry((2, 4, 9, 9), (4, 4, 3, 3), padding=1)
     assert engine.backward(rng.standard_normal(dense.output_shape), x, rng.standard_normal((4, 4, 3, 3)),
                            dense) is None
@@ -617,8 +638,9 @@ def test_the_backward_pass_fuses_only_where_both_gradients_are_compiled(jit_disp
 
 
 def test_fused_backward_float32_bias_and_threads() -> None:
-    """The fused pass in float32 (the bias gradient summed per channel in float64 partial sums: no less accurate
-    than NumPy's reduction) and from several threads at once (each call its own buffers)."""
+    """The fused pass in float32 (the bias gradient summed per channel in float32 partial sums added in float64:
+    within NumPy's reduction's error, or 1e-6 of the sum) and from several threads at once (each call its own
+    buffers)."""
     import concurrent.futures
 
     rng = np.random.default_rng(23)

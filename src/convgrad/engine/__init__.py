@@ -53,7 +53,8 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
         dtype = np.result_type(x, w, b)
         if pointwise.bias_fuses(geom, dtype) and dispatch.route(geom, dtype, method, "forward") == "pointwise":
             return pointwise.pointwise_forward_bias(x, w, b, geom)
-        if is_depthwise(geom) and dispatch.route(geom, dtype, method, "forward") == "jit_depthwise":
+        if (is_depthwise(geom) and b.dtype == np.result_type(x, w)
+                and dispatch.route(geom, dtype, method, "forward") == "jit_depthwise"):
             return jit.depthwise_forward(x, w, geom, b)
     y = forward(x, w, geom, method, exact=exact)
     if b.dtype != y.dtype:  # the API casts all three to one dtype; a direct caller may not
@@ -70,7 +71,7 @@ def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto",
     if exact or geom.dilates_input or not is_depthwise(geom) or not (type(g) is type(x) is type(w) is _NDARRAY):
         return None
     dtype = np.result_type(g, x, w)
-    if dtype.kind != "f" or not jit.backward_fuses(geom):
+    if dtype.kind != "f" or not jit.backward_fuses(geom, dtype.itemsize):
         return None
     if dispatch.route(geom, dtype, method, "input") != "jit_depthwise":
         return None

@@ -16,9 +16,11 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    data), ``"implicit"`` (:mod:`convgrad.engine.implicit`: the forward pass and
    input gradient at stride 1 as one in-place BLAS GEMM per kernel offset on
    the padded grid, no window matrix, where its cost is below the gemm and
-   grid routes'; float32 and float64 with NumPy's BLAS reachable), and, when
-   Numba is installed, ``"jit_depthwise"`` (depthwise layers)
-   and ``"jit_dense"`` (the input gradient of dense stride-1 layers: GEMM into
+   grid routes'; the input gradient of strided dense layers as the stride's
+   phases of its full correlation where each phase takes it; float32 and
+   float64 with NumPy's BLAS reachable), and, when Numba is installed,
+   ``"jit_depthwise"`` (depthwise layers) and ``"jit_dense"`` (the input
+   gradient of dense stride-1 layers that are not ``taps`` layers: GEMM into
    cache-sized blocks, compiled fold; both :mod:`convgrad.engine.jit`).
 3. ``"pointwise"`` — every kernel size is 1 and there is no padding.
    ``"small"`` — ``method`` ``"auto"`` or ``"direct"`` and a window matrix of

@@ -31,8 +31,9 @@ positions; other modes compute every padded position and apply
 zeros by every weight, so a weight that is not finite (``0·inf``) sends the
 call to the gemm route. At stride ``s > 1`` that correlation reads ``g``
 input-dilated by ``s``; the dispatcher's polyphase split
-(:mod:`convgrad.engine.phases`) makes it ``s^d`` stride-1 correlations, one
-per residue class of the kernel's taps, each routed by the rules — this
+(:mod:`convgrad.engine.phases`) makes it at most ``s^d`` stride-1
+correlations, one per residue class of the kernel's taps (a class without
+taps leaves its positions zero), each routed by the rules — this
 route for a dense layer's input gradient where every phase takes it
 (:func:`phases_apply`), so neither the window matrix nor the strided fold of
 the gemm route is formed. The weight gradient has

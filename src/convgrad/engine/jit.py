@@ -431,10 +431,24 @@ def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     return gw
 
 
-def backward_fuses(geom: Geometry) -> bool:
+def backward_fuses(geom: Geometry, itemsize: int) -> bool:
     """Whether :func:`depthwise_backward` computes the three gradients in one pass: zero padding (or cropping)
-    without input dilation, where both gradients' kernels read ``g`` and ``x`` in place."""
-    return _direct_padding(geom)
+    without input dilation, where both gradients' kernels read ``g`` and ``x`` in place; at least two channels
+    per thread (the fused pass splits the channels over the threads, the separate input gradient also the
+    samples); and both gradients' scratch at once, every thread's, within the workspace budget.
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> backward_fuses(conv_geometry((8, 32, 56, 56), (32, 1, 3, 3), padding=1, groups=32), 4)
+    True
+    >>> backward_fuses(conv_geometry((8, 32, 56, 56), (32, 1, 3, 3), padding=1, groups=32,
+    ...                              padding_mode="reflect"), 4)
+    False
+    """
+    if not _direct_padding(geom) or geom.c_in < 2 * copy_threads():
+        return False
+    return 2 * scratch_bytes(geom, itemsize) <= get_workspace_budget()
 
 
 def depthwise_backward(g: Array, x: Array, w: Array, geom: Geometry) -> tuple[Array, Array, Array]:
