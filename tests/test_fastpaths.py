@@ -217,6 +217,23 @@ def test_taps_matches_general_route(cfg: Config, seed: int, dtype: Any) -> None:
         _against_general(dataclasses.replace(cfg, stride=1), "taps", seed, dtype)
 
 
+def test_taps_sum_in_the_blas_only_below_its_integer_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The BLAS takes 32-bit sizes: a longer row takes the product-and-add path, with the same numbers."""
+    f32 = np.dtype(np.float32)
+    huge = geometry.conv_geometry((1, 2, 1 << 31), (2, 2, 2))
+    assert taps.applies(huge) and not taps.sums_in_blas(huge, f32)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 300)), rng.standard_normal((4, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=2, dilation=2)
+    g = rng.standard_normal(geom.output_shape)
+    assert taps.sums_in_blas(geom, np.dtype(np.float64)) == blas.available(np.float64)
+    fast = taps.taps_forward(x, w, geom), taps.taps_input_grad(g, w, geom)
+    monkeypatch.setattr(blas, "INDEX_LIMIT", 300)
+    assert not taps.sums_in_blas(geom, np.dtype(np.float64))
+    for got, want in zip((taps.taps_forward(x, w, geom), taps.taps_input_grad(g, w, geom)), fast):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_taps_rule_and_the_wavenet_layer_against_torch() -> None:
     """Where the rule sends a layer to the taps route, and one such layer through the API against PyTorch."""
     f64 = np.dtype(np.float64)

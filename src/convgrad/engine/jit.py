@@ -79,7 +79,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import blas, taps
+from . import taps
 from .cost import block_positions, gemm_position_bytes
 from .padding import pad, pad_adjoint
 from .state import cache, copy_threads, get_workspace_budget, scratch, split_run
@@ -148,7 +148,7 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
     if is_depthwise(geom):
         return "jit_depthwise" if scratch_bytes(geom, itemsize) <= budget else None
     if DENSE_ROUTE and op == "input" and dense_applies(geom, itemsize, budget):
-        if taps.applies(geom) and blas.available(dtype):  # the taps route adds each tap in the BLAS: faster
+        if taps.applies(geom) and taps.sums_in_blas(geom, dtype):  # the taps route, each tap added by the BLAS
             return None
         return "jit_dense"
     return None

@@ -7,13 +7,17 @@ At stride 1 in one dimension, tap ``k`` of output ``q`` reads padded position
 * input gradient: ``gxp[n, :, k·δ : k·δ + Q] += w[:, :, k]ᵀ @ g[n]``, then the padding's adjoint;
 * weight gradient: ``gw[:, :, k] = Σ_n g[n] @ xp[n, :, k·δ : k·δ + Q]ᵀ``;
 
-each view a plain strided matrix the BLAS reads in place. The im2col route
-writes ``K`` copies of the input and reads them back; with ``K ≤``
-:data:`MAX_TAPS` that round trip costs more than the ``K − 1`` additions here.
-Measured (float32, 2 threads; forward / input / weight, ms): 32→32 ``k = 2``
-at ``L = 16384`` (the WaveNet layers) 0.75 / 1.0 / 1.0 against the gemm
-route's 1.15 / 1.25 / 1.2; 64→64 ``k = 3`` at ``L = 4096``, 8 samples, 7.0 /
-6.6 / 8.3 against 8.1 / 7.7 / 8.4; with ``k = 9`` no faster than im2col.
+each view a plain strided matrix the BLAS reads in place, and each tap after
+the first added into the result by the BLAS itself (``β = 1`` through
+:mod:`convgrad.engine.blas`; a product and an add where that binding is not
+found). The im2col route writes ``K`` copies of the input and reads them
+back; with ``K ≤`` :data:`MAX_TAPS` that round trip costs more than the
+sums here. Measured (float32, 2 threads; forward / input / weight, ms): 32→32
+``k = 2`` at ``L = 16384`` (the WaveNet layers) 0.64 / 0.65 / 1.1 against the
+gemm route's 1.2 / 1.2 / 1.2 (with a product and an add per tap: 0.81 / 1.03
+/ 1.1); 64→64 ``k = 3`` at ``L = 4096``, 8 samples, forward / input 6.2 / 5.8
+(a product and an add per tap: 7.6 / 8.4; the gemm route's forward 9.2); with
+``k = 9`` no faster than im2col.
 
 Examples
 --------
@@ -55,6 +59,13 @@ def applies(geom: Geometry) -> bool:
             and geom.out_size[0] >= MIN_POSITIONS and not geom.dilates_input)
 
 
+def sums_in_blas(geom: Geometry, dtype: np.dtype[Any]) -> bool:
+    """Whether the taps are summed by the BLAS: the binding found for ``dtype`` and every size it is given below
+    its 32-bit integer limit (:data:`convgrad.engine.blas.INDEX_LIMIT`)."""
+    sizes = (geom.c_in, geom.c_out, geom.padded_size[0], geom.out_size[0])
+    return blas.available(dtype) and max(sizes) < blas.INDEX_LIMIT
+
+
 def _views(a: Array, n: int, geom: Geometry) -> list[Array]:
     """Sample ``n``'s ``K`` shifted ``(channels, Q)`` views of the padded ``a``."""
     q, dl = geom.out_size[0], geom.dilation[0]
@@ -68,7 +79,7 @@ def taps_forward(x: Array, w: Array, geom: Geometry) -> Array:
     dtype = np.result_type(x, w)
     y = np.empty((x.shape[0], geom.c_out) + geom.out_size, dtype=dtype)
     wk = [np.ascontiguousarray(w[:, :, k], dtype=dtype) for k in range(geom.kernel[0])]
-    if blas.available(dtype):
+    if sums_in_blas(geom, dtype):
         xp = np.ascontiguousarray(xp, dtype=dtype)
         lp, q, dl = xp.shape[-1], geom.out_size[0], geom.dilation[0]
         for n in range(x.shape[0]):
@@ -91,7 +102,7 @@ def taps_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     dtype = np.result_type(g, w)
     wk = [np.ascontiguousarray(w[:, :, k].T, dtype=dtype) for k in range(geom.kernel[0])]
     q, dl = geom.out_size[0], geom.dilation[0]
-    if blas.available(dtype):
+    if sums_in_blas(geom, dtype):
         gxp = np.empty((g.shape[0], geom.c_in) + geom.padded_size, dtype=dtype)
         gxp[:, :, q:] = 0  # tap 0 (shift 0) overwrites the first Q positions of each row, the others add
         g = np.ascontiguousarray(g, dtype=dtype)
