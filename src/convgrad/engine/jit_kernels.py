@@ -195,6 +195,18 @@ def gather(buf: Array, grid: Array, size: int, w: Array, wo: int, taps: Array, o
 
 
 @_njit  # type: ignore[misc, unused-ignore]
+def phase_buffers(v: Array, like: Array, zeroed: bool) -> tuple[Array, Array]:  # pragma: no cover - compiled
+    """A thread's phase buffer of ``nb`` planes and its grid (``zeroed``: the weight gradient's ``g`` on the grid,
+    whose junk entries stay zero), in ``like``'s dtype, for the forward pass and weight gradient's ``v``."""
+    s, t, size, nb = v[0:3], v[12:15], v[16], v[17]
+    plane = t[0] * t[1] * t[2]
+    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=like.dtype)
+    count = (nb - 1) * plane + max(size, 1)
+    grid = np.zeros(count, dtype=like.dtype) if zeroed else np.empty(count, dtype=like.dtype)
+    return buf, grid
+
+
+@_njit  # type: ignore[misc, unused-ignore]
 def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array, bias: Array, i0: int,
                i1: int) -> None:  # pragma: no cover - compiled
     """Depthwise forward over work items ``[i0, i1)``: item ``c·blocks + b`` is channel ``c`` of samples
@@ -209,8 +221,7 @@ def dw_forward(x: Array, w: Array, y: Array, v: Array, taps: Array, offs: Array,
     blocks = cdiv(batch, nb)
     kk = taps.shape[0]
     plane = t[0] * t[1] * t[2]
-    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=y.dtype)
-    grid = np.empty((nb - 1) * plane + max(size, 1), dtype=y.dtype)
+    buf, grid = phase_buffers(v, y, False)
     nin, nout = n[0] * n[1] * n[2], q[0] * q[1] * q[2]
     for item in range(i0, i1):
         c, n0 = item // blocks, (item % blocks) * nb
@@ -293,10 +304,16 @@ def dw_input(g: Array, w: Array, gx: Array, v: Array, ev: Array, phases: Array, 
     nb, N; ``ev``: the exact kernel's vector; ``phases``: one row per phase,
     ``a_lo`` (3), counts (3), residue (3), grid size, first and end tap.
     """
+    buf, grid, grid2 = input_buffers(v, gx)
+    dw_input_items(g, w, gx, v, ev, phases, taps, offs, i0, i1, buf, grid, grid2)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def input_buffers(v: Array, like: Array) -> tuple[Array, Array, Array]:  # pragma: no cover - compiled
+    """A thread's buffer of ``g`` and the two grids of :func:`dw_input` (its ``v``), in ``like``'s dtype."""
     plane, nb = v[0] * v[1] * v[2], v[8]
-    buf = np.empty(plane * nb, dtype=gx.dtype)
-    grid = np.empty((nb - 1) * plane + max(v[6], 1), dtype=gx.dtype)
-    dw_input_items(g, w, gx, v, ev, phases, taps, offs, i0, i1, buf, grid, np.empty_like(grid))
+    grid = np.empty((nb - 1) * plane + max(v[6], 1), dtype=like.dtype)
+    return np.empty(plane * nb, dtype=like.dtype), grid, np.empty_like(grid)
 
 
 @_njit  # type: ignore[misc, unused-ignore]
@@ -461,10 +478,7 @@ def weight_plane_rows(g: Array, go: int, buf: Array, bo: int, q: Array, t: Array
 @_njit  # type: ignore[misc, unused-ignore]
 def dw_weight(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
     """Depthwise weight gradient of channels ``[c0, c1)``, each summed over every sample (same ``v`` as forward)."""
-    s, t, size, nb = v[0:3], v[12:15], v[16], v[17]
-    plane = t[0] * t[1] * t[2]
-    buf = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=x.dtype)
-    gg = np.zeros((nb - 1) * plane + max(size, 1), dtype=g.dtype)
+    buf, gg = phase_buffers(v, x, True)
     dw_weight_channels(g, x, gw, v, offs, c0, c1, buf, gg, np.zeros(offs.shape[0], dtype=np.float64))
 
 
@@ -545,11 +559,15 @@ def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Arra
     regions: the depthwise forward pass (``bias`` of length C added as each plane is written, or empty), and with
     flipped ``taps`` the input gradient (``rv[15]``: a channel whose weight is not finite then takes
     :func:`input_plane_exact`, with ``ev``)."""
-    n2, q1n, k2 = rv[3], rv[4], rv[9]
-    nb, pstride, region = rv[11], rv[14], rv[16]
-    buf = np.zeros(k2 * region, dtype=y.dtype)
-    grid = np.empty((nb - 1) * pstride + q1n * n2, dtype=y.dtype)
+    buf, grid = row_buffers(rv, y)
     row_forward_items(x, w, y, rv, taps, offs, ev, bias, i0, i1, buf, grid)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_buffers(rv: Array, like: Array) -> tuple[Array, Array]:  # pragma: no cover - compiled
+    """A thread's zeroed row-padded regions and its output grid for the kernels of ``rv``, in ``like``'s dtype."""
+    grid = np.empty((rv[11] - 1) * rv[14] + rv[4] * rv[3], dtype=like.dtype)
+    return np.zeros(rv[9] * rv[16], dtype=like.dtype), grid
 
 
 @_njit  # type: ignore[misc, unused-ignore]
@@ -587,9 +605,7 @@ def row_forward_items(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs
 def row_weight(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
     """Stride-1 same-width depthwise weight gradient of channels ``[c0, c1)``: per plane,
     :func:`weight_plane_grid` of ``g`` itself (no junk entries) against the row-padded regions of ``x``."""
-    buf = np.zeros(rv[9] * rv[16], dtype=x.dtype)
-    acc = np.zeros(offs.shape[0], dtype=np.float64)
-    row_weight_channels(g, x, gw, rv, offs, c0, c1, buf, acc)
+    row_weight_channels(g, x, gw, rv, offs, c0, c1, row_buffers(rv, x)[0], np.zeros(offs.shape[0], dtype=np.float64))
 
 
 @_njit  # type: ignore[misc, unused-ignore]
@@ -641,9 +657,8 @@ def row_backward(g: Array, x: Array, w: Array, gx: Array, gw: Array, gb: Array, 
                  itaps: Array, ioffs: Array, offs: Array, ev: Array, c0: int, c1: int) -> None:  # pragma: no cover
     """Input, weight and bias gradients of channels ``[c0, c1)`` where the row-padded kernels apply
     (:func:`row_forward` with ``rvi``, :func:`row_weight` with ``rvf``), channel after channel."""
-    bufi = np.zeros(rvi[9] * rvi[16], dtype=gx.dtype)
-    gridi = np.empty((rvi[11] - 1) * rvi[14] + rvi[4] * rvi[3], dtype=gx.dtype)
-    bufw = np.zeros(rvf[9] * rvf[16], dtype=gw.dtype)
+    bufi, gridi = row_buffers(rvi, gx)
+    bufw = row_buffers(rvf, gw)[0]
     acc = np.zeros(offs.shape[0], dtype=np.float64)
     nobias = np.empty(0, dtype=gx.dtype)
     c_count, nout = rvi[10], rvi[2] * rvi[3]
@@ -659,17 +674,11 @@ def dw_backward(g: Array, x: Array, w: Array, gx: Array, gw: Array, gb: Array, i
                 itaps: Array, ioffs: Array, v: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
     """Input, weight and bias gradients of channels ``[c0, c1)`` on the phase buffers (:func:`dw_input` with
     ``iv``, :func:`dw_weight` with ``v``), channel after channel."""
-    iplane, inb = iv[0] * iv[1] * iv[2], iv[8]
-    bufi = np.empty(iplane * inb, dtype=gx.dtype)
-    grid = np.empty((inb - 1) * iplane + max(iv[6], 1), dtype=gx.dtype)
-    grid2 = np.empty_like(grid)
-    s, t, size, nb = v[0:3], v[12:15], v[16], v[17]
-    plane = t[0] * t[1] * t[2]
-    bufw = np.empty(s[0] * s[1] * s[2] * plane * nb, dtype=gw.dtype)
-    gg = np.zeros((nb - 1) * plane + max(size, 1), dtype=gw.dtype)
+    bufi, grid, grid2 = input_buffers(iv, gx)
+    bufw, gg = phase_buffers(v, gw, True)
     acc = np.zeros(offs.shape[0], dtype=np.float64)
     c_count, nout = ev[18], ev[12] * ev[13] * ev[14]
-    blocks = cdiv(g.shape[0] // (c_count * nout), inb)
+    blocks = cdiv(g.shape[0] // (c_count * nout), iv[8])
     for c in range(c0, c1):
         dw_input_items(g, w, gx, iv, ev, phases, itaps, ioffs, c * blocks, (c + 1) * blocks, bufi, grid, grid2)
         dw_weight_channels(g, x, gw, v, offs, c, c + 1, bufw, gg, acc)
