@@ -252,9 +252,16 @@ def test_rule_on_the_benchmark_layers() -> None:
         assert implicit.choose(geom, f32, "auto", "forward", exact=False, finite=True) is None
         assert implicit.choose(geom, f64, "auto", "input", exact=True, finite=True) is None
         assert not implicit.phases_apply(dataclasses.replace(geom, n=0), f32)
+    # a thin layer: the compiled direct kernels where Numba is installed, else the implicit route
     conv3d = geometry.conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
-    assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == \
-        ["implicit", "implicit", "gemm"]
+    compiled = ["jit_direct"] * 3 if jit.available() else ["implicit", "implicit", "gemm"]
+    assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == compiled
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jit, "DIRECT_ROUTE", False)
+        state.clear_caches()
+        assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == \
+            ["implicit", "implicit", "gemm"]
+    state.clear_caches()
 
 
 def test_one_sample_over_the_budget_is_not_routed_here() -> None:

@@ -656,3 +656,198 @@ def test_fused_backward_float32_bias_and_threads() -> None:
     for r in results:
         for a, want in zip(r, (gx, gw, gb)):
             np.testing.assert_array_equal(a, want)
+
+
+# ----------------------------------------------------------------------------- thin dense layers ("jit_direct")
+
+
+@st.composite
+def direct_cases(draw: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Stride-1 dense 2-d and 3-d geometries with zero padding up to the kernel's span (the kernels' domain; any
+    channel count, so the partial blocks of four channels are drawn too)."""
+    d = draw(st.integers(2, 3))
+    c, o, n = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(d))
+    sizes, padding = [], []
+    for k, dl in zip(kernel, dilation):
+        span = dl * (k - 1)
+        lo, hi = draw(st.integers(0, span)), draw(st.integers(0, span))
+        sizes.append(max(1, span + 1 - lo - hi) + draw(st.integers(0, 7 if d < 3 else 3)))
+        padding.append((lo, hi))
+    kw: dict[str, Any] = {"stride": 1, "dilation": dilation, "padding": tuple(padding), "groups": 1,
+                          "padding_mode": "zeros"}
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, *sizes))
+    w = rng.standard_normal((o, c, *kernel))
+    geom = conv_geometry(x.shape, w.shape, **kw)
+    g = rng.standard_normal(geom.output_shape)
+    return geom, x, w, g, kw
+
+
+def _direct_routes(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
+    return [jit.direct_forward(x, w, geom), jit.direct_input_grad(g, w, geom), jit.direct_weight_grad(g, x, geom)]
+
+
+def _gemm_routes(geom: Geometry, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
+    return [dispatch.ROUTES["forward"]["gemm"](x, w, geom), dispatch.ROUTES["input"]["gemm"](g, w, geom),
+            dispatch.ROUTES["weight"]["gemm"](g, x, geom)]
+
+
+@given(direct_cases(), st.sampled_from([1, 5, 64, 1536]))
+def test_direct_kernels_match_the_gemm_route_and_torch(case: Any, span: int) -> None:
+    """Blocks of every size (``DIRECT_SPAN`` of 1 and 5: one output row per block; 64: a few rows, the last
+    block shorter), against the gemm route and PyTorch float64."""
+    geom, x, w, g, kw = case
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jit, "DIRECT_SPAN", span)
+        jit._direct_blocks.cache_clear()
+        ours = _direct_routes(geom, x, w, g)
+    jit._direct_blocks.cache_clear()
+    for got, want in zip(ours, _gemm_routes(geom, x, w, g)):
+        assert got.shape == want.shape and got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for got, want in zip(ours, _torch_reference(x, w, g, kw)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_direct_kernels_in_float32() -> None:
+    """float32 within a few times the gemm route's error against float64 (the weight gradient's sums: float32
+    lanes over one block, then float64), and the inputs left as they were."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((2, 16, 10, 18, 17)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3, 3)).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    before = [a.copy() for a in (x, w, g)]
+    ours = _direct_routes(geom, x, w, g)
+    refs = _gemm_routes(geom, x.astype(np.float64), w.astype(np.float64), g.astype(np.float64))
+    for got, numpy_route, ref in zip(ours, _gemm_routes(geom, x, w, g), refs):
+        assert got.dtype == np.float32
+        scale = np.abs(ref).max()
+        assert np.abs(got - ref).max() / scale <= max(3 * np.abs(numpy_route - ref).max() / scale, 1e-6)
+    for a, b in zip((x, w, g), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_choose_direct() -> None:
+    f32, f64 = np.dtype("float32"), np.dtype("float64")
+    conv3d = conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
+    for op in OPS:
+        assert jit.choose_direct(conv3d, f32, "auto", op, exact=False, finite=True) == "jit_direct"
+        assert jit.choose_direct(conv3d, f64, "direct", op, exact=False, finite=True) == "jit_direct"
+        assert dispatch.route(conv3d, f32, "auto", op) == "jit_direct"
+        for method in ("gemm", "winograd", "fft", "implicit"):
+            assert jit.choose_direct(conv3d, f32, method, op, exact=False, finite=True) is None
+    assert jit.choose_direct(conv3d, f32, "auto", "forward", exact=False, finite=False) is None
+    assert "jit_direct" in dispatch.FINITE_ONLY
+    assert jit.choose_direct(conv3d, np.dtype("int64"), "auto", "forward", exact=True, finite=True) is None
+    for dtype in ("complex64", "float16"):
+        assert jit.choose_direct(conv3d, np.dtype(dtype), "auto", "forward", exact=False, finite=True) is None
+    declined = [
+        conv_geometry((2, 16, 16, 32, 32), (32, 8, 3, 3, 3), padding=1, groups=2),      # grouped
+        conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1, stride=2),     # strided
+        conv_geometry((2, 16, 32, 32), (32, 16, 3, 3), padding=1, padding_mode="reflect"),
+        conv_geometry((2, 16, 32, 32), (32, 16, 3, 3), padding=((1, -1), 1)),           # a crop
+        conv_geometry((2, 16, 32, 32), (32, 16, 3, 3), padding=3),                      # more than the span
+        conv_geometry((2, 16, 32, 32), (32, 16, 3, 3), padding=1, input_dilation=2),
+        conv_geometry((2, 4, 32, 32), (32, 4, 3, 3), padding=1),                        # too few channels
+        conv_geometry((2, 16, 32, 32), (64, 16, 3, 3), padding=1),                      # too many
+        conv_geometry((2, 16, 24, 24), (32, 16, 3, 3), padding=1),                      # too few positions
+        conv_geometry((2, 16, 4096), (32, 16, 9), padding=4),                           # 1-d
+        conv_geometry((2, 16, 32, 32), (32, 16, 1, 3), padding=(0, 1)),                 # three offsets
+        conv_geometry((0, 16, 32, 32), (32, 16, 3, 3), padding=1),                      # no samples
+    ]
+    for geom in declined:
+        assert jit.choose_direct(geom, f32, "auto", "forward", exact=False, finite=True) is None, geom
+    sample = 16 * 18 * 34 * 34 * 4  # one sample's padded input
+    with cg.workspace_budget(sample - 1):
+        assert jit.choose_direct(conv3d, f32, "auto", "weight", exact=False, finite=True) is None
+    with cg.workspace_budget(sample):
+        assert jit.choose_direct(conv3d, f32, "auto", "weight", exact=False, finite=True) == "jit_direct"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jit, "DIRECT_ROUTE", False)
+        assert jit.choose_direct(conv3d, f32, "auto", "forward", exact=False, finite=True) is None
+
+
+def test_direct_route_splits_samples_to_the_budget() -> None:
+    """A budget of one sample's padded input: the samples run one chunk at a time, with the same results."""
+    rng = np.random.default_rng(32)
+    x, w = rng.standard_normal((3, 8, 6, 12, 13)), rng.standard_normal((9, 8, 3, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    whole = _direct_routes(geom, x, w, g)
+    with cg.workspace_budget(8 * 8 * 14 * 15 * 8):
+        assert list(state.batch_chunks(3, 8 * 8 * 14 * 15 * 8)) == [(0, 1), (1, 2), (2, 3)]
+        parts = _direct_routes(geom, x, w, g)
+    for a, b in zip(parts, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_public_functions_take_the_direct_route_and_match_torch() -> None:
+    """conv, conv_backward (its bias summed without the BLAS, whose spinning threads would slow the kernels that
+    run next) and the single gradients on a thin 3-d layer, float32 against PyTorch float64."""
+    rng = np.random.default_rng(33)
+    x = rng.standard_normal((2, 8, 8, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((12, 8, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(12).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    assert [dispatch.route(geom, np.float32, "auto", op) for op in OPS] == ["jit_direct"] * 3
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    y = cg.conv(x, w, b, padding=1)
+    grads = cg.conv_backward(g, x, w, padding=1)
+    assert not cg.engine.bias_by_blas(g, geom)
+    assert cg.engine.bias_by_blas(g, conv_geometry((2, 64, 8, 16, 16), (64, 64, 3, 3, 3), padding=1))
+    xt, wt, bt = (torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (x, w, b))
+    yt = F.conv3d(xt, wt, bt, padding=1)
+    refs = torch.autograd.grad(yt, (xt, wt, bt), torch.from_numpy(g.astype(np.float64)))
+    for ours, ref in [(y, yt.detach()), (grads.input, refs[0]), (grads.weight, refs[1]), (grads.bias, refs[2])]:
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cg.conv_input_grad(g, w, input_shape=x.shape, padding=1), grads.input, rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(cg.conv_weight_grad(g, x, weight_shape=w.shape, padding=1), grads.weight,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_direct_route_with_nonfinite_values_takes_the_numpy_routes() -> None:
+    """NaN and infinity in any operand: the dispatcher's finiteness check sends the call to the NumPy routes,
+    whose results PyTorch's match (the kernels would multiply them by the padding's and the junk's zeros)."""
+    rng = np.random.default_rng(34)
+    x = rng.standard_normal((2, 8, 6, 16, 16))
+    w = rng.standard_normal((8, 8, 3, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    x[0, 1, 2, 0, 0], w[3, 2, 0, 1, 1], g[1, 4, 5, 15, 15] = np.nan, np.inf, -np.inf
+    kw = {"stride": 1, "dilation": 1, "padding": ((1, 1),) * 3, "groups": 1, "padding_mode": "zeros"}
+    refs = _torch_reference(x, w, g, {**kw, "dilation": (1, 1, 1), "stride": (1, 1, 1)})
+    with np.errstate(invalid="ignore"):
+        ours = [cg.conv(x, w, padding=1), *cg.conv_backward(g, x, w, padding=1)[:2]]
+    for got, ref in zip(ours, refs):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-10, atol=1e-10)
+
+
+def test_direct_route_from_several_threads_and_on_one() -> None:
+    import concurrent.futures
+
+    rng = np.random.default_rng(35)
+    x = rng.standard_normal((2, 8, 6, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 16, 6, 20, 20)).astype(np.float32)
+
+    def run(_: int) -> list[np.ndarray]:
+        return [cg.conv(x, w, padding=1), *cg.conv_backward(g, x, w, padding=1)]
+
+    want = run(0)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(8)))
+    old = state.set_num_threads(1)
+    try:
+        results.append(run(0))
+    finally:
+        state.set_num_threads(old)
+    for r in results:
+        for a, b in zip(r, want):
+            np.testing.assert_array_equal(a, b)

@@ -452,5 +452,5 @@ def conv_backward(
     else:
         gx = engine.input_grad(g, conj(p["w"]), geom, p.method, exact=p.exact)
         gw = engine.weight_grad(g, conj(p["x"]), geom, p.method, exact=p.exact)
-        gb = engine.bias_grad(g, blas=not engine.is_depthwise(p.geom))  # see bias_grad: BLAS threads and kernels
+        gb = engine.bias_grad(g, blas=engine.bias_by_blas(g, p.geom, p.method))
     return Grads(p.finish(gx), p.finish(gw, False), p.finish(gb, False))

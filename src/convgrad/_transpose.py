@@ -178,6 +178,6 @@ def conv_transpose_backward(
     g, geom = p["grad_output"], p.geom
     gx = engine.forward(g, conj(p["w"]), geom, p.method, exact=p.exact)
     gw = engine.weight_grad(conj(p["x"]), g, geom, p.method, exact=p.exact)
-    gb = engine.bias_grad(g, blas=not engine.is_depthwise(p.geom))  # see bias_grad: BLAS threads and kernels
+    gb = engine.bias_grad(g, blas=engine.bias_by_blas(g, p.geom, p.method))
     return Grads(p.finish(gx), p.finish(gw, False), p.finish(gb, False))
 

@@ -96,9 +96,10 @@ for _op in ("forward", "input", "weight"):
     ROUTES[_op].update(implicit.ROUTES[_op])
     ROUTES[_op].update(jit.ROUTES[_op])
 
-FINITE_ONLY = frozenset({"fft", "winograd"})
-"""Routes taken for finite data only: their transforms would spread a NaN or an infinity over a block or tile (the
-compiled depthwise kernels multiply real zeros of the padding, so NaN and infinity land where PyTorch puts them)."""
+FINITE_ONLY = frozenset({"fft", "winograd", "jit_direct"})
+"""Routes taken for finite data only: their transforms would spread a NaN or an infinity over a block or tile, and
+the thin layers' direct kernels would multiply one by the padding's zeros (the compiled depthwise kernels multiply
+real zeros of the padding too, but only where PyTorch does, so NaN and infinity land where PyTorch puts them)."""
 
 
 def is_pointwise(geom: Geometry) -> bool:
@@ -145,8 +146,10 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         return "fft"
     if kind in "fc":
         dtype = np.dtype(f"{kind}{itemsize}")
-        for module in (winograd, implicit, jit):  # the optional routes: each says where it applies
-            name: str | None = module.choose(geom, dtype, method, op, exact=exact, finite=finite)
+        # the optional routes, each saying where it applies (the thin layers' direct kernels before the implicit
+        # route, which would take them too)
+        for choose in (winograd.choose, jit.choose_direct, implicit.choose, jit.choose):
+            name: str | None = choose(geom, dtype, method, op, exact=exact, finite=finite)
             if name is not None:
                 return name
     if is_pointwise(geom):

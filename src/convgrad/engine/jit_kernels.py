@@ -739,3 +739,141 @@ def dense_fold(z: Array, gx: Array, v: Array, n: int, q0: int, q1: int, c0: int,
                 if a2 == qs[1]:
                     a2 = 0
                     a1 += 1
+
+
+# The direct kernels of thin dense layers (jit.direct_forward, jit.direct_weight_grad). The input lies on a
+# zero-padded grid, one row per channel (convgrad.engine.grid's layout): at stride 1 every
+# kernel offset k is one constant shift offs[k] of the flat grid position. A block is `rows` consecutive output
+# rows of one sample (or part of one row): the grid positions from its first output to its last, a span of
+# (rows − 1)·pw + cols entries whose pw − cols junk entries per row are computed and never copied out. Four
+# output channels are held over the span in a scratch that stays in the L1 cache while four input channels and
+# every offset are added into it: each pass over the span does 16 multiply-adds per entry from 4 loads of the
+# input, in registers (im2col would write the K-times-larger window matrix and read it back). `blocks` rows:
+# grid position of the block's first output, rows, columns per row, flat index of its first output in channel
+# 0 of y (or g); `ystride` is one channel's outputs, `qd` one output row's. The forward kernel adds each four
+# input channels' sums into y (a chain of 4·K rounded additions, not C·K: float32 errors like the gemm route's).
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def _span_max(blocks: Array, pw: int, b0: int, b1: int) -> int:  # pragma: no cover - compiled
+    """The longest span of blocks ``[b0, b1)``."""
+    most = 0
+    for b in range(b0, b1):
+        most = max(most, (blocks[b, 1] - 1) * pw + blocks[b, 2])
+    return most
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def direct_forward(xg: Array, wt: Array, y: Array, offs: Array, blocks: Array, pw: int, qd: int, ystride: int,
+                   oc: int, b0: int, b1: int) -> None:  # pragma: no cover - compiled
+    """``y[o, q] = Σ_{c,k} wt[o, c·K + k] · xg[c, m(q) + offs[k]]`` for the outputs of blocks ``[b0, b1)``
+    (``wt`` zero-padded to multiples of four rows and of four channels' columns; its first ``oc`` rows are
+    written to ``y``)."""
+    kk, last = offs.shape[0], xg.shape[0] - 1
+    acc = np.empty((4, _span_max(blocks, pw, b0, b1)), dtype=xg.dtype)
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    for b in range(b0, b1):
+        m0, rows, cols, ybase = blocks[b, 0], blocks[b, 1], blocks[b, 2], blocks[b, 3]
+        span = np.uint64((rows - 1) * pw + cols)
+        for ob in range(0, wt.shape[0], 4):
+            for cb in range(0, xg.shape[0], 4):  # (beyond the last channel: its row, times zero weights)
+                for q in range(span):
+                    a0[q] = 0
+                    a1[q] = 0
+                    a2[q] = 0
+                    a3[q] = 0
+                x0, x1, x2, x3 = xg[cb], xg[min(cb + 1, last)], xg[min(cb + 2, last)], xg[min(cb + 3, last)]
+                for k in range(kk):
+                    j0 = cb * kk + k
+                    j1, j2, j3 = j0 + kk, j0 + 2 * kk, j0 + 3 * kk
+                    w00, w01, w02, w03 = wt[ob, j0], wt[ob, j1], wt[ob, j2], wt[ob, j3]
+                    w10, w11, w12, w13 = wt[ob + 1, j0], wt[ob + 1, j1], wt[ob + 1, j2], wt[ob + 1, j3]
+                    w20, w21, w22, w23 = wt[ob + 2, j0], wt[ob + 2, j1], wt[ob + 2, j2], wt[ob + 2, j3]
+                    w30, w31, w32, w33 = wt[ob + 3, j0], wt[ob + 3, j1], wt[ob + 3, j2], wt[ob + 3, j3]
+                    s = np.uint64(m0 + offs[k])
+                    for q in range(span):
+                        v0, v1, v2, v3 = x0[s + q], x1[s + q], x2[s + q], x3[s + q]
+                        a0[q] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3
+                        a1[q] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3
+                        a2[q] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3
+                        a3[q] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3
+                for i in range(min(4, oc - ob)):  # each four channels' sums added to y: shorter chains of sums
+                    ai = acc[i]
+                    for r in range(rows):
+                        d, sr = np.uint64(ybase + (ob + i) * ystride + r * qd), np.uint64(r * pw)
+                        if cb == 0:
+                            for c in range(np.uint64(cols)):
+                                y[d + c] = ai[sr + c]
+                        else:
+                            for c in range(np.uint64(cols)):
+                                y[d + c] += ai[sr + c]
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def direct_weight(g: Array, xg: Array, offs: Array, blocks: Array, pw: int, qd: int, ystride: int, oc: int,
+                  op: int, b0: int, b1: int) -> Array:  # pragma: no cover - compiled
+    """``Σ_{q in blocks [b0, b1)} g[o, q] · xg[c, m(q) + offs[k]]`` as a float64 ``(op, C'·K)`` array (``op``
+    and ``C'``: ``oc`` and the channels rounded up to four; the sums past them are dropped by the caller): each
+    block's ``g`` is laid out over its span, zero in the junk entries, and sixteen ``(o, c)`` sums per offset
+    run over it in the data's dtype, then are added in float64."""
+    kk, last = offs.shape[0], xg.shape[0] - 1
+    part = np.zeros((op, (last + 4) // 4 * 4 * kk), dtype=np.float64)
+    gs = np.zeros((op, _span_max(blocks, pw, b0, b1)), dtype=xg.dtype)  # rows from oc on stay zero
+    zero = np.zeros(1, dtype=xg.dtype)[0]
+    for b in range(b0, b1):
+        m0, rows, cols, ybase = blocks[b, 0], blocks[b, 1], blocks[b, 2], blocks[b, 3]
+        span = np.uint64((rows - 1) * pw + cols)
+        for o in range(oc):
+            go = gs[o]
+            for r in range(rows):
+                d, sr = np.uint64(r * pw), np.uint64(ybase + o * ystride + r * qd)
+                for c in range(np.uint64(cols)):
+                    go[d + c] = g[sr + c]
+                if r + 1 < rows:
+                    for c in range(np.uint64(cols), np.uint64(pw)):
+                        go[d + c] = 0
+        for ob in range(0, op, 4):
+            g0, g1, g2, g3 = gs[ob], gs[ob + 1], gs[ob + 2], gs[ob + 3]
+            for cb in range(0, xg.shape[0], 4):  # (beyond the last channel: sums that are dropped)
+                x0, x1, x2, x3 = xg[cb], xg[min(cb + 1, last)], xg[min(cb + 2, last)], xg[min(cb + 3, last)]
+                for k in range(kk):
+                    s = np.uint64(m0 + offs[k])
+                    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
+                    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
+                    for q in range(span):
+                        v0, v1, v2, v3 = x0[s + q], x1[s + q], x2[s + q], x3[s + q]
+                        h0, h1, h2, h3 = g0[q], g1[q], g2[q], g3[q]
+                        a00 += h0 * v0
+                        a01 += h0 * v1
+                        a02 += h0 * v2
+                        a03 += h0 * v3
+                        a10 += h1 * v0
+                        a11 += h1 * v1
+                        a12 += h1 * v2
+                        a13 += h1 * v3
+                        a20 += h2 * v0
+                        a21 += h2 * v1
+                        a22 += h2 * v2
+                        a23 += h2 * v3
+                        a30 += h3 * v0
+                        a31 += h3 * v1
+                        a32 += h3 * v2
+                        a33 += h3 * v3
+                    j = cb * kk + k
+                    part[ob, j] += a00
+                    part[ob, j + kk] += a01
+                    part[ob, j + 2 * kk] += a02
+                    part[ob, j + 3 * kk] += a03
+                    part[ob + 1, j] += a10
+                    part[ob + 1, j + kk] += a11
+                    part[ob + 1, j + 2 * kk] += a12
+                    part[ob + 1, j + 3 * kk] += a13
+                    part[ob + 2, j] += a20
+                    part[ob + 2, j + kk] += a21
+                    part[ob + 2, j + 2 * kk] += a22
+                    part[ob + 2, j + 3 * kk] += a23
+                    part[ob + 3, j] += a30
+                    part[ob + 3, j + kk] += a31
+                    part[ob + 3, j + 2 * kk] += a32
+                    part[ob + 3, j + 3 * kk] += a33
+    return part
