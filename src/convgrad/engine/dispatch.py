@@ -13,7 +13,10 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
 2. the optional routes, each by its own ``choose`` rule: ``"winograd"``
    (:mod:`convgrad.engine.winograd`: ``method="winograd"``, or ``"auto"`` where
    its cost and its float32 error allow it; 3×3 stride-1 layers, finite
-   data), ``"implicit"`` (:mod:`convgrad.engine.implicit`: the forward pass and
+   data), ``"jit_direct"`` (when Numba is installed: thin dense layers of
+   8–32 channels at stride 1, finite data, all three contractions by compiled
+   direct kernels; :func:`convgrad.engine.jit.direct_applies`),
+   ``"implicit"`` (:mod:`convgrad.engine.implicit`: the forward pass and
    input gradient at stride 1 as one in-place BLAS GEMM per kernel offset on
    the padded grid, no window matrix, where its cost is below the gemm and
    grid routes'; the input gradient of strided dense layers as the stride's

@@ -32,6 +32,11 @@ output plane is written (``conv(x, w, b)``: no second pass over ``y``), and
 ``conv_backward`` channel by channel, so each plane of ``g`` is read from
 memory once and found in the cache by the other two.
 
+Thin dense layers (``groups == 1``, 8–32 channels, stride 1, zero padding: :func:`direct_applies`) take
+``"jit_direct"``, direct kernels on the padded grid of :mod:`convgrad.engine.grid` with no window matrix
+(:func:`direct_forward`, :func:`direct_input_grad`, :func:`direct_weight_grad`); those are for finite data
+only. What follows is about the depthwise kernels.
+
 NaN and infinity land where PyTorch puts them without a finiteness check of
 the operands (the route is not in :data:`convgrad.engine.dispatch.FINITE_ONLY`):
 the padding is real zeros in the buffer, so ``0·NaN`` appears where PyTorch's
