@@ -42,6 +42,7 @@ def _numpy_routes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The blocked NumPy routes only (the compiled ones and the implicit one, which has no blocks of windows, have
     their own tests); caches emptied around each test."""
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
     monkeypatch.setattr(implicit, "choose", lambda *args, **kwargs: None)
     state.clear_caches()
     yield

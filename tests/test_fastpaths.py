@@ -47,6 +47,7 @@ def _numpy_routes(monkeypatch: pytest.MonkeyPatch) -> Any:
     """These tests are about the NumPy routes and their rule: the optional compiled routes, and the implicit route
     (tests/test_implicit.py), stay out of it."""
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
     monkeypatch.setattr(implicit, "choose", lambda *args, **kwargs: None)
     state.clear_caches()
     yield

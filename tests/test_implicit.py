@@ -66,6 +66,7 @@ def _force(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(cost, "implicit_cost", lambda geom, expand=1: -1.0)
     mp.setattr(small, "SMALL_WINDOWS", -1)
     mp.setattr(jit, "choose", lambda *args, **kwargs: None)
+    mp.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
     mp.setattr(winograd, "choose", lambda *args, **kwargs: None)
     state.clear_caches()
 
@@ -181,6 +182,7 @@ def test_disabled_binding_takes_the_route_out(monkeypatch: pytest.MonkeyPatch) -
     f32 = np.dtype(np.float32)
     monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
     state.clear_caches()
     assert dispatch.route(geom, f32, "direct", "forward") == "implicit"
     monkeypatch.setattr(blas, "ENABLED", False)
@@ -196,6 +198,7 @@ def test_switching_the_binding_off_after_a_route_was_remembered(monkeypatch: pyt
     monkeypatch.setattr(implicit, "MIN_POSITIONS", 0)
     monkeypatch.setattr(winograd, "choose", lambda *args, **kwargs: None)
     monkeypatch.setattr(jit, "choose", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
     rng = np.random.default_rng(13)
     x, w = rng.standard_normal((2, 64, 12, 12)), rng.standard_normal((64, 64, 3, 3))
     geom = geometry.conv_geometry(x.shape, w.shape, padding=1)
@@ -256,12 +259,14 @@ def test_rule_on_the_benchmark_layers() -> None:
     conv3d = geometry.conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
     compiled = ["jit_direct"] * 3 if jit.available() else ["implicit", "implicit", "gemm"]
     assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == compiled
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(jit, "DIRECT_ROUTE", False)
-        state.clear_caches()
-        assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == \
-            ["implicit", "implicit", "gemm"]
-    state.clear_caches()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(jit, "DIRECT_ROUTE", False)
+            state.clear_caches()
+            assert [dispatch.route(conv3d, f32, "auto", op) for op in ("forward", "input", "weight")] == \
+                ["implicit", "implicit", "gemm"]
+    finally:
+        state.clear_caches()  # (the routes remembered without the direct kernels)
 
 
 def test_one_sample_over_the_budget_is_not_routed_here() -> None:

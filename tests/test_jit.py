@@ -609,6 +609,7 @@ def test_the_backward_pass_fuses_only_where_both_gradients_are_compiled(jit_disp
     assert engine.backward(g + 0j, x + 0j, w + 0j, geom) is None
     with monkeypatch.context() as mp:
         mp.setattr(jit, "choose", lambda *args, **kwargs: None)  # the NumPy routes: nothing to fuse
+        mp.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
         assert engine.backward(g, x, w, geom) is None
     state.clear_caches()  # (the NumPy route was remembered for this geometry)
     old_threads = state.set_num_threads(2)
@@ -760,7 +761,8 @@ def test_choose_direct() -> None:
     ]
     for geom in declined:
         assert jit.choose_direct(geom, f32, "auto", "forward", exact=False, finite=True) is None, geom
-    sample = 16 * 18 * 34 * 34 * 4  # one sample's padded input
+    sample = 32 * 18 * 34 * 34 * 4  # one sample's larger grid: g's 32 channels, padded for the input gradient
+    assert jit.direct_sample_bytes(conv3d, 4) == sample
     with cg.workspace_budget(sample - 1):
         assert jit.choose_direct(conv3d, f32, "auto", "weight", exact=False, finite=True) is None
     with cg.workspace_budget(sample):
@@ -851,3 +853,34 @@ def test_direct_route_from_several_threads_and_on_one() -> None:
     for r in results:
         for a, b in zip(r, want):
             np.testing.assert_array_equal(a, b)
+    # float64: the threads' partial sums are added in the blocks' order, so every call gives the same bits
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    first = jit.direct_weight_grad(g64, x64, geom)
+    for _ in range(5):
+        np.testing.assert_array_equal(jit.direct_weight_grad(g64, x64, geom), first)
+
+
+def test_direct_route_on_a_transposed_layer_with_output_padding() -> None:
+    """A stride-1 transposed layer with dilation 2 and ``output_padding=1``: its geometry leaves the last input
+    positions unread (``u = 1``), and all three of its contractions take the direct kernels; against PyTorch."""
+    from convgrad._geometry import transpose_geometry
+
+    rng = np.random.default_rng(36)
+    x = rng.standard_normal((2, 16, 36, 40))
+    w = rng.standard_normal((16, 12, 3, 3))
+    b = rng.standard_normal(12)
+    kw = {"stride": 1, "padding": 1, "dilation": 2, "output_padding": 1}
+    geom = transpose_geometry(x.shape, w.shape, **kw)
+    unread = geom.padded_size[0] - 1 - 2 * (3 - 1) - (geom.out_size[0] - 1)
+    assert unread == 1
+    assert [dispatch.route(geom, np.float64, "auto", op) for op in OPS] == ["jit_direct"] * 3
+    y = cg.conv_transpose(x, w, b, **kw)
+    g = rng.standard_normal(y.shape)
+    grads = cg.conv_transpose_backward(g, x, w, **kw)
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    yt = F.conv_transpose2d(xt, wt, bt, **kw)
+    refs = torch.autograd.grad(yt, (xt, wt, bt), torch.from_numpy(g))
+    for ours, ref in [(y, yt.detach()), (grads.input, refs[0]), (grads.weight, refs[1]), (grads.bias, refs[2])]:
+        assert ours.shape == tuple(ref.shape)
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-10, atol=1e-10)

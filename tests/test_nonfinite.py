@@ -53,6 +53,7 @@ def _routes_forced(grid: bool = True, small_route: bool = False) -> Iterator[Non
     """With ``grid``, the grid routes apply wherever the stride allows: the size threshold and cost comparison lifted."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(jit, "choose", lambda *args, **kwargs: None)  # the NumPy routes (the JIT's are tested below)
+        mp.setattr(jit, "choose_direct", lambda *args, **kwargs: None)
         if not small_route:
             mp.setattr(small, "SMALL_WINDOWS", -1)  # these small cases stand for the larger problems' routes
         if grid:

@@ -91,7 +91,7 @@ def bias_by_blas(g: Array, geom: Geometry, method: str = "auto") -> bool:
         return False
     if type(g) is not _NDARRAY or g.dtype.kind != "f":
         return True
-    return jit.choose_direct(geom, g.dtype, method, "weight", exact=False, finite=True) is None
+    return dispatch.lookup(geom, g.dtype, method, "weight") not in jit.ROUTES["weight"]
 
 
 def input_grad(g: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:

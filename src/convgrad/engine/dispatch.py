@@ -187,6 +187,13 @@ def route(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = 
     ``exact``: the data are integers or bools (no FFT); ``finite``: no NaN or
     infinity in the operands (the FFT and Winograd need both).
     """
+    return lookup(geom, dtype, method, op, exact=exact, finite=finite)
+
+
+def lookup(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str = "forward", *,
+           exact: bool = False, finite: bool = True) -> str:
+    """What :func:`route` returns, for the engine's own questions about a layer's routes (the tests replace
+    :func:`route` to record the routes that calls take; these questions are not calls)."""
     dtype = np.dtype(dtype)
     fft_ok = finite and not exact and dtype.kind in "fc"
     return _route(geom, dtype.itemsize, method, op, fft_ok, get_workspace_budget(), dtype.kind, exact, finite)

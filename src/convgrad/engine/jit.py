@@ -598,7 +598,8 @@ DIRECT_MIN_POSITIONS = 1024
 """Output positions per sample below which the NumPy routes are kept (8→16 at 24²: 1.08× as long)."""
 
 DIRECT_SPAN = 1536
-"""Grid entries per block of the direct kernels: four output channels' sums over a block stay in the L1 cache."""
+"""Grid entries per block of the direct kernels (whole output rows, or pieces of a row wider than this): four
+output channels' sums over a block stay in the L1 cache (float32: 24 KiB) or L2 (float64)."""
 
 
 def direct_applies(geom: Geometry, itemsize: int, budget: int) -> bool:
@@ -606,7 +607,7 @@ def direct_applies(geom: Geometry, itemsize: int, budget: int) -> bool:
     :data:`DIRECT_MIN_CHANNELS` and :data:`DIRECT_MAX_CHANNELS` input and output channels), 2-d or 3-d,
     stride 1, zero padding (no crop, and no more than the kernel's span, so the input gradient's full correlation
     needs none either), at least eight kernel offsets and :data:`DIRECT_MIN_POSITIONS` outputs per sample, and
-    one sample's padded input within ``budget``.
+    one sample's padded grids within ``budget`` (:func:`direct_sample_bytes`).
 
     On such a layer im2col writes a matrix ``K`` times the input and reads it back for products whose inner
     size is only ``C·K``, and the implicit route's products have an inner size of ``C`` alone; the kernels of
@@ -633,21 +634,34 @@ def direct_applies(geom: Geometry, itemsize: int, budget: int) -> bool:
         return False
     if prod(geom.kernel) < 8 or prod(geom.out_size) < DIRECT_MIN_POSITIONS:
         return False
-    return geom.c_in * prod(geom.padded_size) * itemsize <= budget
+    return direct_sample_bytes(geom, itemsize) <= budget
+
+
+def direct_sample_bytes(geom: Geometry, itemsize: int) -> int:
+    """Workspace per sample of ``"jit_direct"``: the larger padded grid, the input's (forward pass, weight
+    gradient) or ``g``'s (the input gradient's full correlation)."""
+    from .implicit import full_geometry
+
+    full = full_geometry(geom)
+    return max(geom.c_in * prod(geom.padded_size), full.c_in * prod(full.padded_size)) * itemsize
 
 
 def choose_direct(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact: bool,
                   finite: bool) -> str | None:
-    """``"jit_direct"`` where :func:`direct_applies` (asked before the implicit route), for ``method="auto"``
-    or ``"direct"``, float32 or float64 data, finite (the kernels multiply the padding's zeros by the weight,
-    and the weight gradient the grid's junk entries of ``x`` by zeros of ``g``:
-    :data:`convgrad.engine.dispatch.FINITE_ONLY` sends other data elsewhere), when Numba is installed.
+    """``"jit_direct"`` where :func:`direct_applies` (asked after the FFT and Winograd, before the implicit
+    route), for ``method="auto"`` or ``"direct"``, float32 or float64 data, finite, when Numba is installed.
+
+    Finite, because the kernels would put NaN where PyTorch has none: they multiply the padding's zeros by the
+    weight (the input gradient's full correlation pads ``g`` too), the last input channel's row by zero weights
+    where the channels are not a multiple of four, and the weight gradient the grid's junk entries of ``x`` by
+    zeros of ``g``; :data:`convgrad.engine.dispatch.FINITE_ONLY` sends other data to the NumPy routes.
 
     Examples
     --------
     >>> from convgrad._geometry import conv_geometry
     >>> geom = conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
-    >>> choose_direct(geom, np.dtype("float32"), "auto", "weight", exact=False, finite=True) in ("jit_direct", None)
+    >>> choose_direct(geom, np.dtype("float32"), "auto", "weight", exact=False, finite=True) == (
+    ...     "jit_direct" if available() else None)
     True
     >>> choose_direct(geom, np.dtype("float32"), "gemm", "weight", exact=False, finite=True) is None
     True
@@ -669,6 +683,7 @@ def _direct_blocks(geom: Geometry, nb: int) -> Array:
     per row, flat index of the first output in channel 0 of ``y`` (see :mod:`convgrad.engine.jit_kernels`)."""
     pw, q_rows, qd = geom.padded_size[-1], geom.out_size[-2], geom.out_size[-1]
     per = max(1, -(-q_rows // -(-(q_rows * pw) // DIRECT_SPAN)))  # rows per block, balanced
+    cols = -(-qd // -(-qd // DIRECT_SPAN))  # a row wider than a block: pieces of at most DIRECT_SPAN columns
     flat = [prod(geom.padded_size[i + 1 :]) for i in range(geom.d)]
     qtot, plane = prod(geom.out_size), prod(geom.padded_size)
     rows: list[tuple[int, int, int, int]] = []
@@ -676,6 +691,10 @@ def _direct_blocks(geom: Geometry, nb: int) -> Array:
         for idx in itertools.product(*(range(q) for q in geom.out_size[:-2])):
             gbase = n * plane + sum(i * f for i, f in zip(idx, flat))
             ybase = n * geom.c_out * qtot + sum(i * prod(geom.out_size[j + 1 :]) for j, i in enumerate(idx))
+            if pw > DIRECT_SPAN:
+                rows.extend((gbase + r * pw + c0, 1, min(cols, qd - c0), ybase + r * qd + c0)
+                            for r in range(q_rows) for c0 in range(0, qd, cols))
+                continue
             for r0 in range(0, q_rows, per):
                 rows.append((gbase + r0 * pw, min(per, q_rows - r0), qd, ybase + r0 * qd))
     blocks = np.array(rows, dtype=np.int64).reshape(-1, 4)
@@ -704,8 +723,7 @@ def direct_forward(x: Array, w: Array, geom: Geometry) -> Array:
     wt = np.zeros((_round4(o), _round4(geom.c_in) * kk), dtype=dtype)
     wt[:o, : geom.c_in * kk] = w.reshape(o, -1)
     y = np.empty((n, o) + geom.out_size, dtype=dtype)
-    sample = geom.c_in * prod(geom.padded_size) * dtype.itemsize
-    for n0, n1 in batch_chunks(n, sample):
+    for n0, n1 in batch_chunks(n, geom.c_in * prod(geom.padded_size) * dtype.itemsize):
         xg = _grid_input(x[n0:n1], geom, dtype)
         args = _direct_args(geom, n1 - n0)
         work = (n1 - n0) * o * geom.c_in * kk * prod(geom.out_size)
@@ -728,9 +746,8 @@ def direct_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     dtype = np.result_type(g, x)
     n, o, kk = x.shape[0], geom.c_out, prod(geom.kernel)
     total = np.zeros((_round4(o), _round4(geom.c_in) * kk), dtype=np.float64)
-    sample = geom.c_in * prod(geom.padded_size) * dtype.itemsize
     kernel = _kernels().direct_weight
-    for n0, n1 in batch_chunks(n, sample):
+    for n0, n1 in batch_chunks(n, geom.c_in * prod(geom.padded_size) * dtype.itemsize):
         xg = _grid_input(x[n0:n1], geom, dtype)
         gf = np.ascontiguousarray(g[n0:n1], dtype=dtype).reshape(-1)
         args = (gf, xg) + _direct_args(geom, n1 - n0) + (total.shape[0],)
@@ -741,14 +758,14 @@ def direct_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
             t0 = time.perf_counter()
             kernel(*args, 0, 0)
             COMPILE_SECONDS[key] = time.perf_counter() - t0
-        parts: list[Array] = []
+        parts: dict[int, Array] = {}
 
-        def work(a: int, b: int, args: tuple[Any, ...] = args, parts: list[Array] = parts) -> None:
-            parts.append(kernel(*args, a, b))
+        def work(a: int, b: int, args: tuple[Any, ...] = args, parts: dict[int, Array] = parts) -> None:
+            parts[a] = kernel(*args, a, b)
 
         split_run(len(args[3]), (n1 - n0) * o * geom.c_in * kk * prod(geom.out_size), work)
-        for part in parts:
-            total += part
+        for a in sorted(parts):  # in the blocks' order, whichever thread finished first: the same sum each call
+            total += parts[a]
     return total[:o, : geom.c_in * kk].astype(dtype).reshape(geom.weight_shape)
 
 

@@ -742,16 +742,17 @@ def dense_fold(z: Array, gx: Array, v: Array, n: int, q0: int, q1: int, c0: int,
 
 
 # The direct kernels of thin dense layers (jit.direct_forward, jit.direct_weight_grad). The input lies on a
-# zero-padded grid, one row per channel (convgrad.engine.grid's layout): at stride 1 every
-# kernel offset k is one constant shift offs[k] of the flat grid position. A block is `rows` consecutive output
-# rows of one sample (or part of one row): the grid positions from its first output to its last, a span of
+# zero-padded grid, one row per channel (convgrad.engine.grid's layout): at stride 1 every kernel offset k is one
+# constant shift offs[k] of the flat grid position. A block is `rows` consecutive output rows of one sample (or a
+# piece of one row wider than a block): the grid positions from its first output to its last, a span of
 # (rows − 1)·pw + cols entries whose pw − cols junk entries per row are computed and never copied out. Four
-# output channels are held over the span in a scratch that stays in the L1 cache while four input channels and
-# every offset are added into it: each pass over the span does 16 multiply-adds per entry from 4 loads of the
-# input, in registers (im2col would write the K-times-larger window matrix and read it back). `blocks` rows:
-# grid position of the block's first output, rows, columns per row, flat index of its first output in channel
-# 0 of y (or g); `ystride` is one channel's outputs, `qd` one output row's. The forward kernel adds each four
-# input channels' sums into y (a chain of 4·K rounded additions, not C·K: float32 errors like the gemm route's).
+# output channels are held over the span in a scratch that stays in the cache (L1 for float32) while four input
+# channels and every offset are added into it: each pass over the span does 16 multiply-adds per entry from 4
+# loads of the input, the weights in registers (im2col would write the K-times-larger window matrix and read it
+# back). `blocks` rows: grid position of the block's first output, rows, columns per row, flat index of its first
+# output in channel 0 of y (or g); `ystride` is one channel's outputs, `qd` one output row's. The forward kernel
+# adds each four input channels' sums into y (a chain of 4·K rounded additions, not C·K: float32 errors like the
+# gemm route's).
 
 
 @_njit  # type: ignore[misc, unused-ignore]
