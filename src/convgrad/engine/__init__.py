@@ -89,7 +89,7 @@ def bias_by_blas(g: Array, geom: Geometry, method: str = "auto") -> bool:
     with the GEMV against 16–17 ms for its two gradients alone)."""
     if is_depthwise(geom):
         return False
-    if type(g) is not _NDARRAY or g.dtype.kind != "f":
+    if type(g) is not _NDARRAY or g.dtype.kind != "f" or g.size < GEMV_MIN_ELEMENTS:  # (small: no GEMV anyway)
         return True
     return dispatch.lookup(geom, g.dtype, method, "weight") not in jit.ROUTES["weight"]
 
