@@ -8,6 +8,7 @@ The kernels are compiled once per process with ``cache=True``, so later runs loa
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -884,3 +885,29 @@ def test_direct_route_on_a_transposed_layer_with_output_padding() -> None:
     for ours, ref in [(y, yt.detach()), (grads.input, refs[0]), (grads.weight, refs[1]), (grads.bias, refs[2])]:
         assert ours.shape == tuple(ref.shape)
         np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def _direct_child(queue: Any, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> None:
+    queue.put([cg.conv(x, w, padding=1), *cg.conv_backward(g, x, w, padding=1)])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs the fork start method")
+def test_direct_route_in_a_forked_child() -> None:
+    """A child forked after the parent ran the kernels on its thread pool gets the same results."""
+    import multiprocessing
+
+    rng = np.random.default_rng(37)
+    x = rng.standard_normal((2, 8, 6, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 16, 6, 16, 16)).astype(np.float32)
+    assert dispatch.route(conv_geometry(x.shape, w.shape, padding=1), np.float32, "auto", "weight") == "jit_direct"
+    want = [cg.conv(x, w, padding=1), *cg.conv_backward(g, x, w, padding=1)]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_direct_child, args=(queue, x, w, g))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(30)
+    assert child.exitcode == 0
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
