@@ -612,8 +612,8 @@ def direct_applies(geom: Geometry, itemsize: int, budget: int) -> bool:
     On such a layer im2col writes a matrix ``K`` times the input and reads it back for products whose inner
     size is only ``C·K``, and the implicit route's products have an inner size of ``C`` alone; the kernels of
     :func:`direct_forward` and :func:`direct_weight_grad` keep sixteen channel pairs' sums in registers and the
-    cache instead (conv3d 16→32 at 16×32², forward / input / weight gradient: 7.9 / 8.3 / 7.2 ms against
-    10.5 / 13.3 / 17.1 on the NumPy routes).
+    cache instead (conv3d 16→32 at 16×32², forward / input / weight gradient: 7.5 / 7.8 / 6.3 ms against
+    10.5 / 13.2 / 15.2 on the NumPy routes).
 
     Examples
     --------

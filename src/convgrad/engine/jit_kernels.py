@@ -45,6 +45,10 @@ Array = npt.NDArray[Any]
 CHUNK = 1024
 """Grid entries per partial sum of the weight gradient (summed in the data's dtype, then added in float64)."""
 
+CHAIN = 128
+"""Products per chain of sums of the thin layers' forward kernel before it adds them into ``y``: ``4·K`` (four
+input channels) or more, up to this (float32 errors no larger than the gemm route's, whose GEMMs sum ``C·K``)."""
+
 # "reassoc" lets the loops over the grid vectorise (the sums are reordered); "contract" fuses multiply-adds.
 # No flag assumes finite values, so NaN and infinity propagate as in plain arithmetic.
 _njit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
@@ -751,8 +755,8 @@ def dense_fold(z: Array, gx: Array, v: Array, n: int, q0: int, q1: int, c0: int,
 # loads of the input, the weights in registers (im2col would write the K-times-larger window matrix and read it
 # back). `blocks` rows: grid position of the block's first output, rows, columns per row, flat index of its first
 # output in channel 0 of y (or g); `ystride` is one channel's outputs, `qd` one output row's. The forward kernel
-# adds each four input channels' sums into y (a chain of 4·K rounded additions, not C·K: float32 errors like the
-# gemm route's).
+# adds the sums into y after each group of input channels (a multiple of four, at most CHAIN products per output:
+# chains of rounded additions no longer than the gemm route's).
 
 
 @_njit  # type: ignore[misc, unused-ignore]
@@ -771,6 +775,7 @@ def direct_forward(xg: Array, wt: Array, y: Array, offs: Array, blocks: Array, p
     (``wt`` zero-padded to multiples of four rows and of four channels' columns; its first ``oc`` rows are
     written to ``y``)."""
     kk, last = offs.shape[0], xg.shape[0] - 1
+    group = 4 * max(1, CHAIN // (4 * kk))  # input channels per chain of sums (a multiple of four)
     acc = np.empty((4, _span_max(blocks, pw, b0, b1)), dtype=xg.dtype)
     a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
     for b in range(b0, b1):
@@ -778,11 +783,12 @@ def direct_forward(xg: Array, wt: Array, y: Array, offs: Array, blocks: Array, p
         span = np.uint64((rows - 1) * pw + cols)
         for ob in range(0, wt.shape[0], 4):
             for cb in range(0, xg.shape[0], 4):  # (beyond the last channel: its row, times zero weights)
-                for q in range(span):
-                    a0[q] = 0
-                    a1[q] = 0
-                    a2[q] = 0
-                    a3[q] = 0
+                if cb % group == 0:
+                    for q in range(span):
+                        a0[q] = 0
+                        a1[q] = 0
+                        a2[q] = 0
+                        a3[q] = 0
                 x0, x1, x2, x3 = xg[cb], xg[min(cb + 1, last)], xg[min(cb + 2, last)], xg[min(cb + 3, last)]
                 for k in range(kk):
                     j0 = cb * kk + k
@@ -798,11 +804,13 @@ def direct_forward(xg: Array, wt: Array, y: Array, offs: Array, blocks: Array, p
                         a1[q] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3
                         a2[q] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3
                         a3[q] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3
-                for i in range(min(4, oc - ob)):  # each four channels' sums added to y: shorter chains of sums
+                if (cb + 4) % group != 0 and cb + 4 < xg.shape[0]:
+                    continue
+                for i in range(min(4, oc - ob)):  # each group's sums added to y: chains of at most CHAIN sums
                     ai = acc[i]
                     for r in range(rows):
                         d, sr = np.uint64(ybase + (ob + i) * ystride + r * qd), np.uint64(r * pw)
-                        if cb == 0:
+                        if cb < group:
                             for c in range(np.uint64(cols)):
                                 y[d + c] = ai[sr + c]
                         else:
