@@ -732,6 +732,18 @@ def test_direct_kernels_in_float32() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("c_in", [12, 13, 30, 32])
+def test_direct_forward_sums_in_groups_of_channels(c_in: int) -> None:
+    """2-d 3×3: the forward kernel adds into ``y`` after each twelve input channels (at most 128 products), the
+    last group partial or not; float64 against the gemm route."""
+    rng = np.random.default_rng(c_in)
+    x, w = rng.standard_normal((2, c_in, 9, 11)), rng.standard_normal((6, c_in, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    g = rng.standard_normal(geom.output_shape)
+    for got, want in zip(_direct_routes(geom, x, w, g), _gemm_routes(geom, x, w, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_choose_direct() -> None:
     f32, f64 = np.dtype("float32"), np.dtype("float64")
     conv3d = conv_geometry((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
