@@ -77,7 +77,7 @@ import importlib.util
 import itertools
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -532,8 +532,8 @@ def _dense_vector(geom: Geometry) -> Array:
     return v
 
 
-def _run_range(name: str, args: tuple[Any, ...], total: int, elements: int) -> None:
-    """Like :func:`_run`, for kernels that add into their output: the first call compiles on an empty range."""
+def _compiled(name: str, args: tuple[Any, ...]) -> Any:
+    """Kernel ``name``, its first call per dtype (on an empty range: it compiles, or loads the cache) timed."""
     key = f"{name}[{args[0].dtype}]"
     kernel = getattr(_kernels(), name)
     if key not in COMPILE_SECONDS:
@@ -542,6 +542,12 @@ def _run_range(name: str, args: tuple[Any, ...], total: int, elements: int) -> N
         t0 = time.perf_counter()
         kernel(*args, 0, 0)
         COMPILE_SECONDS[key] = time.perf_counter() - t0
+    return kernel
+
+
+def _run_range(name: str, args: tuple[Any, ...], total: int, elements: int) -> None:
+    """Like :func:`_run`, for kernels that add into their output: the first call compiles on an empty range."""
+    kernel = _compiled(name, args)
 
     def work(a: int, b: int) -> None:
         kernel(*args, a, b)
@@ -629,8 +635,7 @@ def direct_applies(geom: Geometry, itemsize: int, budget: int) -> bool:
         return False
     if any(s != 1 for s in geom.stride) or not _direct_padding(geom) or not geom.plain_padding:
         return False
-    span = tuple((k - 1) * dl for k, dl in zip(geom.kernel, geom.dilation))
-    if any(lo > sp or hi > sp for lo, hi, sp in zip(geom.pad_lo, geom.pad_hi, span)):
+    if any(lo >= sp or hi >= sp for lo, hi, sp in zip(geom.pad_lo, geom.pad_hi, geom.span)):  # span: δ(K − 1) + 1
         return False
     if prod(geom.kernel) < 8 or prod(geom.out_size) < DIRECT_MIN_POSITIONS:
         return False
@@ -702,12 +707,16 @@ def _direct_blocks(geom: Geometry, nb: int) -> Array:
     return blocks
 
 
-def _direct_args(geom: Geometry, nb: int) -> tuple[Array, Array, int, int, int, int]:
-    """Offsets, blocks, grid row length, output row length, outputs per channel, output channels."""
-    from .grid import _offsets
+def _direct_chunks(x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Iterator[tuple[int, int, Array, tuple[Any, ...]]]:
+    """Per chunk of samples within the budget: its range, its padded grid and the kernels' geometry arguments
+    (offsets, blocks, grid row length, output row length, outputs per channel, output channels)."""
+    from .grid import _grid_input, _offsets
 
-    return (np.array(_offsets(geom), dtype=np.int64), _direct_blocks(geom, nb), geom.padded_size[-1],
-            geom.out_size[-1], prod(geom.out_size), geom.c_out)
+    offsets = np.array(_offsets(geom), dtype=np.int64)
+    for n0, n1 in batch_chunks(x.shape[0], geom.c_in * prod(geom.padded_size) * dtype.itemsize):
+        args = (offsets, _direct_blocks(geom, n1 - n0), geom.padded_size[-1], geom.out_size[-1],
+                prod(geom.out_size), geom.c_out)
+        yield n0, n1, _grid_input(x[n0:n1], geom, dtype), args
 
 
 def _round4(count: int) -> int:
@@ -716,18 +725,13 @@ def _round4(count: int) -> int:
 
 def direct_forward(x: Array, w: Array, geom: Geometry) -> Array:
     """``y = conv(x, w)`` by the compiled direct kernel, sample chunks of at most the budget's padded inputs."""
-    from .grid import _grid_input
-
     dtype = np.result_type(x, w)
-    n, o, kk = x.shape[0], geom.c_out, prod(geom.kernel)
-    wt = np.zeros((_round4(o), _round4(geom.c_in) * kk), dtype=dtype)
-    wt[:o, : geom.c_in * kk] = w.reshape(o, -1)
-    y = np.empty((n, o) + geom.out_size, dtype=dtype)
-    for n0, n1 in batch_chunks(n, geom.c_in * prod(geom.padded_size) * dtype.itemsize):
-        xg = _grid_input(x[n0:n1], geom, dtype)
-        args = _direct_args(geom, n1 - n0)
-        work = (n1 - n0) * o * geom.c_in * kk * prod(geom.out_size)
-        _run_range("direct_forward", (xg, wt, y[n0:n1].reshape(-1)) + args, len(args[1]), work)
+    o, per_sample = geom.c_out, geom.c_out * geom.c_in * prod(geom.kernel) * prod(geom.out_size)
+    wt = np.zeros((_round4(o), _round4(geom.c_in) * prod(geom.kernel)), dtype=dtype)
+    wt[:o, : w[0].size] = w.reshape(o, -1)
+    y = np.empty((x.shape[0], o) + geom.out_size, dtype=dtype)
+    for n0, n1, xg, args in _direct_chunks(x, geom, dtype):
+        _run_range("direct_forward", (xg, wt, y[n0:n1].reshape(-1)) + args, len(args[1]), (n1 - n0) * per_sample)
     return y
 
 
@@ -741,29 +745,21 @@ def direct_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
 
 def direct_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
     """``gw[o, c, k] = Σ_{n,q} g[n, o, q] · x_pad[n, c, q + δ·k]``: per-thread float64 partial sums, added."""
-    from .grid import _grid_input
-
     dtype = np.result_type(g, x)
-    n, o, kk = x.shape[0], geom.c_out, prod(geom.kernel)
+    o, kk = geom.c_out, prod(geom.kernel)
+    per_sample = o * geom.c_in * kk * prod(geom.out_size)
     total = np.zeros((_round4(o), _round4(geom.c_in) * kk), dtype=np.float64)
-    kernel = _kernels().direct_weight
-    for n0, n1 in batch_chunks(n, geom.c_in * prod(geom.padded_size) * dtype.itemsize):
-        xg = _grid_input(x[n0:n1], geom, dtype)
+    for n0, n1, xg, grid_args in _direct_chunks(x, geom, dtype):
         gf = np.ascontiguousarray(g[n0:n1], dtype=dtype).reshape(-1)
-        args = (gf, xg) + _direct_args(geom, n1 - n0) + (total.shape[0],)
-        key = f"direct_weight[{dtype}]"
-        if key not in COMPILE_SECONDS:
-            import time
-
-            t0 = time.perf_counter()
-            kernel(*args, 0, 0)
-            COMPILE_SECONDS[key] = time.perf_counter() - t0
+        args = (gf, xg) + grid_args + (total.shape[0],)
+        kernel = _compiled("direct_weight", args)
         parts: dict[int, Array] = {}
 
-        def work(a: int, b: int, args: tuple[Any, ...] = args, parts: dict[int, Array] = parts) -> None:
+        def work(a: int, b: int, kernel: Any = kernel, args: tuple[Any, ...] = args,
+                 parts: dict[int, Array] = parts) -> None:
             parts[a] = kernel(*args, a, b)
 
-        split_run(len(args[3]), (n1 - n0) * o * geom.c_in * kk * prod(geom.out_size), work)
+        split_run(len(grid_args[1]), (n1 - n0) * per_sample, work)
         for a in sorted(parts):  # in the blocks' order, whichever thread finished first: the same sum each call
             total += parts[a]
     return total[:o, : geom.c_in * kk].astype(dtype).reshape(geom.weight_shape)
