@@ -202,6 +202,30 @@ def test_split_run_inside_a_range_runs_on_its_own_thread(monkeypatch: pytest.Mon
     assert sorted(ranges) == [(0, 1), (1, 2)]
 
 
+def test_ranges_run_under_the_callers_numpy_error_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``np.errstate`` is per thread: a range on a pool thread sees the caller's settings (a route computing
+    non-finite data under ``invalid="ignore"`` warns on no thread), and the pool thread's own come back after."""
+    monkeypatch.setattr(state, "copy_threads", lambda: 2)
+    seen: dict[int, dict[str, str]] = {}
+    threads: set[int] = set()
+    lock = threading.Lock()
+
+    def work(a: int, b: int) -> None:
+        with lock:
+            seen[a] = np.geterr()
+            threads.add(threading.get_ident())
+        time.sleep(0.05)
+
+    with np.errstate(invalid="ignore", over="raise", divide="warn"):
+        state.split_run(2, 1 << 30, work)
+        caller = np.geterr()
+    assert len(threads) == 2 and seen[0] == seen[1] == caller
+    assert caller["invalid"] == "ignore" and caller["over"] == "raise"
+    after: list[dict[str, str]] = []
+    state.split_run(2, 1 << 30, lambda a, b: after.append(np.geterr()))
+    assert all(e == np.geterr() for e in after)
+
+
 class _Interrupt(Exception):
     """Raised by the test's SIGINT handler (a KeyboardInterrupt arriving late would stop the test run)."""
 

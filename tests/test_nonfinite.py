@@ -173,3 +173,63 @@ def test_fft_is_never_chosen_for_non_finite_data() -> None:
     y = cg.conv(x, w, method="fft")
     ref = F.conv1d(torch.tensor(x), torch.tensor(w)).numpy()
     _same_pattern(y, ref, "y by method='fft' with an infinity")
+
+
+WEIGHT_CHECKED = [
+    ("fft", (2, 3, 40), (4, 3, 11), {"padding": 5}, "fft"),
+    ("winograd", (2, 4, 9, 10), (3, 4, 3, 3), {"padding": 1}, "winograd"),
+    ("jit_direct", (2, 8, 10, 12, 12), (8, 8, 3, 3, 3), {"padding": 1}, "auto"),
+]
+
+
+@pytest.mark.parametrize(("route", "x_shape", "w_shape", "kw", "method"), WEIGHT_CHECKED, ids=[c[0] for c in WEIGHT_CHECKED])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_weight_gradient_checks_its_result_and_falls_back(
+    route: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], kw: dict[str, Any], method: str, value: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The weight gradient of a route for finite data runs first and checks its (small) result instead of both
+    operands: a non-finite value in ``g`` or ``x`` makes that result non-finite, the call is then computed again on
+    a route for any data, and the pattern is PyTorch's; finite data is computed once."""
+    if route == "jit_direct" and not jit.available():
+        pytest.skip("the direct kernels need Numba (pip install 'convgrad[jit]')")
+    geom = conv_geometry(x_shape, w_shape, **kw)
+    f64 = np.dtype(np.float64)
+    assert dispatch.route(geom, f64, method, "weight") == route
+    fallback = dispatch.route(geom, f64, method, "weight", finite=False)
+    assert fallback not in dispatch.FINITE_ONLY
+    calls: list[str] = []
+    for name in (route, fallback):
+        original = dispatch.ROUTES["weight"][name]
+        monkeypatch.setitem(dispatch.ROUTES["weight"], name,
+                            lambda a, b, geom, _f=original, _n=name: (calls.append(_n), _f(a, b, geom))[1])
+    rng = np.random.default_rng(11)
+    x0, w0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    g0 = rng.standard_normal(geom.output_shape)
+    clean = cg.conv_weight_grad(g0, x0, weight_shape=w_shape, **kw, method=method)
+    assert calls == [route]
+    np.testing.assert_allclose(clean, _torch(x0, w0, b, g0, kw)[2], rtol=1e-9, atol=1e-9)
+    for target in ("x", "g"):
+        base = {"x": x0, "g": g0}[target]
+        for pos in _positions(base.shape):
+            arrays = {"x": x0.copy(), "g": g0.copy()}
+            arrays[target][pos] = value
+            calls.clear()
+            gw = cg.conv_weight_grad(arrays["g"], arrays["x"], weight_shape=w_shape, **kw, method=method)
+            assert calls == [route, fallback], (target, pos)
+            _same_pattern(gw, _torch(arrays["x"], w0, b, arrays["g"], kw)[2], f"gw with {value} in {target}{list(pos)}")
+
+
+def test_weight_gradient_that_overflows_is_computed_again() -> None:
+    """Finite data whose weight gradient overflows on a route for finite data: computed again on a route for any
+    data, which gives the infinities of the exact sum."""
+    geom = conv_geometry((1, 1, 40), (1, 1, 11), padding=5)
+    assert dispatch.route(geom, np.dtype(np.float32), "fft", "weight") == "fft"
+    x = np.full((1, 1, 40), 3e38, dtype=np.float32)
+    g = np.full((1, 1, 40), 3e38, dtype=np.float32)
+    with np.errstate(over="ignore"):  # the products overflow: the data's, as in PyTorch
+        gw = cg.conv_weight_grad(g, x, weight_shape=(1, 1, 11), padding=5, method="fft")
+        direct = cg.conv_weight_grad(g, x, weight_shape=(1, 1, 11), padding=5, method="direct")
+    np.testing.assert_array_equal(gw, direct)
+    assert np.isposinf(gw).all()

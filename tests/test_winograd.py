@@ -499,15 +499,15 @@ def test_torch_bridge_passes_method_through(winograd_dispatch: list[str]) -> Non
 def test_overlapping_calls_restore_the_blas_thread_count() -> None:
     """Two threads in the parallel-chunk path at once: the BLAS limit is shared, and the count the process had
     before comes back when the last call leaves (each call restoring its own would leave it at 1 for good)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pytest.importorskip("threadpoolctl")
     import threading
 
-    controller = threadpoolctl.ThreadpoolController()
-    before = [info["num_threads"] for info in controller.info() if info["user_api"] == "blas"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 8, 20, 20)).astype(np.float32)
     w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
     expected = cg.conv(x, w, padding=1, method="direct")
+    cg.conv(x, w, padding=1, method="winograd")  # loads the compiled transforms (and whatever Numba loads)
+    before = _blas_threads()
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -524,8 +524,7 @@ def test_overlapping_calls_restore_the_blas_thread_count() -> None:
     for t in threads:
         t.join()
     assert not errors, errors
-    after = [info["num_threads"] for info in threadpoolctl.ThreadpoolController().info() if info["user_api"] == "blas"]
-    assert after == before
+    assert _blas_threads() == before
     assert state._blas_users == 0 and state._blas_limiter is None
 
 
@@ -575,12 +574,88 @@ def test_whole_array_copies_count_against_the_budget(kw: dict[str, Any]) -> None
         assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) == "winograd"
 
 
-def test_compiled_transforms_on_one_thread_only() -> None:
-    """With several threads the NumPy transforms (multi-threaded BLAS) measured as fast or faster."""
+def test_compiled_transforms_on_any_number_of_threads() -> None:
     old = cg.set_num_threads(2)
     try:
-        assert not winograd.use_compiled()
+        assert winograd.use_compiled() == winograd.compiled_available()
         cg.set_num_threads(1)
         assert winograd.use_compiled() == winograd.compiled_available()
+        assert not winograd.use_compiled(3)  # 3-d layers take the NumPy transforms
     finally:
         cg.set_num_threads(old)
+
+
+def _blas_threads() -> list[int]:
+    """The thread counts of NumPy's BLAS (the one NumPy's wheels bundle, else every BLAS loaded: importing Numba
+    may load another library's BLAS, which convgrad never calls and does not limit)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [info for info in threadpoolctl.ThreadpoolController().info() if info["user_api"] == "blas"]
+    bundled = [info for info in blas if "numpy.libs" in info["filepath"] or ".dylibs" in info["filepath"]]
+    return [info["num_threads"] for info in (bundled or blas)]
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the parallel chunks need the compiled transforms (Numba)")
+@pytest.mark.parametrize("op", OPS)
+def test_every_blas_call_of_a_parallel_call_is_single_threaded(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the chunks run in parallel, the weight transform before them and the weight gradient's inverse
+    transform after them run on a one-thread BLAS too (a multi-threaded GEMM there leaves the BLAS's threads
+    spinning next to the chunk threads); the count the process had comes back afterwards."""
+    before = _blas_threads()
+    seen: list[list[int]] = []
+    transform, kron_g = winograd.weight_transform, winograd._kron_g
+
+    def recording_transform(*args: Any) -> np.ndarray:
+        seen.append(_blas_threads())
+        return transform(*args)
+
+    def recording_kron_g(*args: Any) -> np.ndarray:
+        seen.append(_blas_threads())
+        return kron_g(*args)
+
+    monkeypatch.setattr(winograd, "weight_transform", recording_transform)
+    monkeypatch.setattr(winograd, "_kron_g", recording_kron_g)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((4, 8, 12, 12)).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    a, b = {"forward": (x, w), "input": (g, w), "weight": (g, x)}[op]
+    expected = _gemm(geom, x, w, g)[OPS.index(op)]
+    old = cg.set_num_threads(2)
+    try:
+        got = winograd.ROUTES[op]["winograd"](a, b, geom)
+        cg.set_num_threads(1)  # one thread: the chunks run one after another
+        seen_one_thread = len(seen)
+        got_one = winograd.ROUTES[op]["winograd"](a, b, geom)
+    finally:
+        cg.set_num_threads(old)
+    assert seen[:seen_one_thread] and all(counts and set(counts) == {1} for counts in seen[:seen_one_thread])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_one, expected, rtol=1e-4, atol=1e-4)
+    assert _blas_threads() == before
+    assert state._blas_users == 0 and state._blas_limiter is None
+
+def test_bias_gradient_stays_off_the_blas_where_the_compiled_transforms_run() -> None:
+    """``conv_backward`` sums the bias without the multi-threaded BLAS where the weight gradient takes Winograd
+    with the compiled transforms (its spinning threads would share the cores with the next call's chunk
+    threads), and by the BLAS where the transforms are NumPy's; the bias matches PyTorch either way."""
+    geom = conv_geometry((8, 64, 28, 28), (64, 64, 3, 3), padding=1)
+    assert dispatch.lookup(geom, np.dtype("float32"), "auto", "weight") == "winograd"
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal(geom.output_shape).astype(np.float32)
+    assert g.size >= cg.engine.GEMV_MIN_ELEMENTS
+    assert cg.engine.bias_by_blas(g, geom) == (not winograd.use_compiled())
+    x = rng.standard_normal(geom.input_shape).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    grads = cg.conv_backward(g, x, w, padding=1)
+    np.testing.assert_allclose(grads.bias, g.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the direct kernels need Numba")
+def test_thin_layers_take_the_direct_kernels_before_winograd() -> None:
+    """A thin 2-d 3×3 layer (8–32 channels) takes the compiled direct kernels, asked before Winograd, whose 16–36
+    GEMMs are thin there (forward + backward, 16→32 at 56²: 7.95 ms direct against 10.6 ms Winograd; 32→32 at
+    112², 49.8 against 45.6, the one layer measured where Winograd was faster)."""
+    geom = conv_geometry((8, 32, 112, 112), (32, 32, 3, 3), padding=1)
+    assert [dispatch.lookup(geom, np.dtype("float32"), "auto", op) for op in OPS] == ["jit_direct"] * 3
+    assert [dispatch.lookup(geom, np.dtype("float32"), "winograd", op) for op in OPS] == ["winograd"] * 3

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import dispatch, jit, pointwise
+from . import dispatch, jit, pointwise, winograd
 from .dispatch import is_depthwise
 
 Array = npt.NDArray[Any]
@@ -84,14 +84,16 @@ def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto",
 
 def bias_by_blas(g: Array, geom: Geometry, method: str = "auto") -> bool:
     """Whether :func:`bias_grad` may sum ``g`` by the BLAS in a backward pass: not where the layer's gradients
-    take compiled kernels (depthwise layers, and the thin layers' direct kernels), which run next to the BLAS's
-    spinning threads otherwise (measured, conv3d 16→32 at 16×32² called back to back: 30–33 ms per backward pass
-    with the GEMV against 16–17 ms for its two gradients alone)."""
+    take compiled kernels on the engine's threads (depthwise layers, the thin layers' direct kernels, Winograd with
+    the compiled transforms), which run next to the BLAS's spinning threads otherwise. Measured, called back to
+    back: conv3d 16→32 at 16×32², 30–33 ms per backward pass with the GEMV against 16–17 ms for its two gradients
+    alone; 32→32 at 112² on compiled Winograd, 62 ms against 24 ms."""
     if is_depthwise(geom):
         return False
     if type(g) is not _NDARRAY or g.dtype.kind != "f" or g.size < GEMV_MIN_ELEMENTS:  # (small: no GEMV anyway)
         return True
-    return dispatch.lookup(geom, g.dtype, method, "weight") not in jit.ROUTES["weight"]
+    route = dispatch.lookup(geom, g.dtype, method, "weight")
+    return route not in jit.ROUTES["weight"] and not (route == "winograd" and winograd.use_compiled(geom.d))
 
 
 def input_grad(g: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:

@@ -149,9 +149,9 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         return "fft"
     if kind in "fc":
         dtype = np.dtype(f"{kind}{itemsize}")
-        # the optional routes, each saying where it applies (the thin layers' direct kernels before the implicit
-        # route, which would take them too)
-        for choose in (winograd.choose, jit.choose_direct, implicit.choose, jit.choose):
+        # the optional routes, each saying where it applies (the thin layers' direct kernels before Winograd and the
+        # implicit route, which would take them too)
+        for choose in (jit.choose_direct, winograd.choose, implicit.choose, jit.choose):
             name: str | None = choose(geom, dtype, method, op, exact=exact, finite=finite)
             if name is not None:
                 return name
@@ -211,11 +211,18 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
         return run_generic(op, a, b, geom, method, exact=exact)
     dtype = np.result_type(a, b)
     name = route(geom, dtype, method, op, exact=exact)
-    if name in FINITE_ONLY and not (np.isfinite(a).all() and np.isfinite(b).all()):
-        name = route(geom, dtype, method, op, exact=exact, finite=False)
-    contraction = ROUTES[op][name]
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
-        return contraction(a, b, geom)
+        if name in FINITE_ONLY and op == "weight":
+            # the weight gradient is small: check it instead of both operands (two passes over g and x saved).
+            # A NaN or an infinity that a route reads reaches its result (nothing is multiplied by zero and
+            # dropped, no product is skipped), so a finite result read only finite data: it is the answer.
+            result: Array = ROUTES[op][name](a, b, geom)
+            if np.isfinite(result).all():
+                return result
+            name = route(geom, dtype, method, op, exact=exact, finite=False)
+        elif name in FINITE_ONLY and not (np.isfinite(a).all() and np.isfinite(b).all()):
+            name = route(geom, dtype, method, op, exact=exact, finite=False)
+        return ROUTES[op][name](a, b, geom)  # type: ignore[no-any-return]
 
 
 def _split_phases(op: str, a: Array, b: Array, geom: Geometry, method: str, exact: bool) -> Array:

@@ -387,7 +387,8 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
     machines run on the calling thread, which also runs the first range of
     the others itself.
 
-    Returns, or raises the first error, only when every range has finished:
+    Every range runs under the caller's NumPy error settings (``np.errstate``,
+    which is per thread). Returns, or raises the first error, only when every range has finished:
     no piece of work outlives the call whose buffers it writes. A ``split_run``
     called from inside a range (a route that splits whole chunks over the
     threads, each chunk's copies calling it again) runs on its own thread:
@@ -402,11 +403,13 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
     bounds = [total * i // threads for i in range(threads + 1)]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     futures: list[Future[None]] = []
+    errors = np.geterr()  # NumPy's error settings are per thread: the ranges run under the caller's
 
     def marked(a: int, b: int) -> None:
         _splitting.active = True
         try:
-            work(a, b)
+            with np.errstate(**errors):
+                work(a, b)
         finally:
             _splitting.active = False
 

@@ -67,6 +67,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import threading
@@ -259,11 +260,12 @@ def compiled_available(d: int = 2) -> bool:
 
 
 def use_compiled(d: int = 2) -> bool:
-    """Whether ``method="auto"``/``"winograd"`` take the compiled transforms: where they can be used, and on one
-    thread only. With two threads on the benchmark machine the NumPy transforms (one Kronecker GEMM, in the
-    multi-threaded BLAS) measured as fast or faster: 128→128 28² 8.3 / 12.5 / 10.4 ms against 10.3 / 12.1 / 11.7
-    compiled, 256→256 14² 8.2 / 8.9 / 9.2 against 11.7 / 12.0 / 13.5 (forward / input / weight, N=8)."""
-    return compiled_available(d) and copy_threads() == 1
+    """Whether ``method="auto"``/``"winograd"`` take the compiled transforms: wherever they can be used (2-d, Numba
+    installed), on any number of threads. (With the weight transform on the multi-threaded BLAS they had measured
+    slower than the NumPy transforms at two threads: the BLAS's spinning threads shared the cores with the chunk
+    threads, see :func:`_blas_scope`. Without that, 64→64 56², N=8, 2 threads, forward: 6.7 ms compiled F(4×4)
+    against 14.4 with the NumPy transforms.)"""
+    return compiled_available(d)
 
 
 def _op_size(geom: Geometry, op: str) -> tuple[int, ...]:
@@ -483,9 +485,22 @@ def _plan(n: int, per_sample: int, compiled: bool, shared: int = 0) -> tuple[lis
     return chunks, parallel and len(chunks) > 1
 
 
+def _blas_scope(parallel: bool) -> contextlib.AbstractContextManager[None]:
+    """The BLAS on one thread for the whole call where its chunks run in parallel, one per thread.
+
+    Every BLAS call of such a call — the weight transform before the chunks,
+    the weight gradient's inverse transform after them, not only the chunks'
+    GEMMs — must stay on the calling thread: a multi-threaded GEMM wakes the
+    BLAS's worker threads, which then spin for about 0.1 s and share the cores
+    with the chunk threads (64→64 at 56², forward, 2 threads: 10–22 ms with the
+    weight transform on the multi-threaded BLAS, 6.8–7.5 ms without).
+    """
+    return single_threaded_blas(blas_controller()) if parallel else contextlib.nullcontext()
+
+
 def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[int, int, bool], None]) -> None:
-    """``run(n0, n1, split)`` for every chunk: in parallel (whole chunks per thread, BLAS on one thread each,
-    ``split=False``), or one after another (``split=True``: each stage uses every thread)."""
+    """``run(n0, n1, split)`` for every chunk: in parallel (whole chunks per thread, ``split=False``; the caller
+    holds :func:`_blas_scope`), or one after another (``split=True``: each stage uses every thread)."""
     if not parallel:
         for n0, n1 in chunks:
             run(n0, n1, True)
@@ -495,8 +510,7 @@ def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[in
         for n0, n1 in chunks[i0:i1]:
             run(n0, n1, False)
 
-    with single_threaded_blas(blas_controller()):  # shared with overlapping calls of other threads
-        split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
+    split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
 
 
 def _input_v(src: Array, offset: tuple[int, ...], m: int, tiles: tuple[int, ...], v: Array, compiled: bool,
@@ -512,12 +526,12 @@ def _input_v(src: Array, offset: tuple[int, ...], m: int, tiles: tuple[int, ...]
     _np_input_transform(d, kron_bt, m, tiles, tmat, v)
 
 
-def _correlate(src: Array, u: Array, offset: tuple[int, ...], size: tuple[int, ...], dtype: np.dtype[Any], m: int,
+def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, ...], dtype: np.dtype[Any], m: int,
                compiled: bool) -> Array:
-    """``out[n, o, p] = Σ_{c,k} u·src[n, c, p + k − offset]``: the valid 3×3 (3×3×3) correlation of ``src`` placed
-    at ``offset`` in a zero grid, ``size`` outputs; ``u`` the transformed weight ``(α^d, O, C)``."""
+    """``out[n, o, p] = Σ_{c,k} w[o, c, k]·src[n, c, p + k − offset]``: the valid 3×3 (3×3×3) correlation of
+    ``src`` placed at ``offset`` in a zero grid, ``size`` outputs; ``w`` ``(O, C, 3, …)`` (transformed here)."""
     n, c = src.shape[:2]
-    o = u.shape[1]
+    o = w.shape[0]
     dims = len(size)
     alpha2 = (m + 2) ** dims
     tiles = _tiles(size, m)
@@ -545,7 +559,10 @@ def _correlate(src: Array, u: Array, offset: tuple[int, ...], size: tuple[int, .
             _np_output_transform(mm, kron_at, m, tiles, bufs[4], y)
             out[n0:n1] = y[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]
 
-    _run_chunks(*_plan(n, per_sample, compiled), run)
+    chunks, parallel = _plan(n, per_sample, compiled)
+    with _blas_scope(parallel):
+        u = weight_transform(w, dtype, m)
+        _run_chunks(chunks, parallel, run)
     return out
 
 
@@ -623,11 +640,10 @@ def winograd_forward(x: Array, w: Array, geom: Geometry, tile: int | None = None
         return _dilated("forward", x, w, geom, tile, compiled)
     dtype = np.result_type(x, w)
     m, compiled = _setup(geom, dtype, "forward", tile, compiled)
-    u = weight_transform(w, dtype, m)
     size = tuple(geom.out_size)
     if _direct_padding(geom):
-        return _correlate(x, u, tuple(geom.pad_lo), size, dtype, m, compiled)
-    return _correlate(pad(x, geom), u, (0,) * geom.d, size, dtype, m, compiled)
+        return _correlate(x, w, tuple(geom.pad_lo), size, dtype, m, compiled)
+    return _correlate(pad(x, geom), w, (0,) * geom.d, size, dtype, m, compiled)
 
 
 def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = None,
@@ -638,10 +654,10 @@ def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = N
     dtype = np.result_type(g, w)
     m, compiled = _setup(geom, dtype, "input", tile, compiled)
     flip = (slice(None), slice(None)) + (slice(None, None, -1),) * geom.d
-    u = weight_transform(np.ascontiguousarray(w[flip].swapaxes(0, 1)), dtype, m)
+    wf = np.ascontiguousarray(w[flip].swapaxes(0, 1))
     if _direct_padding(geom):
-        return _correlate(g, u, tuple(2 - p for p in geom.pad_lo), tuple(geom.in_size), dtype, m, compiled)
-    gxp = _correlate(g, u, (2,) * geom.d, tuple(geom.padded_size), dtype, m, compiled)
+        return _correlate(g, wf, tuple(2 - p for p in geom.pad_lo), tuple(geom.in_size), dtype, m, compiled)
+    gxp = _correlate(g, wf, (2,) * geom.d, tuple(geom.padded_size), dtype, m, compiled)
     return np.ascontiguousarray(pad_adjoint(gxp, geom))
 
 
@@ -688,9 +704,10 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
         else:
             partial[key] = np.matmul(gt, v.swapaxes(1, 2))
 
-    _run_chunks(chunks, parallel, run)
-    acc = functools.reduce(np.add, partial.values())
-    gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m, dims).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
+    with _blas_scope(parallel):
+        _run_chunks(chunks, parallel, run)
+        acc = functools.reduce(np.add, partial.values())
+        gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m, dims).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
     return gw.reshape((o, c) + (3,) * dims)
 
 
