@@ -653,7 +653,7 @@ def direct_sample_bytes(geom: Geometry, itemsize: int) -> int:
 
 def choose_direct(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact: bool,
                   finite: bool) -> str | None:
-    """``"jit_direct"`` where :func:`direct_applies` (asked after the FFT and Winograd, before the implicit
+    """``"jit_direct"`` where :func:`direct_applies` (asked after the FFT, before Winograd and the implicit
     route), for ``method="auto"`` or ``"direct"``, float32 or float64 data, finite, when Numba is installed.
 
     Finite, because the kernels would put NaN where PyTorch has none: they multiply the padding's zeros by the
