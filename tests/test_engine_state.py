@@ -221,9 +221,15 @@ def test_ranges_run_under_the_callers_numpy_error_settings(monkeypatch: pytest.M
         caller = np.geterr()
     assert len(threads) == 2 and seen[0] == seen[1] == caller
     assert caller["invalid"] == "ignore" and caller["over"] == "raise"
-    after: list[dict[str, str]] = []
-    state.split_run(2, 1 << 30, lambda a, b: after.append(np.geterr()))
-    assert all(e == np.geterr() for e in after)
+    pool = state._get_pool()  # the pool thread's own settings came back after its range
+    assert pool is not None
+    outside = np.geterr()
+    assert outside["over"] != "raise"
+    assert all(pool.submit(np.geterr).result() == outside for _ in range(4))
+    calls: list[str] = []  # an error callback travels too
+    with np.errstate(invalid="call", call=lambda kind, flag: calls.append(kind)):
+        state.split_run(2, 1 << 30, lambda a, b: np.sqrt(np.array([-1.0])))
+    assert calls == ["invalid value", "invalid value"]
 
 
 class _Interrupt(Exception):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 import convgrad as cg
 from convgrad._geometry import conv_geometry
-from convgrad.engine import cost, dispatch, jit, small, state
+from convgrad.engine import cost, dispatch, jit, small, state, winograd
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -177,22 +177,39 @@ def test_fft_is_never_chosen_for_non_finite_data() -> None:
 
 WEIGHT_CHECKED = [
     ("fft", (2, 3, 40), (4, 3, 11), {"padding": 5}, "fft"),
-    ("winograd", (2, 4, 9, 10), (3, 4, 3, 3), {"padding": 1}, "winograd"),
+    ("winograd", (4, 4, 9, 10), (3, 4, 3, 3), {"padding": 1}, "winograd"),
+    ("winograd numpy transforms", (4, 4, 9, 10), (3, 4, 3, 3), {"padding": 1}, "winograd"),
+    ("winograd 3-d", (2, 3, 6, 7, 5), (2, 3, 3, 3, 3), {"padding": 1}, "winograd"),
     ("jit_direct", (2, 8, 10, 12, 12), (8, 8, 3, 3, 3), {"padding": 1}, "auto"),
 ]
 
 
-@pytest.mark.parametrize(("route", "x_shape", "w_shape", "kw", "method"), WEIGHT_CHECKED, ids=[c[0] for c in WEIGHT_CHECKED])
+@pytest.mark.parametrize(("name", "x_shape", "w_shape", "kw", "method"), WEIGHT_CHECKED, ids=[c[0] for c in WEIGHT_CHECKED])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("threads", [1, 2])
 def test_weight_gradient_checks_its_result_and_falls_back(
-    route: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], kw: dict[str, Any], method: str, value: float,
-    monkeypatch: pytest.MonkeyPatch,
+    name: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], kw: dict[str, Any], method: str, value: float,
+    threads: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The weight gradient of a route for finite data runs first and checks its (small) result instead of both
     operands: a non-finite value in ``g`` or ``x`` makes that result non-finite, the call is then computed again on
-    a route for any data, and the pattern is PyTorch's; finite data is computed once."""
+    a route for any data, and the pattern is PyTorch's; finite data is computed once. Winograd with the compiled
+    and the NumPy transforms, 2-d and 3-d, on one thread and on two (whole chunks in parallel)."""
+    route = name.split()[0]
     if route == "jit_direct" and not jit.available():
         pytest.skip("the direct kernels need Numba (pip install 'convgrad[jit]')")
+    if name == "winograd numpy transforms":
+        monkeypatch.setattr(winograd, "use_compiled", lambda d=2: False)
+    old_threads = cg.set_num_threads(threads)
+    monkeypatch.setattr(state, "PARALLEL_MIN_ELEMENTS", 1)  # small arrays still split over the threads
+    try:
+        _weight_check(route, x_shape, w_shape, kw, method, value, monkeypatch)
+    finally:
+        cg.set_num_threads(old_threads)
+
+
+def _weight_check(route: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], kw: dict[str, Any], method: str,
+                  value: float, monkeypatch: pytest.MonkeyPatch) -> None:
     geom = conv_geometry(x_shape, w_shape, **kw)
     f64 = np.dtype(np.float64)
     assert dispatch.route(geom, f64, method, "weight") == route

@@ -574,13 +574,17 @@ def test_whole_array_copies_count_against_the_budget(kw: dict[str, Any]) -> None
         assert winograd.choose(geom, f32, "winograd", "forward", exact=False, finite=True) == "winograd"
 
 
-def test_compiled_transforms_on_any_number_of_threads() -> None:
+def test_compiled_transforms_on_any_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled transforms for 2-d layers wherever Numba is installed: on one thread, and on several where whole
+    chunks can run one per thread (threadpoolctl installed: the BLAS is limited to one thread meanwhile)."""
     old = cg.set_num_threads(2)
     try:
         assert winograd.use_compiled() == winograd.compiled_available()
+        assert not winograd.use_compiled(3)  # 3-d layers take the NumPy transforms
+        monkeypatch.setattr(winograd, "blas_controller", lambda: None)  # without threadpoolctl
+        assert not winograd.use_compiled()
         cg.set_num_threads(1)
         assert winograd.use_compiled() == winograd.compiled_available()
-        assert not winograd.use_compiled(3)  # 3-d layers take the NumPy transforms
     finally:
         cg.set_num_threads(old)
 
@@ -612,8 +616,16 @@ def test_every_blas_call_of_a_parallel_call_is_single_threaded(op: str, monkeypa
         seen.append(_blas_threads())
         return kron_g(*args)
 
+    plans: list[bool] = []
+    run_chunks = winograd._run_chunks
+
+    def recording_run_chunks(chunks: Any, parallel: bool, run: Any) -> None:
+        plans.append(parallel)
+        run_chunks(chunks, parallel, run)
+
     monkeypatch.setattr(winograd, "weight_transform", recording_transform)
     monkeypatch.setattr(winograd, "_kron_g", recording_kron_g)
+    monkeypatch.setattr(winograd, "_run_chunks", recording_run_chunks)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 8, 12, 12)).astype(np.float32)
     w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
@@ -629,11 +641,13 @@ def test_every_blas_call_of_a_parallel_call_is_single_threaded(op: str, monkeypa
         got_one = winograd.ROUTES[op]["winograd"](a, b, geom)
     finally:
         cg.set_num_threads(old)
+    assert plans == [True, False]  # two threads: whole chunks in parallel; one thread: one after another
     assert seen[:seen_one_thread] and all(counts and set(counts) == {1} for counts in seen[:seen_one_thread])
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_one, expected, rtol=1e-4, atol=1e-4)
     assert _blas_threads() == before
     assert state._blas_users == 0 and state._blas_limiter is None
+
 
 def test_bias_gradient_stays_off_the_blas_where_the_compiled_transforms_run() -> None:
     """``conv_backward`` sums the bias without the multi-threaded BLAS where the weight gradient takes Winograd
@@ -644,10 +658,23 @@ def test_bias_gradient_stays_off_the_blas_where_the_compiled_transforms_run() ->
     rng = np.random.default_rng(5)
     g = rng.standard_normal(geom.output_shape).astype(np.float32)
     assert g.size >= cg.engine.GEMV_MIN_ELEMENTS
-    assert cg.engine.bias_by_blas(g, geom) == (not winograd.use_compiled())
     x = rng.standard_normal(geom.input_shape).astype(np.float32)
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
-    grads = cg.conv_backward(g, x, w, padding=1)
+    asked: list[bool] = []
+    bias_grad = cg.engine.bias_grad
+
+    def recording(g: np.ndarray, *, blas: bool = True) -> np.ndarray:
+        asked.append(blas)
+        return bias_grad(g, blas=blas)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cg.engine, "bias_grad", recording)
+        grads = cg.conv_backward(g, x, w, padding=1)
+        mp.setattr(winograd, "use_compiled", lambda d=2: False)  # the NumPy transforms: the GEMV is fine
+        state.clear_caches()
+        cg.conv_backward(g, x, w, padding=1)
+    state.clear_caches()
+    assert asked == [not winograd.use_compiled(), True]
     np.testing.assert_allclose(grads.bias, g.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-3)
 
 
@@ -659,3 +686,85 @@ def test_thin_layers_take_the_direct_kernels_before_winograd() -> None:
     geom = conv_geometry((8, 32, 112, 112), (32, 32, 3, 3), padding=1)
     assert [dispatch.lookup(geom, np.dtype("float32"), "auto", op) for op in OPS] == ["jit_direct"] * 3
     assert [dispatch.lookup(geom, np.dtype("float32"), "winograd", op) for op in OPS] == ["winograd"] * 3
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the bias is fused into the compiled output transform only")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bias_is_added_by_the_compiled_output_transform(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``conv(x, w, b)`` on Winograd with the compiled transforms adds the bias as each plane is written: the same
+    bits as ``y + b`` afterwards (one rounding either way), no second pass over ``y``; PyTorch's result in float64."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 8, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    geom = conv_geometry(x.shape, w.shape, padding=1)
+    seen: list[bool] = []
+    transform = winograd.winograd_jit.output_transform
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        seen.append(len(args) > 5 and args[5] is not None)
+        transform(*args, **kwargs)
+
+    monkeypatch.setattr(winograd.winograd_jit, "output_transform", recording)
+    old = cg.set_num_threads(threads)
+    try:
+        for m in winograd.TILES:
+            seen.clear()
+            fused = winograd.winograd_forward(x, w, geom, m, True, bias=b)
+            assert seen and all(seen)  # every chunk's output transform got the bias
+            seen.clear()
+            plain = winograd.winograd_forward(x, w, geom, m, True)
+            assert seen and not any(seen)
+            np.testing.assert_array_equal(fused, plain + b[:, None, None])
+            assert winograd.winograd_forward(x, w, geom, m, True, bias=b.astype(np.float64)).dtype == np.float64
+        seen.clear()
+        y = cg.conv(x, w, b, padding=1, method="winograd")  # the public path takes the fused transform
+        assert seen and all(seen)
+    finally:
+        cg.set_num_threads(old)
+    ref = F.conv2d(*(torch.from_numpy(a.astype(np.float64)) for a in (x, w, b)), padding=1).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+    # forced on a dilated layer (polyphase grids): added afterwards, same result
+    dil = conv_geometry(x.shape, w.shape, padding=2, dilation=2)
+    np.testing.assert_allclose(winograd.winograd_forward(x, w, dil, 2, True, bias=b),
+                               dispatch.ROUTES["forward"]["gemm"](x, w, dil) + b[:, None, None], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the bias is fused into the compiled output transform only")
+def test_fused_bias_with_non_finite_data_lands_where_torch_puts_it() -> None:
+    """A NaN in ``x`` sends ``conv(x, w, b)`` to a route for any data (the fused path is not taken); a NaN in the
+    bias fills its channel, as in PyTorch."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((2, 8, 12, 12))
+    w = rng.standard_normal((8, 8, 3, 3))
+    b = rng.standard_normal(8)
+    for which in ("x", "b"):
+        xx, bb = x.copy(), b.copy()
+        if which == "x":
+            xx[1, 2, 5, 6] = np.nan
+        else:
+            bb[3] = np.nan
+        y = cg.conv(xx, w, bb, padding=1, method="winograd")
+        ref = F.conv2d(*(torch.from_numpy(a) for a in (xx, w, bb)), padding=1).numpy()
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+        np.testing.assert_allclose(y[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-9, atol=1e-9)
+
+
+def test_auto_leaves_one_sample_to_the_direct_routes_on_several_threads() -> None:
+    """With one sample there are no chunks to run one per thread: ``auto`` keeps the forward pass and the input
+    gradient on the direct routes when several threads compute (the weight gradient may still take Winograd);
+    one thread, or two samples, as before; ``method="winograd"`` forces it anyway."""
+    f32 = np.dtype("float32")
+    one = conv_geometry((1, 64, 224, 224), (64, 64, 3, 3), padding=1)
+    two = conv_geometry((2, 64, 224, 224), (64, 64, 3, 3), padding=1)
+    old = cg.set_num_threads(2)
+    try:
+        for op in ("forward", "input"):
+            assert winograd.choose(one, f32, "auto", op, exact=False, finite=True) is None
+            assert winograd.choose(one, f32, "winograd", op, exact=False, finite=True) == "winograd"
+            assert winograd.choose(two, f32, "auto", op, exact=False, finite=True) == "winograd"
+        assert winograd.choose(one, f32, "auto", "weight", exact=False, finite=True) == "winograd"
+        cg.set_num_threads(1)
+        assert winograd.choose(one, f32, "auto", "forward", exact=False, finite=True) == "winograd"
+    finally:
+        cg.set_num_threads(old)

@@ -10,12 +10,13 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    finite floating data whose spectra fit the workspace budget: integer data
    must come out exact, and a NaN or an infinity would spread over a whole
    block; such calls take the direct routes below, ``method="fft"`` included.
-2. the optional routes, each by its own ``choose`` rule: ``"winograd"``
+2. the optional routes, each by its own ``choose`` rule: ``"jit_direct"``
+   (when Numba is installed: thin dense layers of 8–32 channels at stride 1,
+   finite data, all three contractions by compiled direct kernels;
+   :func:`convgrad.engine.jit.direct_applies`), ``"winograd"``
    (:mod:`convgrad.engine.winograd`: ``method="winograd"``, or ``"auto"`` where
    its cost and its float32 error allow it; 3×3 stride-1 layers, finite
-   data), ``"jit_direct"`` (when Numba is installed: thin dense layers of
-   8–32 channels at stride 1, finite data, all three contractions by compiled
-   direct kernels; :func:`convgrad.engine.jit.direct_applies`),
+   data),
    ``"implicit"`` (:mod:`convgrad.engine.implicit`: the forward pass and
    input gradient at stride 1 as one in-place BLAS GEMM per kernel offset on
    the padded grid, no window matrix, where its cost is below the gemm and
@@ -209,20 +210,37 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
         return _split_phases(op, a, b, geom, method, exact)
     if type(a) is not _NDARRAY:
         return run_generic(op, a, b, geom, method, exact=exact)
-    dtype = np.result_type(a, b)
-    name = route(geom, dtype, method, op, exact=exact)
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
-        if name in FINITE_ONLY and op == "weight":
-            # the weight gradient is small: check it instead of both operands (two passes over g and x saved).
-            # A NaN or an infinity that a route reads reaches its result (nothing is multiplied by zero and
-            # dropped, no product is skipped), so a finite result read only finite data: it is the answer.
-            result: Array = ROUTES[op][name](a, b, geom)
-            if np.isfinite(result).all():
-                return result
-            name = route(geom, dtype, method, op, exact=exact, finite=False)
-        elif name in FINITE_ONLY and not (np.isfinite(a).all() and np.isfinite(b).all()):
-            name = route(geom, dtype, method, op, exact=exact, finite=False)
+        if op == "weight":
+            name = route(geom, np.result_type(a, b), method, op, exact=exact)
+            if name in FINITE_ONLY:
+                # The weight gradient is small: check it instead of both operands (two passes over g and x saved).
+                # These routes evaluate every product they form (no zero operand is skipped, by them or by the
+                # BLAS) and every value they read reaches at least one entry of the result, so a NaN or an
+                # infinity they read makes the result non-finite: a finite result read only finite data and is
+                # the answer. Otherwise (non-finite data, or a sum that overflowed) the call is computed again;
+                # the first pass's own overflow is not reported (the second pass reports its own).
+                with np.errstate(over="ignore"):
+                    result: Array = ROUTES[op][name](a, b, geom)
+                if np.isfinite(result).all():
+                    return result
+                name = route(geom, np.result_type(a, b), method, op, exact=exact, finite=False)
+        else:
+            name = checked_route(op, a, b, geom, method, exact=exact)
         return ROUTES[op][name](a, b, geom)  # type: ignore[no-any-return]
+
+
+def checked_route(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False,
+                  name: str | None = None) -> str:
+    """The route :func:`run` takes for the forward pass or the input gradient of these NumPy operands: a route for
+    finite data only (:data:`FINITE_ONLY`) where both are finite, else the route for any data. ``name``: the
+    route :func:`route` gave for finite data, when the caller has it already."""
+    dtype = np.result_type(a, b)
+    if name is None:
+        name = route(geom, dtype, method, op, exact=exact)
+    if name in FINITE_ONLY and not (np.isfinite(a).all() and np.isfinite(b).all()):
+        name = route(geom, dtype, method, op, exact=exact, finite=False)
+    return name
 
 
 def _split_phases(op: str, a: Array, b: Array, geom: Geometry, method: str, exact: bool) -> Array:

@@ -330,7 +330,7 @@ def set_num_threads(n: int) -> int:
             _pool.shutdown(wait=False)  # idle threads end; a larger pool is made on next use
             _pool = None
     if n != previous:
-        clear_caches()  # remembered routes depend on the thread count (Winograd's transforms)
+        clear_caches()  # remembered routes depend on the thread count (the compiled kernels' per-thread buffers)
     return previous
 
 
@@ -403,7 +403,9 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
     bounds = [total * i // threads for i in range(threads + 1)]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     futures: list[Future[None]] = []
-    errors = np.geterr()  # NumPy's error settings are per thread: the ranges run under the caller's
+    errors: dict[str, Any] = dict(np.geterr())  # NumPy's error settings are per thread: ranges run under the caller's
+    if np.geterrcall() is not None:
+        errors["call"] = np.geterrcall()
 
     def marked(a: int, b: int) -> None:
         _splitting.active = True

@@ -70,7 +70,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -260,12 +259,13 @@ def compiled_available(d: int = 2) -> bool:
 
 
 def use_compiled(d: int = 2) -> bool:
-    """Whether ``method="auto"``/``"winograd"`` take the compiled transforms: wherever they can be used (2-d, Numba
-    installed), on any number of threads. (With the weight transform on the multi-threaded BLAS they had measured
-    slower than the NumPy transforms at two threads: the BLAS's spinning threads shared the cores with the chunk
-    threads, see :func:`_blas_scope`. Without that, 64→64 56², N=8, 2 threads, forward: 6.7 ms compiled F(4×4)
-    against 14.4 with the NumPy transforms.)"""
-    return compiled_available(d)
+    """Whether ``method="auto"``/``"winograd"`` take the compiled transforms: where they can be used (2-d, Numba
+    installed), on one thread, and on several where whole chunks can run one per thread with the BLAS limited to
+    one thread (threadpoolctl installed; see :func:`_blas_scope`). With the weight transform on the
+    multi-threaded BLAS they had measured slower than the NumPy transforms at two threads — the BLAS's spinning
+    threads shared the cores with the chunk threads —; without that, 64→64 56², N=8, 2 threads, forward: 6.7 ms
+    compiled F(4×4) against 14.4 with the NumPy transforms."""
+    return compiled_available(d) and (copy_threads() == 1 or blas_controller() is not None)
 
 
 def _op_size(geom: Geometry, op: str) -> tuple[int, ...]:
@@ -334,6 +334,13 @@ def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact:
         return None
     if method == "auto" and not _undilated(geom):  # with the polyphase copies, slower than the direct routes in
         return None  # every measurement (forward pass of 3×3 d2 64→64 at 64², float32, 2 threads: 11.7 ms against 10.7)
+    if method == "auto" and op != "weight" and geom.d == 2 and geom.n < 2 and copy_threads() > 1:
+        # one sample: no chunks to run one per thread, so each stage is split over the threads next to the
+        # multi-threaded BLAS; measured slower than the direct routes there (2 threads, N=1, 64→64 at 224²:
+        # forward 23.7 against 21.3 ms, input gradient 33.7 against 21.1; 128→128 at 28²: 1.75 against 1.49,
+        # 2.06 against 1.65; the weight gradient 28.5 against 34.7 and 1.89 against 1.72). (3-d layers keep
+        # the cost model's choice: the U-Net stage's one-sample forward pass measured faster on Winograd.)
+        return None
     original, geom = geom, stacked(geom)
     compiled = use_compiled(geom.d)
     m = variant(geom, dtype, op, compiled)
@@ -498,17 +505,21 @@ def _blas_scope(parallel: bool) -> contextlib.AbstractContextManager[None]:
     return single_threaded_blas(blas_controller()) if parallel else contextlib.nullcontext()
 
 
-def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[int, int, bool], None]) -> None:
-    """``run(n0, n1, split)`` for every chunk: in parallel (whole chunks per thread, ``split=False``; the caller
-    holds :func:`_blas_scope`), or one after another (``split=True``: each stage uses every thread)."""
+def _run_chunks(chunks: list[tuple[int, int]], parallel: bool, run: Callable[[int, int, bool, int], None]) -> None:
+    """``run(n0, n1, split, part)`` for every chunk: in parallel (whole chunks per thread, ``split=False``; the
+    caller holds :func:`_blas_scope`), or one after another (``split=True``: each stage uses every thread).
+
+    ``part`` numbers the range of chunks the call belongs to (its first chunk; 0 when they run one after
+    another): the ranges depend only on the number of chunks and of threads, not on which thread finishes first,
+    so sums kept per part and added in its order give the same bits on every call."""
     if not parallel:
         for n0, n1 in chunks:
-            run(n0, n1, True)
+            run(n0, n1, True, 0)
         return
 
     def work(i0: int, i1: int) -> None:
         for n0, n1 in chunks[i0:i1]:
-            run(n0, n1, False)
+            run(n0, n1, False, i0)
 
     split_run(len(chunks), PARALLEL_MIN_ELEMENTS, work)
 
@@ -527,9 +538,10 @@ def _input_v(src: Array, offset: tuple[int, ...], m: int, tiles: tuple[int, ...]
 
 
 def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, ...], dtype: np.dtype[Any], m: int,
-               compiled: bool) -> Array:
-    """``out[n, o, p] = Σ_{c,k} w[o, c, k]·src[n, c, p + k − offset]``: the valid 3×3 (3×3×3) correlation of
-    ``src`` placed at ``offset`` in a zero grid, ``size`` outputs; ``w`` ``(O, C, 3, …)`` (transformed here)."""
+               compiled: bool, bias: Array | None = None) -> Array:
+    """``out[n, o, p] = Σ_{c,k} w[o, c, k]·src[n, c, p + k − offset] (+ bias[o])``: the valid 3×3 (3×3×3)
+    correlation of ``src`` placed at ``offset`` in a zero grid, ``size`` outputs; ``w`` ``(O, C, 3, …)``
+    (transformed here). ``bias`` (compiled transforms only) is added as the output transform writes each plane."""
     n, c = src.shape[:2]
     o = w.shape[0]
     dims = len(size)
@@ -541,7 +553,8 @@ def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, .
     whole = all(s % m == 0 for s in size)
     per_sample = _sample_bytes("forward", c, o, size, m, np.dtype(dtype).itemsize, compiled)
 
-    def run(n0: int, n1: int, split: bool) -> None:
+    def run(n0: int, n1: int, split: bool, part: int) -> None:
+        del part
         nb = n1 - n0
         shapes: list[tuple[int, ...]] = [(alpha2, c, nb * t), (alpha2, o, nb * t)]
         if not compiled:
@@ -551,7 +564,7 @@ def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, .
         _input_v(src[n0:n1], offset, m, tiles, v, compiled, bufs[2:4], split)
         np.matmul(u, v, out=mm)
         if compiled:
-            winograd_jit.output_transform(mm, at, out[n0:n1], (tiles[0], tiles[1]), split)
+            winograd_jit.output_transform(mm, at, out[n0:n1], (tiles[0], tiles[1]), split, bias)
         elif whole:
             _np_output_transform(mm, kron_at, m, tiles, bufs[4], out[n0:n1])
         else:
@@ -629,21 +642,36 @@ def _dilated(op: str, a: Array, b: Array, geom: Geometry, tile: int | None, comp
 
 
 def winograd_forward(x: Array, w: Array, geom: Geometry, tile: int | None = None,
-                     compiled: bool | None = None) -> Array:
-    """``y = conv(x, w)`` by F(m×m, 3×3): input transform, ``α²`` GEMMs, output transform, per chunk of samples.
+                     compiled: bool | None = None, bias: Array | None = None) -> Array:
+    """``y = conv(x, w) (+ bias)`` by F(m×m, 3×3): input transform, ``α²`` GEMMs, output transform, per chunk of
+    samples.
 
     ``tile`` (``m``: 2 or 4) defaults to :func:`variant`'s choice, ``compiled``
     to whether Numba is installed. Dilated layers are computed on their
-    polyphase grids (:func:`stacked`).
+    polyphase grids (:func:`stacked`). ``bias`` ``(O,)``: added to ``y`` — by
+    the compiled output transform as it writes each plane (no second pass over
+    ``y``), else in place afterwards; ``y + b`` either way, the same bits.
     """
     if not _undilated(geom):
-        return _dilated("forward", x, w, geom, tile, compiled)
+        return _add_bias(_dilated("forward", x, w, geom, tile, compiled), bias, geom)
     dtype = np.result_type(x, w)
     m, compiled = _setup(geom, dtype, "forward", tile, compiled)
     size = tuple(geom.out_size)
+    fused = bias if compiled and bias is not None and bias.dtype == dtype else None
     if _direct_padding(geom):
-        return _correlate(x, w, tuple(geom.pad_lo), size, dtype, m, compiled)
-    return _correlate(pad(x, geom), w, (0,) * geom.d, size, dtype, m, compiled)
+        y = _correlate(x, w, tuple(geom.pad_lo), size, dtype, m, compiled, fused)
+    else:
+        y = _correlate(pad(x, geom), w, (0,) * geom.d, size, dtype, m, compiled, fused)
+    return y if fused is not None else _add_bias(y, bias, geom)
+
+
+def _add_bias(y: Array, bias: Array | None, geom: Geometry) -> Array:
+    if bias is None:
+        return y
+    if bias.dtype != y.dtype:
+        return y + bias.reshape((-1,) + (1,) * geom.d)  # type: ignore[no-any-return]
+    y += bias.reshape((-1,) + (1,) * geom.d)
+    return y
 
 
 def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = None,
@@ -680,9 +708,9 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
     padded_tiles = tuple(m * ti for ti in tiles)
     per_sample = _sample_bytes("weight", c, o, size, m, np.dtype(dtype).itemsize, compiled)
     chunks, parallel = _plan(x.shape[0], per_sample, compiled, alpha2 * o * c * np.dtype(dtype).itemsize)
-    partial: dict[int, Array] = {}  # one accumulator per thread
+    partial: dict[int, Array] = {}  # one accumulator per range of chunks (each range runs on one thread)
 
-    def run(n0: int, n1: int, split: bool) -> None:
+    def run(n0: int, n1: int, split: bool, part: int) -> None:
         nb = n1 - n0
         shapes: list[tuple[int, ...]] = [(alpha2, c, nb * t), (alpha2, o, nb * t)]
         if not compiled:
@@ -698,15 +726,14 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
                 gg = np.zeros((nb, o) + padded_tiles, dtype=dtype)
                 gg[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)] = g[n0:n1]
             _np_grad_transform(gg, kron_a, m, tiles, bufs[4], gt)
-        key = threading.get_ident()
-        if key in partial:
-            partial[key] += np.matmul(gt, v.swapaxes(1, 2))
+        if part in partial:
+            partial[part] += np.matmul(gt, v.swapaxes(1, 2))
         else:
-            partial[key] = np.matmul(gt, v.swapaxes(1, 2))
+            partial[part] = np.matmul(gt, v.swapaxes(1, 2))
 
     with _blas_scope(parallel):
         _run_chunks(chunks, parallel, run)
-        acc = functools.reduce(np.add, partial.values())
+        acc = functools.reduce(np.add, [partial[part] for part in sorted(partial)])  # in the ranges' order
         gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m, dims).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
     return gw.reshape((o, c) + (3,) * dims)
 

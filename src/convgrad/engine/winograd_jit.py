@@ -187,8 +187,9 @@ def _wg_input(src: Array, bt: Array, v: Array, geo: Array, p0: int, p1: int) -> 
                     v[ud + t] = vl[us + t]
 
 
-def _wg_output(mm: Array, at: Array, y: Array, geo: Array, p0: int, p1: int) -> None:  # pragma: no cover
+def _wg_output(mm: Array, at: Array, y: Array, geo: Array, bias: Array, p0: int, p1: int) -> None:  # pragma: no cover
     h, w, t1n, t2n, m, channels, ncols = geo[0], geo[1], geo[4], geo[5], geo[6], geo[7], geo[8]
+    with_bias = bias.shape[0] == channels  # else no bias (an empty array): nothing added, not even a zero
     alpha = at.shape[1]
     e_len = t2n + 1
     size = t1n * e_len
@@ -221,7 +222,8 @@ def _wg_output(mm: Array, at: Array, y: Array, geo: Array, p0: int, p1: int) -> 
             for i in range(m):
                 doff[i] = np.uint64((i * m + b) * size)
             _mix(ho, soff, yo, doff, ca, alpha, m, run)
-        for a in range(t1n):  # scatter, clipped to the output
+        beta = bias[o] if with_bias else y.dtype.type(0)
+        for a in range(t1n):  # scatter, clipped to the output (the bias added as it is written: y + b, one rounding)
             for i in range(m):
                 r = a * m + i
                 if r >= h:
@@ -230,8 +232,12 @@ def _wg_output(mm: Array, at: Array, y: Array, geo: Array, p0: int, p1: int) -> 
                 for b in range(m):
                     top = min((w - 1 - b) // m + 1 if w - 1 - b >= 0 else 0, t2n)
                     src = (i * m + b) * size + a * e_len
-                    for e in range(top):
-                        y[yrow + e * m + b] = yo[src + e]
+                    if with_bias:
+                        for e in range(top):
+                            y[yrow + e * m + b] = yo[src + e] + beta
+                    else:
+                        for e in range(top):
+                            y[yrow + e * m + b] = yo[src + e]
 
 
 def _wg_grad(g: Array, at: Array, gt: Array, geo: Array, p0: int, p1: int) -> None:  # pragma: no cover
@@ -345,12 +351,14 @@ def input_transform(src: Array, bt: Array, v: Array, offset: tuple[int, int], ti
     _run("input", (np.ascontiguousarray(src).reshape(-1), bt, v.reshape(-1), geo), nb * c, v.size, split)
 
 
-def output_transform(mm: Array, at: Array, y: Array, tiles: tuple[int, int], split: bool = True) -> None:
-    """``y[n, o, m·(a, t) + (i, b)] = (Aᵀ M_{a,t} A)[i, b]`` for ``mm (α², O, nb·T1·T2)``, clipped to
-    ``y (nb, O, H, W)`` (contiguous)."""
+def output_transform(mm: Array, at: Array, y: Array, tiles: tuple[int, int], split: bool = True,
+                     bias: Array | None = None) -> None:
+    """``y[n, o, m·(a, t) + (i, b)] = (Aᵀ M_{a,t} A)[i, b] (+ bias[o])`` for ``mm (α², O, nb·T1·T2)``, clipped to
+    ``y (nb, O, H, W)`` (contiguous); ``bias`` ``(O,)`` in ``y``'s dtype is added as each plane is written."""
     nb, o, h, w = y.shape
     geo = _geo(h, w, (0, 0), tiles, at.shape[0], o, mm.shape[2])
-    _run("output", (mm.reshape(-1), at, y.reshape(-1), geo), nb * o, mm.size, split)
+    b = np.empty(0, dtype=y.dtype) if bias is None else np.ascontiguousarray(bias, dtype=y.dtype).reshape(-1)
+    _run("output", (mm.reshape(-1), at, y.reshape(-1), geo, b), nb * o, mm.size, split)
 
 
 def grad_transform(g: Array, at: Array, gt: Array, tiles: tuple[int, int], split: bool = True) -> None:
