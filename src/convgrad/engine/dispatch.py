@@ -16,7 +16,10 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    :func:`convgrad.engine.jit.direct_applies`), ``"winograd"``
    (:mod:`convgrad.engine.winograd`: ``method="winograd"``, or ``"auto"`` where
    its cost and its float32 error allow it; 3×3 stride-1 layers, finite
-   data),
+   data), ``"s2d"`` (:mod:`convgrad.engine.s2d`: the forward pass and input
+   gradient of a strided layer whose kernel is a multiple of its stride, as
+   the stride-1 layer of its stride phases stacked as channels, where that
+   layer takes the implicit route),
    ``"implicit"`` (:mod:`convgrad.engine.implicit`: the forward pass and
    input gradient at stride 1 as one in-place BLAS GEMM per kernel offset on
    the padded grid, no window matrix, where its cost is below the gemm and
@@ -63,7 +66,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, implicit, jit, phases, small, taps, winograd
+from . import cost, implicit, jit, phases, s2d, small, taps, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
@@ -97,6 +100,7 @@ ROUTES: dict[str, dict[str, Contraction]] = {
 
 for _op in ("forward", "input", "weight"):
     ROUTES[_op].update(winograd.ROUTES[_op])
+    ROUTES[_op].update(s2d.ROUTES[_op])
     ROUTES[_op].update(implicit.ROUTES[_op])
     ROUTES[_op].update(jit.ROUTES[_op])
 
@@ -152,7 +156,7 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         dtype = np.dtype(f"{kind}{itemsize}")
         # the optional routes, each saying where it applies (the thin layers' direct kernels before Winograd and the
         # implicit route, which would take them too)
-        for choose in (jit.choose_direct, winograd.choose, implicit.choose, jit.choose):
+        for choose in (jit.choose_direct, winograd.choose, s2d.choose, implicit.choose, jit.choose):
             name: str | None = choose(geom, dtype, method, op, exact=exact, finite=finite)
             if name is not None:
                 return name
