@@ -83,6 +83,31 @@ def _layers(draw: st.DrawFn) -> tuple[Geometry, int]:
 @settings(deadline=None, max_examples=60)
 @given(layer=_layers())
 def test_matches_the_gemm_route(layer: tuple[Geometry, int]) -> None:
+    """The rewritten layer computed where it lands (the implicit route where its rule takes it, else the rules)."""
+    _check_against_gemm(layer)
+
+
+@settings(deadline=None, max_examples=30)
+@given(layer=_layers())
+def test_matches_the_gemm_route_on_the_implicit_route(layer: tuple[Geometry, int]) -> None:
+    """The same with the implicit route's thresholds lifted, so the rewritten layer always takes it (as the large
+    layers the rule sends here do)."""
+    if not blas.available(np.float64):
+        pytest.skip("NumPy's BLAS cannot be called directly here")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(implicit, "MIN_CHANNELS", 1)
+        mp.setattr(implicit, "MIN_POSITIONS", 0)
+        state.clear_caches()
+        inner = s2d.geometry(layer[0])
+        assert inner is not None
+        if all(k == 1 for k in inner.kernel):
+            return  # a 1×1 stride-1 layer is the pointwise route's, never the implicit one's
+        assert implicit.applies(inner, np.dtype(np.float64), "forward")
+        _check_against_gemm(layer)
+    state.clear_caches()
+
+
+def _check_against_gemm(layer: tuple[Geometry, int]) -> None:
     geom, seed = layer
     assert s2d.geometry(geom) is not None
     rng = np.random.default_rng(seed)
@@ -188,6 +213,9 @@ def test_transposed_layer_with_output_padding(forced: None) -> None:
         x = rng.standard_normal((2, 6, 7, 5))
         w = rng.standard_normal((6, 4, 4, 4))
         b = rng.standard_normal(4)
+        under = conv_geometry((2, 4, 14 + op_pad, 10 + op_pad), (6, 4, 4, 4), stride=2, padding=1)
+        taken = [dispatch.route(under, np.dtype(np.float64), "auto", op) for op in ("forward", "input")]
+        assert taken == (["s2d"] * 2 if op_pad == 0 else [r for r in taken if r != "s2d"]), (op_pad, taken)
         y = cg.conv_transpose(x, w, b, stride=2, padding=1, output_padding=op_pad)
         g = rng.standard_normal(y.shape)
         gx, gw, gb = cg.conv_transpose_backward(g, x, w, stride=2, padding=1, output_padding=op_pad)
@@ -216,6 +244,7 @@ def test_non_finite_values_land_where_torch_puts_them(forced: None, value: float
         for what, got, ref in zip(("y", "gx", "gw", "gb"), ours, _torch(x, w, b, g, kw)):
             np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), err_msg=f"{what}, {value} in {target}{pos}")
             np.testing.assert_array_equal(np.isposinf(got), np.isposinf(ref), err_msg=what)
+            np.testing.assert_array_equal(np.isneginf(got), np.isneginf(ref), err_msg=what)
             finite = np.isfinite(ref)
             np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-9, atol=1e-9, err_msg=what)
 

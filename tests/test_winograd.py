@@ -738,13 +738,24 @@ def test_fused_bias_with_non_finite_data_lands_where_torch_puts_it() -> None:
     x = rng.standard_normal((2, 8, 12, 12))
     w = rng.standard_normal((8, 8, 3, 3))
     b = rng.standard_normal(8)
+    fused: list[bool] = []
+    forward = winograd.winograd_forward
+
+    def recording(*args: Any, **kwargs: Any) -> np.ndarray:
+        fused.append(kwargs.get("bias") is not None)
+        return forward(*args, **kwargs)
+
     for which in ("x", "b"):
         xx, bb = x.copy(), b.copy()
         if which == "x":
             xx[1, 2, 5, 6] = np.nan
         else:
             bb[3] = np.nan
-        y = cg.conv(xx, w, bb, padding=1, method="winograd")
+        fused.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(winograd, "winograd_forward", recording)
+            y = cg.conv(xx, w, bb, padding=1, method="winograd")
+        assert fused == ([] if which == "x" else [True])  # a NaN in x: a direct route; in the bias: fused
         ref = F.conv2d(*(torch.from_numpy(a) for a in (xx, w, bb)), padding=1).numpy()
         np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
         np.testing.assert_allclose(y[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-9, atol=1e-9)

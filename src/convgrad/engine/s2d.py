@@ -28,13 +28,14 @@ The three pieces:
 * input gradient: ``gx = crop(unphase(input_grad₁(g, w')))``;
 * weight gradient: ``gw = unphase(weight_grad₁(g, x'))``.
 
-The rewrite is taken only where the stride-1 layer has exactly the strided
-layer's outputs (``⌈P/s⌉ − K/s + 1 = Q``, as with the usual ``(K − s)/2``
-padding on sizes divisible by the stride): then the zeros that extend the
-padded input to a multiple of ``s`` lie beyond every window, so no product
-the definition does not have is formed — and a NaN or an infinity lands
-where PyTorch puts it (extra outputs would multiply those zeros, and a zero
-of ``g`` the input, where PyTorch multiplies nothing).
+The rewrite is taken only where the padded size is a multiple of the stride
+along every dimension (``P = L·s``, as with the usual ``(K − s)/2`` padding on
+sizes divisible by the stride). Then the stride-1 layer has exactly the
+layer's outputs (``L − K/s + 1 = Q``) and forms exactly the products the
+definition forms, those with the padding's zeros included — so a NaN or an
+infinity lands where PyTorch puts it. (Other sizes would need the input
+extended or cut to a multiple of ``s``, and extra outputs would multiply
+zeros PyTorch never multiplies.)
 
 Examples
 --------
@@ -72,18 +73,18 @@ ROUTE = "s2d"
 def geometry(geom: Geometry) -> Geometry | None:
     """The stride-1 geometry of the phases stacked as channels, or ``None`` where the rewrite does not apply: zero
     padding (no crop, no input dilation), no dilation, a stride above 1 somewhere, along every strided dimension
-    a kernel that is a multiple of the stride and longer than it somewhere (overlapping windows), and exactly the
-    layer's outputs."""
+    a kernel that is a multiple of the stride and longer than it somewhere (overlapping windows), and a padded
+    size that is a multiple of the stride along every dimension."""
     if geom.padding_mode != "zeros" or geom.dilates_input or any(dl != 1 for dl in geom.dilation):
         return None
     if any(p < 0 for p in geom.pad_lo + geom.pad_hi) or all(s == 1 for s in geom.stride):
         return None
     if any(k % s for k, s in zip(geom.kernel, geom.stride)) or all(k == s for k, s in zip(geom.kernel, geom.stride)):
         return None
-    lengths = tuple(-(-p // s) for p, s in zip(geom.padded_size, geom.stride))
+    if any(p % s for p, s in zip(geom.padded_size, geom.stride)):
+        return None  # see the module docstring
+    lengths = tuple(p // s for p, s in zip(geom.padded_size, geom.stride))
     kernel = tuple(k // s for k, s in zip(geom.kernel, geom.stride))
-    if tuple(ln - k + 1 for ln, k in zip(lengths, kernel)) != tuple(geom.out_size):
-        return None  # extra outputs: see the module docstring
     return Geometry(
         batched=True, n=geom.n, c_in=geom.c_in * prod(geom.stride), c_out=geom.c_out, groups=geom.groups,
         in_size=lengths, kernel=kernel, out_size=tuple(ln - k + 1 for ln, k in zip(lengths, kernel)),
@@ -94,15 +95,16 @@ def geometry(geom: Geometry) -> Geometry | None:
 
 def choose(geom: Geometry, dtype: np.dtype[Any], method: str, op: str, *, exact: bool, finite: bool) -> str | None:
     """``"s2d"`` for the forward pass and the input gradient where :func:`geometry` applies, for ``method="auto"``
-    or ``"direct"``, floating data, and where the stride-1 layer's contraction takes the implicit route (the gain;
-    the weight gradient measured the same either way and keeps its route).
+    or ``"direct"``, floating data, and where the implicit route applies to the stride-1 layer's contraction by
+    its rule (the gain; :func:`s2d_forward` and :func:`s2d_input_grad` then compute it there, whatever another
+    rule would pick for that layer). The weight gradient measured the same either way and keeps its route.
 
     Examples
     --------
     >>> from convgrad._geometry import conv_geometry
     >>> geom = conv_geometry((8, 64, 56, 56), (128, 64, 4, 4), stride=2, padding=1)
-    >>> choose(geom, np.dtype("float32"), "auto", "forward", exact=False, finite=True)
-    's2d'
+    >>> choose(geom, np.dtype("float32"), "auto", "forward", exact=False, finite=True) in ("s2d", None)  # BLAS found?
+    True
     >>> choose(geom, np.dtype("float32"), "auto", "weight", exact=False, finite=True) is None
     True
     """
@@ -168,22 +170,30 @@ def weight(w: Array, geom: Geometry) -> Array:
     return np.ascontiguousarray(split.transpose(order)).reshape((o, cg * prod(geom.stride)) + kappa)
 
 
-def s2d_forward(x: Array, w: Array, geom: Geometry) -> Array:
-    """``y = conv(x, w)`` as the stride-1 convolution of the stacked phases (module docstring)."""
+def _inner(op: str, a: Array, b: Array, inner: Geometry) -> Array:
+    """The stride-1 layer's contraction ``op`` on the implicit route where the BLAS is reachable (what
+    :func:`choose` checked), else by the engine's rules (a direct call of the functions below)."""
+    from . import blas, implicit
     from .dispatch import run
 
+    dtype = np.result_type(a, b)
+    if dtype.kind == "f" and blas.available(dtype) and implicit.applies(inner, dtype, op):
+        return implicit.ROUTES[op]["implicit"](a, b, inner)  # type: ignore[no-any-return]
+    return run(op, a, b, inner)
+
+
+def s2d_forward(x: Array, w: Array, geom: Geometry) -> Array:
+    """``y = conv(x, w)`` as the stride-1 convolution of the stacked phases (module docstring)."""
     inner = geometry(geom)
     assert inner is not None, "s2d_forward on a layer the rewrite does not apply to"
-    return run("forward", _phases(x, geom, inner), weight(w, geom), inner)
+    return _inner("forward", _phases(x, geom, inner), weight(w, geom), inner)
 
 
 def s2d_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """``gx``: the stride-1 layer's input gradient, its phases put back and the padding cut."""
-    from .dispatch import run
-
     inner = geometry(geom)
     assert inner is not None, "s2d_input_grad on a layer the rewrite does not apply to"
-    return _unphase(run("input", g, weight(w, geom), inner), geom, inner)
+    return _unphase(_inner("input", g, weight(w, geom), inner), geom, inner)
 
 
 def s2d_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:

@@ -260,8 +260,10 @@ def compiled_available(d: int = 2) -> bool:
 
 def use_compiled(d: int = 2) -> bool:
     """Whether ``method="auto"``/``"winograd"`` take the compiled transforms: where they can be used (2-d, Numba
-    installed), on one thread, and on several where whole chunks can run one per thread with the BLAS limited to
-    one thread (threadpoolctl installed; see :func:`_blas_scope`). With the weight transform on the
+    installed), on one thread, and on several where threadpoolctl is installed, so that whole chunks can run one
+    per thread with the BLAS limited to one thread (:func:`_blas_scope`; a call with one chunk, such as one
+    sample, splits each stage over the threads instead, and ``"auto"`` leaves its forward pass and input gradient
+    to the direct routes, :func:`choose`). With the weight transform on the
     multi-threaded BLAS they had measured slower than the NumPy transforms at two threads — the BLAS's spinning
     threads shared the cores with the chunk threads —; without that, 64→64 56², N=8, 2 threads, forward: 6.7 ms
     compiled F(4×4) against 14.4 with the NumPy transforms."""
