@@ -37,8 +37,8 @@ from .dispatch import is_depthwise
 Array = npt.NDArray[Any]
 _NDARRAY = np.ndarray
 
-__all__ = ["backward", "bias_by_blas", "bias_grad", "forward", "forward_bias", "input_grad", "is_depthwise",
-           "weight_grad"]
+__all__ = ["add_bias", "backward", "bias_by_blas", "bias_grad", "forward", "forward_bias", "input_grad",
+           "is_depthwise", "weight_grad"]
 
 
 def forward(x: Array, w: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
@@ -62,10 +62,16 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
                 and dispatch.checked_route("forward", x, w, geom, method, name="winograd") == "winograd"):
             with np.errstate(invalid="ignore"):
                 return winograd.winograd_forward(x, w, geom, bias=b)  # the bias added as each plane is written
-    y = forward(x, w, geom, method, exact=exact)
-    if b.dtype != y.dtype:  # the API casts all three to one dtype; a direct caller may not
-        return y + b.reshape((-1,) + (1,) * geom.d)  # type: ignore[no-any-return]
-    y += b.reshape((-1,) + (1,) * geom.d)
+    return add_bias(forward(x, w, geom, method, exact=exact), b, geom)
+
+
+def add_bias(y: Array, b: Array, geom: Geometry) -> Array:
+    """``y + b[o]``: in place where the dtypes agree, else a new array (the API casts all three arrays to one
+    dtype; a direct caller may not)."""
+    shape = (-1,) + (1,) * geom.d
+    if b.dtype != y.dtype:
+        return y + b.reshape(shape)  # type: ignore[no-any-return]
+    y += b.reshape(shape)
     return y
 
 

@@ -216,7 +216,8 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
         return run_generic(op, a, b, geom, method, exact=exact)
     with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch: no warning
         if op == "weight":
-            name = route(geom, np.result_type(a, b), method, op, exact=exact)
+            dtype = np.result_type(a, b)
+            name = route(geom, dtype, method, op, exact=exact)
             if name in FINITE_ONLY:
                 # The weight gradient is small: check it instead of both operands (two passes over g and x saved).
                 # These routes evaluate every product they form (no zero operand is skipped, by them or by the
@@ -228,7 +229,7 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
                     result: Array = ROUTES[op][name](a, b, geom)
                 if np.isfinite(result).all():
                     return result
-                name = route(geom, np.result_type(a, b), method, op, exact=exact, finite=False)
+                name = route(geom, dtype, method, op, exact=exact, finite=False)
         else:
             name = checked_route(op, a, b, geom, method, exact=exact)
         return ROUTES[op][name](a, b, geom)  # type: ignore[no-any-return]

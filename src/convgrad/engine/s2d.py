@@ -170,6 +170,14 @@ def weight(w: Array, geom: Geometry) -> Array:
     return np.ascontiguousarray(split.transpose(order)).reshape((o, cg * prod(geom.stride)) + kappa)
 
 
+def _unweight(wp: Array, geom: Geometry) -> Array:
+    """The inverse of :func:`weight`: ``(O, C/G·S, *κ)`` → ``(O, C/G, *K)``, each tap put back at ``t·s + r``."""
+    o, cg, d = wp.shape[0], geom.c_in // geom.groups, geom.d
+    split = wp.reshape((o, cg) + geom.stride + tuple(wp.shape[2:]))
+    order = (0, 1) + tuple(v for i in range(d) for v in (2 + d + i, 2 + i))
+    return np.ascontiguousarray(split.transpose(order)).reshape((o, cg) + tuple(geom.kernel))
+
+
 def _inner(op: str, a: Array, b: Array, inner: Geometry) -> Array:
     """The stride-1 layer's contraction ``op`` on the implicit route where the BLAS is reachable (what
     :func:`choose` checked), else by the engine's rules (a direct call of the functions below)."""
@@ -202,12 +210,7 @@ def s2d_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
 
     inner = geometry(geom)
     assert inner is not None, "s2d_weight_grad on a layer the rewrite does not apply to"
-    gw = run("weight", g, _phases(x, geom, inner), inner)
-    o, cg, d = gw.shape[0], geom.c_in // geom.groups, geom.d
-    kappa = inner.kernel
-    split = gw.reshape((o, cg) + geom.stride + kappa)
-    order = (0, 1) + tuple(v for i in range(d) for v in (2 + d + i, 2 + i))
-    return np.ascontiguousarray(split.transpose(order)).reshape((o, cg) + tuple(geom.kernel))
+    return _unweight(run("weight", g, _phases(x, geom, inner), inner), geom)
 
 
 ROUTES: dict[str, dict[str, Any]] = {

@@ -668,12 +668,12 @@ def winograd_forward(x: Array, w: Array, geom: Geometry, tile: int | None = None
 
 
 def _add_bias(y: Array, bias: Array | None, geom: Geometry) -> Array:
+    """``y`` with ``bias`` added afterwards (:func:`convgrad.engine.add_bias`), or as it is without one."""
     if bias is None:
         return y
-    if bias.dtype != y.dtype:
-        return y + bias.reshape((-1,) + (1,) * geom.d)  # type: ignore[no-any-return]
-    y += bias.reshape((-1,) + (1,) * geom.d)
-    return y
+    from . import add_bias  # the engine package imports this module: the helper is looked up at call time
+
+    return add_bias(y, bias, geom)
 
 
 def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = None,
