@@ -277,7 +277,7 @@ def test_float32_error_stays_within_the_documented_factor(m: int, compiled: bool
 def _check_float32_error(x_shape: tuple[int, ...], w64: np.ndarray, documented: Callable[[str], float],
                          options: dict[str, Any]) -> None:
     """Each Winograd contraction in float32 against the float64 gemm route: within 1.5× the documented factor
-    (at least 2) of the float32 gemm route's own error."""
+    (at least 2) of the float32 error of the route ``method="direct"`` takes (the factors' reference)."""
     rng = np.random.default_rng(4)
     x64 = rng.standard_normal(x_shape)
     geom = conv_geometry(x64.shape, w64.shape, padding=1)
@@ -289,7 +289,8 @@ def _check_float32_error(x_shape: tuple[int, ...], w64: np.ndarray, documented: 
                                ("weight", (g, x), (g64, x64))]:
         ref = dispatch.ROUTES[op]["gemm"](*args64, geom)
         scale = np.abs(ref).max()
-        direct = np.abs(dispatch.ROUTES[op]["gemm"](*args32, geom) - ref).max() / scale
+        route = dispatch.route(geom, np.float32, "direct", op)
+        direct = np.abs(dispatch.ROUTES[op][route](*args32, geom) - ref).max() / scale
         got = routes[op](*args32, geom, **options)
         assert got.dtype == np.float32
         factor = 1.5 * max(documented(op), 2.0)
@@ -608,9 +609,9 @@ def test_every_blas_call_of_a_parallel_call_is_single_threaded(op: str, monkeypa
     seen: list[list[int]] = []
     transform, kron_g = winograd.weight_transform, winograd._kron_g
 
-    def recording_transform(*args: Any) -> np.ndarray:
+    def recording_transform(*args: Any, **kwargs: Any) -> np.ndarray:
         seen.append(_blas_threads())
-        return transform(*args)
+        return transform(*args, **kwargs)
 
     def recording_kron_g(*args: Any) -> np.ndarray:
         seen.append(_blas_threads())
@@ -777,5 +778,83 @@ def test_auto_leaves_one_sample_to_the_direct_routes_on_several_threads() -> Non
         assert winograd.choose(one, f32, "auto", "weight", exact=False, finite=True) == "winograd"
         cg.set_num_threads(1)
         assert winograd.choose(one, f32, "auto", "forward", exact=False, finite=True) == "winograd"
+    finally:
+        cg.set_num_threads(old)
+
+
+@pytest.mark.parametrize(("m", "d"), [(2, 2), (4, 2), (2, 3)])
+def test_weight_transform_flip_and_its_adjoint(m: int, d: int) -> None:
+    """``flip`` transforms the reversed kernel without copying it (the input gradient's ``U[α]ᵀ`` is that of the
+    reversed, channel-swapped kernel), and :func:`inverse_weight_transform` is the adjoint of the transform, the
+    parts added after it."""
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((5, 3) + (3,) * d)
+    f64 = np.dtype("float64")
+    reversed_kernel = np.ascontiguousarray(w[(slice(None), slice(None)) + (slice(None, None, -1),) * d].swapaxes(0, 1))
+    np.testing.assert_allclose(winograd.weight_transform(w, f64, m, flip=True).swapaxes(1, 2),
+                               winograd.weight_transform(reversed_kernel, f64, m), rtol=1e-13, atol=1e-13)
+    parts = [rng.standard_normal(((m + 2) ** d, 5, 3)) for _ in range(3)]
+    u = winograd.weight_transform(w, f64, m)
+    adjoint = winograd.inverse_weight_transform(parts, m, d)
+    assert adjoint.shape == w.shape
+    assert np.vdot(u, sum(parts)) == pytest.approx(np.vdot(w, adjoint), rel=1e-12)
+    np.testing.assert_allclose(adjoint, winograd.inverse_weight_transform([sum(parts)], m, d), rtol=1e-12, atol=1e-12)
+
+
+def test_weight_transforms_split_over_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``split=True`` runs one GEMM per range of output channels on the engine's threads, with the results of the
+    single GEMM (float32: to rounding); the inputs are left as they were."""
+    monkeypatch.setattr(state, "PARALLEL_MIN_ELEMENTS", 1)
+    ranges: list[tuple[int, int]] = []
+    original = winograd.split_run
+
+    def recording_split_run(total: int, elements: int, work: Callable[[int, int], None]) -> None:
+        def recorded(a: int, b: int) -> None:
+            ranges.append((a, b))
+            work(a, b)
+
+        original(total, elements, recorded)
+
+    monkeypatch.setattr(winograd, "split_run", recording_split_run)
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    parts = [rng.standard_normal((36, 16, 8)).astype(np.float32) for _ in range(2)]
+    w_before, parts_before = w.copy(), [p.copy() for p in parts]
+    f32 = np.dtype("float32")
+    old = cg.set_num_threads(2)
+    try:
+        for flip in (False, True):
+            one = winograd.weight_transform(w, f32, 4, flip=flip)
+            ranges.clear()
+            split = winograd.weight_transform(w, f32, 4, flip=flip, split=True)
+            assert sorted(ranges) == [(0, 8), (8, 16)]
+            np.testing.assert_allclose(split, one, rtol=1e-6, atol=1e-6)
+        one = winograd.inverse_weight_transform(parts, 4, 2)
+        ranges.clear()
+        split = winograd.inverse_weight_transform(parts, 4, 2, split=True)
+        assert sorted(ranges) == [(0, 8), (8, 16)]
+        np.testing.assert_allclose(split, one, rtol=1e-6, atol=1e-6)
+    finally:
+        cg.set_num_threads(old)
+    np.testing.assert_array_equal(w, w_before)
+    for p, before in zip(parts, parts_before):
+        np.testing.assert_array_equal(p, before)
+
+
+def test_parallel_chunks_hold_twice_the_transformed_weight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel chunks grow to twice the transformed weight's bytes (its GEMMs read all of ``U`` per chunk), within
+    the budget less a weight-gradient accumulator; small weights keep :data:`CHUNK_BYTES`."""
+    pytest.importorskip("threadpoolctl")
+    mib = 1 << 20
+    old = cg.set_num_threads(2)
+    try:
+        per_sample = int(1.6 * mib)  # 256→256 at 14², F(2×2): U is 4 MiB
+        assert winograd._plan(8, per_sample, True, 4 * mib) == ([(0, 4), (4, 8)], True)
+        assert winograd._plan(8, per_sample, True, 4 * mib, True) == ([(0, 4), (4, 8)], True)
+        assert winograd._plan(8, per_sample, True, mib // 2) == ([(0, 2), (2, 4), (4, 6), (6, 8)], True)
+        with cg.workspace_budget(10 * mib):  # 5 MiB per thread, less the 4 MiB accumulator: one sample per chunk
+            chunks, parallel = winograd._plan(8, per_sample // 2, True, 4 * mib, True)
+            assert parallel and chunks == [(i, i + 1) for i in range(8)]
+        assert winograd._plan(8, per_sample, False, 4 * mib)[1] is False  # NumPy transforms: one chunk at a time
     finally:
         cg.set_num_threads(old)

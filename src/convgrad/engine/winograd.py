@@ -21,7 +21,11 @@ forward map in ``w``: ``gw = Gᵀ [Σ_{n,t} (A g Aᵀ) ⊙ (Bᵀ d B)] G``, ``α
 ``(O × N·T) @ (N·T × C)``. The input gradient is a full correlation of ``g``
 with the kernel flipped and its channel axes swapped, computed by the forward
 pieces (zero padding: only the input's own positions; other padding modes and
-input dilation: every padded position, then :func:`convgrad.engine.padding.pad_adjoint`).
+input dilation: every padded position, then :func:`convgrad.engine.padding.pad_adjoint`);
+the flip goes into ``G ⊗ G`` and the swap into the GEMMs, which take
+``U[α]ᵀ``, so the flipped kernel is never copied. The weight transform and
+its adjoint are thin GEMMs by ``G ⊗ G``, split over the threads by output
+channel where the chunks run in parallel (:func:`weight_transform`).
 
 The matrices come from the interpolation points (:data:`POINTS`, Toom–Cook):
 ``Aᵀ`` and ``G`` are Vandermonde rows of the points (the point at infinity
@@ -105,19 +109,21 @@ MAX_ERROR_FACTOR = 10.0
 """``method="auto"`` takes a Winograd variant only if its float32 error is within this factor of the direct route's."""
 
 ERROR_FACTOR: dict[int, dict[str, float]] = {
-    2: {"forward": 1.5, "input": 2.0, "weight": 2.0},
-    4: {"forward": 8.5, "input": 15.0, "weight": 7.0},
+    2: {"forward": 2.0, "input": 2.0, "weight": 2.0},
+    4: {"forward": 14.0, "input": 15.0, "weight": 7.0},
 }
-"""Float32 error of each 2-d variant over the direct route's, per contraction: the largest ratio measured on the
-benchmark layers, rounded up (performance page). The weight gradient's is that of chunked accumulation
+"""Float32 error of each 2-d variant over the error of the route ``method="direct"`` takes, per contraction: the
+largest ratio measured on the benchmark layers, rounded up (performance page). F(4×4)'s forward pass is over
+:data:`MAX_ERROR_FACTOR` since the implicit route (2.2e-7 where the im2col route had 5.8e-7) became the direct
+route of the 64→64 and 128→128 layers. The weight gradient's is that of chunked accumulation
 (:data:`CHUNK_BYTES`): one sum over the whole batch measured up to 10.4×."""
 
 ERROR_FACTOR_BY_DIM: dict[int, dict[int, dict[str, float]]] = {
     2: ERROR_FACTOR,
-    3: {2: {"forward": 2.0, "input": 2.5, "weight": 3.0}},
+    3: {2: {"forward": 2.0, "input": 2.5, "weight": 5.0}},
 }
 """:data:`ERROR_FACTOR` per number of spatial dimensions (3-d: the largest ratio measured on the benchmark's
-three 3-d layers, rounded up: 0.4–1.8× forward, 1.7–2.2× input gradient, 1.8–2.9× weight gradient)."""
+three 3-d layers, rounded up: 1.4–1.9× forward, 1.4–2.3× input gradient, 1.5–4.5× weight gradient)."""
 
 COMPILED_TRANSFORM_FLOPS_PER_ELEMENT = 5.0
 """Cost of one element of ``V``, ``M`` or the gradient transform by the compiled kernels, in GEMM flops."""
@@ -208,9 +214,12 @@ def _cast(m: int, dtype: np.dtype[Any], d: int = 2) -> tuple[Array, Array, Array
 
 
 @functools.cache
-def _kron_g(m: int, d: int = 2) -> Array:
-    """``G ⊗ G`` (``α² × 9``; ``d``-fold: ``α^d × 3^d``): ``(G w Gᵀ)[α, α'] = Σ_{ij} G[α, i] G[α', j] w[i, j]``."""
-    return _kron(matrices(m).g, d)
+def _kron_g(m: int, d: int = 2, flip: bool = False) -> Array:
+    """``G ⊗ G`` (``α² × 9``; ``d``-fold: ``α^d × 3^d``): ``(G w Gᵀ)[α, α'] = Σ_{ij} G[α, i] G[α', j] w[i, j]``;
+    ``flip``: its columns reversed, the same product for the kernel reversed in every dimension (``w[2 − i, 2 − j]``
+    is element ``8 − (3i + j)`` of the flattened kernel)."""
+    kron = _kron(matrices(m).g, d)
+    return np.ascontiguousarray(kron[:, ::-1]) if flip else kron
 
 
 def applies(geom: Geometry) -> bool:
@@ -432,9 +441,15 @@ def _np_grad_transform(g: Array, kron_a: Array, m: int, tiles: tuple[int, ...], 
     np.matmul(kron_a, tmat.reshape(kron_a.shape[1], -1), out=gt.reshape(gt.shape[0], -1))
 
 
-def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2) -> Array:
+def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2, *, flip: bool = False,
+                     split: bool = False) -> Array:
     """``U[α, o, c] = (G w[o, c] Gᵀ)[α]``: ``(α², O, C)`` from ``w (O, C, 3, 3)`` (3-d: ``(α³, O, C)`` from
-    ``(O, C, 3, 3, 3)``).
+    ``(O, C, 3, 3, 3)``); ``flip``: of the kernel reversed in every dimension (the input gradient's, whose
+    channels are swapped by using ``U[α]ᵀ``), without copying the reversed kernel.
+
+    One GEMM by ``G ⊗ G`` (a thin one: 9 columns in), or with ``split`` one per range of output channels on the
+    engine's threads (for a caller that holds the one-thread BLAS, :func:`_blas_scope`: one call alone would
+    leave the other cores idle — 256→256, F(2×2): 0.75 ms on one thread).
 
     Examples
     --------
@@ -444,8 +459,50 @@ def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2) -> Array:
     o, c = w.shape[:2]
     d = w.ndim - 2
     flat = np.ascontiguousarray(w, dtype=dtype).reshape(o * c, 3**d)
-    u: Array = (_kron_g(m, d).astype(dtype) @ flat.T).reshape((m + 2) ** d, o, c)  # one GEMM by G ⊗ G (exact)
+    kron = _kron_g(m, d, flip).astype(dtype)
+    u: Array = np.empty((kron.shape[0], o, c), dtype=dtype)
+    rows = u.reshape(kron.shape[0], o * c)
+
+    def work(o0: int, o1: int) -> None:
+        np.matmul(kron, flat[o0 * c : o1 * c].T, out=rows[:, o0 * c : o1 * c])
+
+    if split:
+        split_run(o, u.size, work)
+    else:
+        work(0, o)
     return u
+
+
+def inverse_weight_transform(parts: list[Array], m: int, d: int, *, split: bool = False) -> Array:
+    """``gw[o, c] = Σ_p Gᵀ P_p[:, o, c] G`` (``(O, C, 3, 3)``; 3-d ``(O, C, 3, 3, 3)``) for the transformed
+    weight-gradient sums ``parts`` ``(α^d, O, C)``, added in their order after the transform (the transformed sums
+    are 9/16 (27/64) the size): the adjoint of :func:`weight_transform`. One GEMM per part by ``G ⊗ G``, or with
+    ``split`` per range of output channels on the engine's threads (see :func:`weight_transform`).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> w, p = rng.standard_normal((2, 3, 3, 3)), rng.standard_normal((16, 2, 3))
+    >>> u = weight_transform(w, np.dtype("float64"))   # ⟨U(w), P⟩ = ⟨w, Uᵀ(P)⟩
+    >>> bool(np.isclose(np.vdot(u, p), np.vdot(w, inverse_weight_transform([p], 2, 2))))
+    True
+    """
+    alpha_d, o, c = parts[0].shape
+    kron = _kron_g(m, d).astype(parts[0].dtype)
+    gw: Array = np.empty((o * c, kron.shape[1]), dtype=parts[0].dtype)
+    flats = [p.reshape(alpha_d, o * c) for p in parts]
+
+    def work(o0: int, o1: int) -> None:
+        rows = slice(o0 * c, o1 * c)
+        np.matmul(flats[0][:, rows].T, kron, out=gw[rows])
+        for f in flats[1:]:
+            gw[rows] += f[:, rows].T @ kron
+
+    if split:
+        split_run(o, parts[0].size, work)
+    else:
+        work(0, o)
+    return gw.reshape((o, c) + (3,) * d)
 
 
 def _place(src: Array, offset: tuple[int, ...], d: Array) -> None:
@@ -472,21 +529,31 @@ def _carve(shapes: list[tuple[int, ...]], dtype: np.dtype[Any], reuse: bool = Tr
     return out
 
 
-def _plan(n: int, per_sample: int, compiled: bool, shared: int = 0) -> tuple[list[tuple[int, int]], bool]:
+def _plan(n: int, per_sample: int, compiled: bool, weights: int = 0,
+          accumulate: bool = False) -> tuple[list[tuple[int, int]], bool]:
     """The chunks of samples, and whether to run whole chunks in parallel, one thread each.
 
     Compiled, with several threads and threadpoolctl installed, each thread
     takes whole chunks (transforms on its own core, the GEMMs in a
     single-threaded BLAS) — the stages of a chunk then share that core's cache
-    and never wait for one another; ``shared`` bytes per thread (the weight
-    gradient's accumulator) count against the budget too. Otherwise the
-    chunks run one after another, each stage split over the threads.
+    and never wait for one another; with ``accumulate`` (the weight gradient)
+    each thread keeps an accumulator of ``weights`` bytes, which counts against
+    the budget too. Otherwise the chunks run one after another, each stage
+    split over the threads.
+
+    A chunk's GEMMs read all of the transformed weight (``weights`` bytes), so
+    a parallel chunk holds at least twice that in tiles, up to the budget:
+    256→256 at 14², F(2×2), whose 4 MiB of ``U`` had been read for every two
+    samples, measured 8.30 → 7.36 ms forward, 9.10 → 8.02 weight gradient with
+    chunks of four samples, while the 64→64 layers, whose ``U`` is small, lose
+    with chunks above :data:`CHUNK_BYTES` (7.6 → 8.7 ms at 8 MiB).
     """
     budget, threads = get_workspace_budget(), copy_threads()
+    shared = weights if accumulate else 0
     parallel = (compiled and threads > 1 and n > 1 and blas_controller() is not None
                 and threads * (per_sample + shared) <= budget and shared <= CHUNK_BYTES[compiled])
     if parallel:
-        target = min(CHUNK_BYTES[compiled], budget // threads - shared)
+        target = min(max(CHUNK_BYTES[compiled], 2 * weights), budget // threads - shared)
         step = max(1, min(target // max(1, per_sample), -(-n // threads)))
     else:
         step = max(1, min(budget, max(CHUNK_BYTES[compiled], 2 * shared)) // max(1, per_sample))
@@ -540,12 +607,14 @@ def _input_v(src: Array, offset: tuple[int, ...], m: int, tiles: tuple[int, ...]
 
 
 def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, ...], dtype: np.dtype[Any], m: int,
-               compiled: bool, bias: Array | None = None) -> Array:
+               compiled: bool, bias: Array | None = None, flip: bool = False) -> Array:
     """``out[n, o, p] = Σ_{c,k} w[o, c, k]·src[n, c, p + k − offset] (+ bias[o])``: the valid 3×3 (3×3×3)
     correlation of ``src`` placed at ``offset`` in a zero grid, ``size`` outputs; ``w`` ``(O, C, 3, …)``
-    (transformed here). ``bias`` (compiled transforms only) is added as the output transform writes each plane."""
+    (transformed here), or with ``flip`` the kernel ``w[c, o, 2 − k]`` of ``w`` ``(C, O, 3, …)`` (the input
+    gradient's, reversed and its channels swapped). ``bias`` (compiled transforms only) is added as the output
+    transform writes each plane."""
     n, c = src.shape[:2]
-    o = w.shape[0]
+    o = w.shape[1] if flip else w.shape[0]
     dims = len(size)
     alpha2 = (m + 2) ** dims
     tiles = _tiles(size, m)
@@ -564,7 +633,7 @@ def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, .
         bufs = _carve(shapes, dtype, split)  # split: on the calling thread, which keeps a scratch buffer
         v, mm = bufs[0], bufs[1]
         _input_v(src[n0:n1], offset, m, tiles, v, compiled, bufs[2:4], split)
-        np.matmul(u, v, out=mm)
+        np.matmul(u.swapaxes(1, 2) if flip else u, v, out=mm)  # (a transposed operand costs nothing more)
         if compiled:
             winograd_jit.output_transform(mm, at, out[n0:n1], (tiles[0], tiles[1]), split, bias)
         elif whole:
@@ -574,9 +643,9 @@ def _correlate(src: Array, w: Array, offset: tuple[int, ...], size: tuple[int, .
             _np_output_transform(mm, kron_at, m, tiles, bufs[4], y)
             out[n0:n1] = y[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]
 
-    chunks, parallel = _plan(n, per_sample, compiled)
+    chunks, parallel = _plan(n, per_sample, compiled, alpha2 * o * c * np.dtype(dtype).itemsize)
     with _blas_scope(parallel):
-        u = weight_transform(w, dtype, m)
+        u = weight_transform(w, dtype, m, flip=flip, split=parallel)
         _run_chunks(chunks, parallel, run)
     return out
 
@@ -683,11 +752,10 @@ def winograd_input_grad(g: Array, w: Array, geom: Geometry, tile: int | None = N
         return _dilated("input", g, w, geom, tile, compiled)
     dtype = np.result_type(g, w)
     m, compiled = _setup(geom, dtype, "input", tile, compiled)
-    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * geom.d
-    wf = np.ascontiguousarray(w[flip].swapaxes(0, 1))
-    if _direct_padding(geom):
-        return _correlate(g, wf, tuple(2 - p for p in geom.pad_lo), tuple(geom.in_size), dtype, m, compiled)
-    gxp = _correlate(g, wf, (2,) * geom.d, tuple(geom.padded_size), dtype, m, compiled)
+    if _direct_padding(geom):  # (the reversed, channel-swapped kernel is never copied: weight_transform's flip)
+        return _correlate(g, w, tuple(2 - p for p in geom.pad_lo), tuple(geom.in_size), dtype, m, compiled,
+                          flip=True)
+    gxp = _correlate(g, w, (2,) * geom.d, tuple(geom.padded_size), dtype, m, compiled, flip=True)
     return np.ascontiguousarray(pad_adjoint(gxp, geom))
 
 
@@ -709,7 +777,7 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
     at, _, _, _, kron_a = _cast(m, dtype, dims)
     padded_tiles = tuple(m * ti for ti in tiles)
     per_sample = _sample_bytes("weight", c, o, size, m, np.dtype(dtype).itemsize, compiled)
-    chunks, parallel = _plan(x.shape[0], per_sample, compiled, alpha2 * o * c * np.dtype(dtype).itemsize)
+    chunks, parallel = _plan(x.shape[0], per_sample, compiled, alpha2 * o * c * np.dtype(dtype).itemsize, True)
     partial: dict[int, Array] = {}  # one accumulator per range of chunks (each range runs on one thread)
 
     def run(n0: int, n1: int, split: bool, part: int) -> None:
@@ -735,9 +803,8 @@ def winograd_weight_grad(g: Array, x: Array, geom: Geometry, tile: int | None = 
 
     with _blas_scope(parallel):
         _run_chunks(chunks, parallel, run)
-        acc = functools.reduce(np.add, [partial[part] for part in sorted(partial)])  # in the ranges' order
-        gw: Array = acc.reshape(alpha2, o * c).T @ _kron_g(m, dims).astype(dtype)  # Gᵀ acc G: one GEMM by G ⊗ G
-    return gw.reshape((o, c) + (3,) * dims)
+        # Gᵀ P G per range of chunks, added in the ranges' order
+        return inverse_weight_transform([partial[part] for part in sorted(partial)], m, dims, split=parallel)
 
 
 def _forward_route(x: Array, w: Array, geom: Geometry) -> Array:
@@ -776,6 +843,7 @@ __all__ = [
     "use_compiled",
     "variant",
     "variant_cost",
+    "inverse_weight_transform",
     "weight_transform",
     "winograd_forward",
     "winograd_input_grad",
