@@ -232,6 +232,60 @@ def test_ranges_run_under_the_callers_numpy_error_settings(monkeypatch: pytest.M
     assert calls == ["invalid value", "invalid value"]
 
 
+LINUX_AFFINITY = hasattr(os, "sched_setaffinity") and state.current_cpu() is not None
+
+
+@pytest.mark.skipif(not LINUX_AFFINITY or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs sched_getcpu, sched_setaffinity and two CPUs")
+def test_a_pool_thread_on_the_callers_cpu_steps_aside_for_its_range() -> None:
+    """A thread on the given CPU moves to another it may use and gets its own affinity back afterwards; a thread
+    elsewhere, or one allowed a single CPU, is left alone."""
+    results: dict[str, Any] = {}
+
+    def probe() -> None:
+        original = os.sched_getaffinity(0)
+        here = state.current_cpu()
+        assert here is not None
+        mask = state._step_aside(here)
+        results["moved"] = (mask, state.current_cpu(), os.sched_getaffinity(0))
+        assert mask is not None
+        state._set_affinity(mask)
+        results["restored"] = os.sched_getaffinity(0) == original
+        elsewhere = next(c for c in original if c != state.current_cpu())
+        results["elsewhere"] = state._step_aside(elsewhere)
+        os.sched_setaffinity(0, {state.current_cpu()})  # a thread allowed one CPU stays on it
+        results["pinned"] = state._step_aside(state.current_cpu())
+        os.sched_setaffinity(0, original)
+        results["here"] = here
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    mask, now, narrowed = results["moved"]
+    assert now != results["here"] and narrowed == mask - {results["here"]}
+    assert results["restored"] and results["elsewhere"] is None and results["pinned"] is None
+    assert state._step_aside(None) is None
+
+
+@pytest.mark.skipif(not LINUX_AFFINITY, reason="needs sched_getcpu and sched_setaffinity")
+def test_split_run_leaves_every_threads_affinity_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the pool thread did during its range, every thread's affinity afterwards is what it was."""
+    monkeypatch.setattr(state, "copy_threads", lambda: 2)
+    pool = state._get_pool()
+    assert pool is not None
+    before = os.sched_getaffinity(0)
+    pool_before = {pool.submit(lambda: (threading.get_ident(), frozenset(os.sched_getaffinity(0)))).result()
+                   for _ in range(4)}
+    seen: list[tuple[int, int | None]] = []
+    for _ in range(20):
+        state.split_run(2, 1 << 30, lambda a, b: seen.append((a, state.current_cpu())))
+    assert len(seen) == 40
+    assert os.sched_getaffinity(0) == before
+    after = {pool.submit(lambda: (threading.get_ident(), frozenset(os.sched_getaffinity(0)))).result()
+             for _ in range(4)}
+    assert all(mask == frozenset(before) for _, mask in after | pool_before)
+
+
 class _Interrupt(Exception):
     """Raised by the test's SIGINT handler (a KeyboardInterrupt arriving late would stop the test run)."""
 
