@@ -268,22 +268,41 @@ def test_a_pool_thread_on_the_callers_cpu_steps_aside_for_its_range() -> None:
 
 
 @pytest.mark.skipif(not LINUX_AFFINITY, reason="needs sched_getcpu and sched_setaffinity")
-def test_split_run_leaves_every_threads_affinity_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever the pool thread did during its range, every thread's affinity afterwards is what it was."""
+def test_pool_threads_step_aside_only_beside_a_one_thread_blas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """split_run asks its pool thread to step off the caller's CPU only while the BLAS is held to one thread
+    (next to the multi-threaded BLAS its spinning threads hold the other CPUs); whatever the pool thread did
+    during its range, every thread's affinity afterwards is what it was."""
+    controller = state.blas_controller()
+    if controller is None:
+        pytest.skip("threadpoolctl is not installed")
     monkeypatch.setattr(state, "copy_threads", lambda: 2)
+    asked: list[int | None] = []
+    step_aside = state._step_aside
+
+    def recording(cpu: int | None) -> set[int] | None:
+        asked.append(cpu)
+        return step_aside(cpu)
+
+    monkeypatch.setattr(state, "_step_aside", recording)
     pool = state._get_pool()
     assert pool is not None
     before = os.sched_getaffinity(0)
-    pool_before = {pool.submit(lambda: (threading.get_ident(), frozenset(os.sched_getaffinity(0)))).result()
-                   for _ in range(4)}
-    seen: list[tuple[int, int | None]] = []
-    for _ in range(20):
-        state.split_run(2, 1 << 30, lambda a, b: seen.append((a, state.current_cpu())))
-    assert len(seen) == 40
+
+    def pool_masks() -> set[frozenset[int]]:
+        return {pool.submit(lambda: frozenset(os.sched_getaffinity(0))).result() for _ in range(4)}
+
+    pool_before = pool_masks()
+    seen: list[int] = []
+    for _ in range(10):
+        state.split_run(2, 1 << 30, lambda a, b: seen.append(a))
+    assert asked == [None] * 10
+    with state.single_threaded_blas(controller):
+        for _ in range(10):
+            state.split_run(2, 1 << 30, lambda a, b: seen.append(a))
+    assert len(asked) == 20 and all(isinstance(cpu, int) for cpu in asked[10:])
+    assert sorted(seen) == [0] * 20 + [1] * 20
     assert os.sched_getaffinity(0) == before
-    after = {pool.submit(lambda: (threading.get_ident(), frozenset(os.sched_getaffinity(0)))).result()
-             for _ in range(4)}
-    assert all(mask == frozenset(before) for _, mask in after | pool_before)
+    assert pool_masks() == pool_before == {frozenset(before)}
 
 
 class _Interrupt(Exception):

@@ -548,33 +548,3 @@ def test_views_in_and_inputs_untouched_on_every_route(
         np.testing.assert_array_equal(a, before)
     state.clear_caches()
 
-
-@pytest.mark.parametrize("threads", [2, 3])
-def test_im2col_of_few_channels_splits_by_channel_and_offset(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With fewer channels than :data:`~convgrad.engine.windows.FEW_CHANNELS_PER_THREAD` per thread, im2col's copies
-    are split by (channel, kernel offset) pair (the ResNet-50 stem's three channels had split 2 : 1): the same
-    matrix as the split by channel, and the input left as it was."""
-    monkeypatch.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(state, "copy_threads", lambda: threads)
-    monkeypatch.setattr(windows, "SMALL_COPY", 0)  # the per-offset copies, not the one strided copy
-    totals: list[int] = []
-    split_run = state.split_run
-
-    def recording(total: int, elements: int, work: Any) -> None:
-        totals.append(total)
-        split_run(total, elements, work)
-
-    monkeypatch.setattr(windows, "split_run", recording)
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((2, 3, 23, 20))
-    geom = geometry.conv_geometry(x.shape, (4, 3, 7, 5), stride=2, padding=3, dilation=(1, 2))
-    xp = np.pad(x, ((0, 0), (0, 0), (3, 3), (3, 3)))
-    before = xp.copy()
-    shape = (3,) + geom.kernel + (2,) + geom.out_size
-    pairs = windows.im2col(xp, geom, np.empty(shape))
-    monkeypatch.setattr(windows, "FEW_CHANNELS_PER_THREAD", 0)
-    by_channel = windows.im2col(xp, geom, np.empty(shape))
-    assert totals == [3 * 35, 3]
-    np.testing.assert_array_equal(pairs, by_channel)
-    np.testing.assert_array_equal(pairs, windows.unfold(xp, geom).transpose(1, 4, 5, 0, 2, 3))
-    np.testing.assert_array_equal(xp, before)

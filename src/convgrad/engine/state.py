@@ -405,7 +405,8 @@ def _set_affinity(mask: set[int]) -> None:
 def _step_aside(caller_cpu: int | None) -> set[int] | None:
     """On a pool thread woken on the CPU of the thread that is about to run the first range itself, move to
     another CPU it may use, for the duration of its range; returns the affinity to restore (``None``: nothing
-    changed).
+    changed). :func:`split_run` asks for it only while the BLAS is held to one thread
+    (:func:`single_threaded_blas`: whole chunks run one per thread, no BLAS thread spins on another CPU).
 
     Linux tends to wake a thread on its waker's CPU; after an idle spell the two
     compute threads then shared one core for several calls, until the balancer
@@ -456,7 +457,10 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
     if np.geterrcall() is not None:
         errors["call"] = np.geterrcall()
 
-    caller_cpu = current_cpu() if pool is not None else None
+    # (only where the BLAS is held to one thread: beside the multi-threaded BLAS, whose worker threads spin on
+    # the other CPUs after each call, a thread moved there shared its core with one: the ResNet-50 stem's
+    # forward pass, im2col split between GEMMs, took 46 ms instead of 26)
+    caller_cpu = current_cpu() if pool is not None and _blas_users > 0 else None
 
     def marked(a: int, b: int, pooled: bool = False) -> None:
         _splitting.active = True

@@ -19,16 +19,11 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .._geometry import Geometry, prod
-from . import state
 from .state import cache, split_run
 
 SMALL_COPY = 4096
 """Below this many elements per kernel offset, im2col copies once from a strided view
 (fewer Python calls); above it, once per offset (faster memory access)."""
-
-FEW_CHANNELS_PER_THREAD = 4
-"""Below this many channels per thread, :func:`im2col` splits its copies over the threads by (channel, kernel
-offset) pair instead of by channel: the ResNet-50 stem's three channels had split 2 : 1 over two threads."""
 
 SMALL_FOLD = 1 << 16
 """Largest fold matrix (``K·Q × P`` entries) that :func:`fold` multiplies by instead of looping."""
@@ -103,18 +98,6 @@ def im2col(xp: npt.NDArray[Any], geom: Geometry, out: npt.NDArray[Any]) -> npt.N
             for q in np.ndindex(*geom.out_size):
                 window = xp[(slice(None), slice(c0, c1)) + window_at(geom, q)]  # (N, c, *K)
                 out[(slice(c0, c1),) + (slice(None),) * geom.d + (slice(None),) + q] = np.moveaxis(window, 0, -1)
-    elif out.shape[0] < FEW_CHANNELS_PER_THREAD * state.copy_threads() and out.size >= state.PARALLEL_MIN_ELEMENTS:
-        # few channels, and the copies split over the threads: by (channel, offset) pair
-        offsets = taps(geom)
-
-        def copy_pairs(i0: int, i1: int) -> None:
-            for i in range(i0, i1):
-                c, t = divmod(i, len(offsets))
-                k, sl = offsets[t]
-                out[(c,) + k] = xp[(slice(None), c) + sl]
-
-        split_run(out.shape[0] * len(offsets), out.size, copy_pairs)
-        return out
     else:
 
         def copy(c0: int, c1: int) -> None:
