@@ -923,3 +923,33 @@ def test_direct_route_in_a_forked_child() -> None:
     assert child.exitcode == 0
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_numba_is_looked_up_once_per_process() -> None:
+    """``available()`` walks the import path once (it had cost about 30 µs on every convolution of a process
+    without Numba imported) and still honours ``sys.modules['numba'] = None`` on every call."""
+    code = textwrap.dedent("""
+        import importlib.util, sys
+        calls = []
+        find_spec = importlib.util.find_spec
+        def counting(name, *args):
+            calls.append(name)
+            return find_spec(name, *args)
+        importlib.util.find_spec = counting
+        import numpy as np
+        import convgrad as cg
+        from convgrad.engine import jit
+        x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
+        for _ in range(20):
+            cg.conv_backward(np.ones((1, 1, 3, 3)), x, w)
+            cg.conv(x, w)
+        first = jit.available()
+        assert calls.count("numba") == 1, calls
+        sys.modules["numba"] = None
+        assert not jit.available()
+        del sys.modules["numba"]
+        assert jit.available() == first and calls.count("numba") == 1
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -99,20 +99,30 @@ COMPILE_SECONDS: dict[str, float] = {}
 """Seconds the first call of each kernel (per dtype) took in this process: compilation, or loading the cache."""
 
 
+_found: bool | None = None  # whether the import system found Numba (looked up once per process)
+
+
 def available() -> bool:
     """Whether Numba can be imported (looked up, not imported; ``sys.modules['numba'] = None`` counts as absent).
+
+    The lookup walks ``sys.path`` (about 30 µs, most of a tiny convolution's
+    time), so its answer is kept for the process; ``sys.modules`` is asked
+    first on every call.
 
     Examples
     --------
     >>> isinstance(available(), bool)
     True
     """
+    global _found
     if "numba" in sys.modules:
         return sys.modules["numba"] is not None
-    try:
-        return importlib.util.find_spec("numba") is not None
-    except (ImportError, ValueError):  # pragma: no cover - a broken installation counts as absent
-        return False
+    if _found is None:
+        try:
+            _found = importlib.util.find_spec("numba") is not None
+        except (ImportError, ValueError):  # pragma: no cover - a broken installation counts as absent
+            _found = False
+    return _found
 
 
 def is_depthwise(geom: Geometry) -> bool:

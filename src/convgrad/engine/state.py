@@ -341,6 +341,12 @@ def copy_threads() -> int:
     """
     if _num_threads is not None:
         return _num_threads
+    return _default_threads()
+
+
+@functools.cache
+def _default_threads() -> int:
+    """The cores, at most 8 (asked once: ``os.cpu_count`` cost a few µs per call, on every convolution)."""
     return max(1, min(8, os.cpu_count() or 1))
 
 
