@@ -20,6 +20,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -235,74 +236,120 @@ def test_ranges_run_under_the_callers_numpy_error_settings(monkeypatch: pytest.M
 LINUX_AFFINITY = hasattr(os, "sched_setaffinity") and state.current_cpu() is not None
 
 
-@pytest.mark.skipif(not LINUX_AFFINITY or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs sched_getcpu, sched_setaffinity and two CPUs")
-def test_a_pool_thread_on_the_callers_cpu_steps_aside_for_its_range() -> None:
-    """A thread on the given CPU moves to another it may use and gets its own affinity back afterwards; a thread
-    elsewhere, or one allowed a single CPU, is left alone."""
-    results: dict[str, Any] = {}
+def _in_thread(probe: Any) -> Any:
+    """``probe()`` on a fresh thread (its affinity changes stay there); its result, or its exception raised."""
+    out: dict[str, Any] = {}
 
-    def probe() -> None:
-        original = os.sched_getaffinity(0)
-        here = state.current_cpu()
-        assert here is not None
-        mask = state._step_aside(here)
-        results["moved"] = (mask, state.current_cpu(), os.sched_getaffinity(0))
-        assert mask is not None
-        state._set_affinity(mask)
-        results["restored"] = os.sched_getaffinity(0) == original
-        elsewhere = next(c for c in original if c != state.current_cpu())
-        results["elsewhere"] = state._step_aside(elsewhere)
-        os.sched_setaffinity(0, {state.current_cpu()})  # a thread allowed one CPU stays on it
-        results["pinned"] = state._step_aside(state.current_cpu())
-        os.sched_setaffinity(0, original)
-        results["here"] = here
+    def run() -> None:
+        try:
+            out["result"] = probe()
+        except BaseException as exc:  # handed to the test's thread
+            out["error"] = exc
 
-    thread = threading.Thread(target=probe)
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join()
-    mask, now, narrowed = results["moved"]
-    assert now != results["here"] and narrowed == mask - {results["here"]}
-    assert results["restored"] and results["elsewhere"] is None and results["pinned"] is None
-    assert state._step_aside(None) is None
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
 
 
-@pytest.mark.skipif(not LINUX_AFFINITY, reason="needs sched_getcpu and sched_setaffinity")
+@pytest.mark.skipif(not LINUX_AFFINITY or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs sched_getcpu, sched_setaffinity and two CPUs")
+def test_a_pool_thread_on_the_callers_cpu_steps_aside_for_its_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread on the caller's CPU (``current_cpu`` pinned to it here, so that the scheduler cannot move the
+    thread between the check and the call) narrows its affinity by that CPU, and gets it back; a thread
+    elsewhere, one allowed a single CPU, and a split of more threads than CPUs are left alone."""
+    original = os.sched_getaffinity(0)
+    cpu = min(original)
+    assert state.current_cpu() in original
+    monkeypatch.setattr(state, "current_cpu", lambda: cpu)
+
+    def probe() -> dict[str, Any]:
+        mask = state._step_aside(cpu, 2)
+        narrowed = os.sched_getaffinity(0)
+        assert mask is not None
+        state._set_affinity(mask)
+        restored = os.sched_getaffinity(0)
+        results = {"mask": mask, "narrowed": narrowed, "restored": restored,
+                   "elsewhere": state._step_aside(cpu + 1, 2), "none": state._step_aside(None, 2),
+                   "too_many": state._step_aside(cpu, len(original) + 1)}
+        os.sched_setaffinity(0, {cpu})
+        results["pinned"] = state._step_aside(cpu, 2)
+        return results
+
+    results = _in_thread(probe)
+    assert results["mask"] == original and results["narrowed"] == original - {cpu}
+    assert results["restored"] == original
+    assert results["elsewhere"] is None and results["none"] is None and results["too_many"] is None
+    assert results["pinned"] is None
+    assert os.sched_getaffinity(0) == original
+
+
+def test_current_cpu_is_one_this_thread_may_use_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU is one this thread may use; where ``sched_getcpu`` cannot be reached (Windows, where
+    ``ctypes.CDLL(None)`` raises TypeError; no ctypes), ``None``, looked up once."""
+    cpu = state.current_cpu()
+    assert cpu is None or (isinstance(cpu, int) and (not hasattr(os, "sched_getaffinity")
+                                                     or cpu in os.sched_getaffinity(0)))
+    import ctypes
+
+    controller = state.blas_controller()  # (made before CDLL fails: threadpoolctl opens libraries with it)
+    attempts: list[object] = []
+    cdll = ctypes.CDLL
+
+    def failing(name: Any, *args: Any, **kwargs: Any) -> Any:
+        if name is not None:
+            return cdll(name, *args, **kwargs)
+        attempts.append(name)
+        raise TypeError("expected str, bytes or os.PathLike object, not NoneType")
+
+    monkeypatch.setattr(ctypes, "CDLL", failing)
+    monkeypatch.setattr(state, "_getcpu", None)
+    assert state.current_cpu() is None and state.current_cpu() is None
+    assert attempts == [None]
+    with state.single_threaded_blas(controller) if controller is not None else nullcontext():
+        monkeypatch.setattr(state, "copy_threads", lambda: 2)
+        ranges: list[tuple[int, int]] = []
+        state.split_run(2, 1 << 30, lambda a, b: ranges.append((a, b)))  # and split_run still runs
+        assert sorted(ranges) == [(0, 1), (1, 2)]
+
+
+@pytest.mark.skipif(not LINUX_AFFINITY or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs sched_getcpu, sched_setaffinity and two CPUs")
 def test_pool_threads_step_aside_only_beside_a_one_thread_blas(monkeypatch: pytest.MonkeyPatch) -> None:
-    """split_run asks its pool thread to step off the caller's CPU only while the BLAS is held to one thread
-    (next to the multi-threaded BLAS its spinning threads hold the other CPUs); whatever the pool thread did
-    during its range, every thread's affinity afterwards is what it was."""
+    """split_run has its pool thread step off the caller's CPU only while the BLAS is held to one thread (next
+    to the multi-threaded BLAS its spinning threads hold the other CPUs): with ``current_cpu`` reporting one CPU
+    for every thread, the pool thread's range runs without that CPU, and afterwards every thread's affinity is
+    what it was."""
     controller = state.blas_controller()
     if controller is None:
         pytest.skip("threadpoolctl is not installed")
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
     monkeypatch.setattr(state, "copy_threads", lambda: 2)
-    asked: list[int | None] = []
-    step_aside = state._step_aside
-
-    def recording(cpu: int | None) -> set[int] | None:
-        asked.append(cpu)
-        return step_aside(cpu)
-
-    monkeypatch.setattr(state, "_step_aside", recording)
+    monkeypatch.setattr(state, "current_cpu", lambda: cpu)
     pool = state._get_pool()
     assert pool is not None
-    before = os.sched_getaffinity(0)
 
     def pool_masks() -> set[frozenset[int]]:
         return {pool.submit(lambda: frozenset(os.sched_getaffinity(0))).result() for _ in range(4)}
 
-    pool_before = pool_masks()
-    seen: list[int] = []
-    for _ in range(10):
-        state.split_run(2, 1 << 30, lambda a, b: seen.append(a))
-    assert asked == [None] * 10
+    seen: dict[int, set[frozenset[int]]] = {0: set(), 1: set()}
+
+    def work(a: int, b: int) -> None:
+        seen[a].add(frozenset(os.sched_getaffinity(0)))
+
+    for _ in range(5):
+        state.split_run(2, 1 << 30, work)
+    assert seen == {0: {frozenset(before)}, 1: {frozenset(before)}}  # the multi-threaded BLAS: left alone
     with state.single_threaded_blas(controller):
-        for _ in range(10):
-            state.split_run(2, 1 << 30, lambda a, b: seen.append(a))
-    assert len(asked) == 20 and all(isinstance(cpu, int) for cpu in asked[10:])
-    assert sorted(seen) == [0] * 20 + [1] * 20
+        for _ in range(5):
+            state.split_run(2, 1 << 30, work)
+    assert seen[1] == {frozenset(before), frozenset(before - {cpu})}  # the pool thread's range, stepped aside
+    assert seen[0] == {frozenset(before)}  # the caller is never moved
     assert os.sched_getaffinity(0) == before
-    assert pool_masks() == pool_before == {frozenset(before)}
+    assert pool_masks() == {frozenset(before)}
 
 
 class _Interrupt(Exception):

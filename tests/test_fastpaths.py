@@ -547,4 +547,3 @@ def test_views_in_and_inputs_untouched_on_every_route(
     for a, before in zip((x, w, g), snapshot):
         np.testing.assert_array_equal(a, before)
     state.clear_caches()
-

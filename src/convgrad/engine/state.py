@@ -390,12 +390,13 @@ def current_cpu() -> int | None:
     """The CPU the calling thread runs on now (``sched_getcpu``), or ``None`` where that cannot be read."""
     global _getcpu
     if _getcpu is None:
-        try:
+        try:  # (no ctypes, Windows — where CDLL(None) raises TypeError —, a libc without it: not available)
             import ctypes
 
-            _getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
-            _getcpu.restype, _getcpu.argtypes = ctypes.c_int, []
-        except (OSError, AttributeError):
+            getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
+            getcpu.restype, getcpu.argtypes = ctypes.c_int, []
+            _getcpu = getcpu
+        except Exception:  # whatever the platform raises, the answer is "cannot be read"
             _getcpu = False
     if _getcpu is False:
         return None
@@ -404,28 +405,34 @@ def current_cpu() -> int | None:
 
 
 def _set_affinity(mask: set[int]) -> None:
-    with contextlib.suppress(OSError):
+    """Give the calling thread the affinity ``mask`` back (if the CPUs it may use shrank meanwhile, the main
+    thread's)."""
+    try:
         os.sched_setaffinity(0, mask)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, os.sched_getaffinity(os.getpid()))
 
 
-def _step_aside(caller_cpu: int | None) -> set[int] | None:
+def _step_aside(caller_cpu: int | None, threads: int) -> set[int] | None:
     """On a pool thread woken on the CPU of the thread that is about to run the first range itself, move to
     another CPU it may use, for the duration of its range; returns the affinity to restore (``None``: nothing
     changed). :func:`split_run` asks for it only while the BLAS is held to one thread
-    (:func:`single_threaded_blas`: whole chunks run one per thread, no BLAS thread spins on another CPU).
+    (:func:`single_threaded_blas`: whole chunks run one per thread, no BLAS thread spins on another CPU), and
+    only where the thread may use a CPU per thread of the split (with more threads than CPUs some must share).
 
     Linux tends to wake a thread on its waker's CPU; after an idle spell the two
     compute threads then shared one core for several calls, until the balancer
     separated them (256→256 at 14², Winograd forward, 2 threads, after a 0.2 s
     pause: 11–13 ms per call for three or four calls, 6.5–7 ms with the threads
-    on different CPUs, as traced with ``sched_getcpu``). The thread's own
-    affinity is only narrowed, never widened, and restored afterwards.
+    on different CPUs, as traced with ``sched_getcpu``). The thread's affinity
+    is narrowed by that one CPU for the range and then set back to what it was.
     """
-    if caller_cpu is None or not hasattr(os, "sched_setaffinity") or current_cpu() != caller_cpu:
+    if caller_cpu is None or current_cpu() != caller_cpu:
         return None
     try:
         mask = os.sched_getaffinity(0)
-        if len(mask) < 2 or caller_cpu not in mask:
+        if len(mask) < max(2, threads) or caller_cpu not in mask:
             return None
         os.sched_setaffinity(0, mask - {caller_cpu})
     except OSError:
@@ -466,12 +473,15 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
     # (only where the BLAS is held to one thread: beside the multi-threaded BLAS, whose worker threads spin on
     # the other CPUs after each call, a thread moved there shared its core with one: the ResNet-50 stem's
     # forward pass, im2col split between GEMMs, took 46 ms instead of 26)
-    caller_cpu = current_cpu() if pool is not None and _blas_users > 0 else None
+    aside = pool is not None and _blas_users > 0 and hasattr(os, "sched_setaffinity")
+    caller_cpu = current_cpu() if aside else None
 
     def marked(a: int, b: int, pooled: bool = False) -> None:
         _splitting.active = True
-        mask = _step_aside(caller_cpu) if pooled else None
+        mask: set[int] | None = None
         try:
+            if pooled:
+                mask = _step_aside(caller_cpu, threads)
             with np.errstate(**errors):
                 work(a, b)
         finally:
