@@ -547,3 +547,88 @@ def test_views_in_and_inputs_untouched_on_every_route(
     for a, before in zip((x, w, g), snapshot):
         np.testing.assert_array_equal(a, before)
     state.clear_caches()
+
+
+@given(cfg=conv_configs(max_groups=3, allow_unbatched=False), seed=st.integers(0, 2**32 - 1))
+def test_small_backward_is_the_three_small_routes_in_one_piece(cfg: Config, seed: int) -> None:
+    """``small_backward`` gives the small routes' input and weight gradients bit for bit and the bias gradient
+    to rounding, from one copy of ``g``'s channel rows; ``conv_backward`` takes it wherever the small route takes
+    both gradients of real floats, and the result matches PyTorch float64."""
+    geom = _geometry(cfg)
+    rng = np.random.default_rng(seed)
+    x, w, _ = cfg.arrays(rng)
+    g = rng.standard_normal(geom.output_shape)
+    gx, gw, gb = small.small_backward(g, x, w, geom)
+    np.testing.assert_array_equal(gx, small.small_input_grad(g, w, geom))
+    np.testing.assert_array_equal(gw, small.small_weight_grad(g, x, geom))
+    np.testing.assert_allclose(gb, g.sum(axis=(0,) + tuple(range(2, g.ndim))), rtol=1e-12, atol=1e-12)
+    _against_torch(cfg, seed)
+
+
+def test_conv_backward_of_a_small_layer_takes_the_fused_small_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 5×5 image with a 3×3 kernel: one call of ``small_backward``, none of the separate routes, the worked
+    example's numbers; integer and complex data, and a route other than ``small``, take the three one by one."""
+    calls: list[str] = []
+    fused, separate = small.small_backward, small.small_input_grad
+
+    def recording_fused(*args: Any) -> Any:
+        calls.append("fused")
+        return fused(*args)
+
+    def recording_separate(*args: Any) -> Any:
+        calls.append("input")
+        return separate(*args)
+
+    monkeypatch.setattr(small, "small_backward", recording_fused)
+    monkeypatch.setattr(small, "small_input_grad", recording_separate)
+    monkeypatch.setitem(dispatch.ROUTES["input"], "small", recording_separate)
+    x = 10 * np.arange(25.0).reshape(1, 1, 5, 5)
+    w = np.arange(9.0).reshape(1, 1, 3, 3)
+    x_before, w_before = x.copy(), w.copy()
+    grads = cg.conv_backward(np.ones((1, 1, 3, 3)), x, w)
+    assert calls == ["fused"]
+    np.testing.assert_array_equal(grads.input[0, 0], [[0, 1, 3, 3, 2], [3, 8, 15, 12, 7], [9, 21, 36, 27, 15],
+                                                      [9, 20, 33, 24, 13], [6, 13, 21, 15, 8]])
+    np.testing.assert_array_equal(grads.weight[0, 0], [[540, 630, 720], [990, 1080, 1170], [1440, 1530, 1620]])
+    assert grads.bias.tolist() == [9.0]
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(w, w_before)
+    calls.clear()
+    exact = cg.conv_backward(np.ones((1, 1, 3, 3), dtype=np.int64), x.astype(np.int64), w.astype(np.int64))
+    assert calls == ["input"]  # integers: one by one
+    for got, want in zip(exact, grads):
+        np.testing.assert_array_equal(got, want)
+    calls.clear()
+    complex_grads = cg.conv_backward(np.ones((1, 1, 3, 3)) + 0j, x + 0j, w + 0j)
+    assert calls == ["input"]  # complex: one by one
+    for got, want in zip(complex_grads, grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    calls.clear()
+    cg.conv_backward(np.ones((1, 1, 3, 3)), x, w, method="direct")
+    assert calls == ["fused"]
+
+
+def test_small_backward_with_nan_and_inf_matches_the_separate_routes() -> None:
+    """Non-finite data: the fused piece puts NaN and infinity where the three routes one by one (and PyTorch) do,
+    and warns about nothing."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 5))
+    x[0, 1, 2, 3], x[1, 0, 0, 0] = np.nan, np.inf
+    w = rng.standard_normal((4, 3, 3, 2))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1, stride=(2, 1))
+    assert small.applies(geom)
+    g = rng.standard_normal(geom.output_shape)
+    g[1, 2, 0, 1] = -np.inf
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grads = cg.conv_backward(g, x, w, padding=1, stride=(2, 1))
+    with np.errstate(invalid="ignore"):
+        want = (small.small_input_grad(g, w, geom), small.small_weight_grad(g, x, geom),
+                g.sum(axis=(0, 2, 3)))
+    for got, ref in zip(grads, want):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)

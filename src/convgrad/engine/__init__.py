@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import dispatch, jit, pointwise, winograd
+from . import dispatch, jit, pointwise, small, winograd
 from .dispatch import is_depthwise
 
 Array = npt.NDArray[Any]
@@ -78,12 +78,19 @@ def add_bias(y: Array, b: Array, geom: Geometry) -> Array:
 def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto", *,
              exact: bool = False) -> tuple[Array, Array, Array] | None:
     """``(input_grad(g, w), weight_grad(g, x), bias_grad(g))`` in one pass where the compiled depthwise kernels
-    take both gradients and :func:`convgrad.engine.jit.backward_fuses` (NumPy arrays of real floats); else
-    ``None``, and the caller computes the three one by one."""
-    if exact or geom.dilates_input or not is_depthwise(geom) or not (type(g) is type(x) is type(w) is _NDARRAY):
+    take both gradients and :func:`convgrad.engine.jit.backward_fuses`, or in one piece where the small route
+    takes both (:func:`convgrad.engine.small.small_backward`), for NumPy arrays of real floats; else ``None``,
+    and the caller computes the three one by one."""
+    if exact or geom.dilates_input or not (type(g) is type(x) is type(w) is _NDARRAY):
         return None
     dtype = np.result_type(g, x, w)
-    if dtype.kind != "f" or not jit.backward_fuses(geom, dtype.itemsize):
+    if dtype.kind != "f":
+        return None
+    if (small.applies(geom) and dispatch.route(geom, dtype, method, "input") == "small"
+            and dispatch.route(geom, dtype, method, "weight") == "small"):
+        with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch
+            return small.small_backward(g, x, w, geom)
+    if not is_depthwise(geom) or not jit.backward_fuses(geom, dtype.itemsize):
         return None
     if dispatch.route(geom, dtype, method, "input") != "jit_depthwise":
         return None
