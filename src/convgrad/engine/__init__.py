@@ -78,9 +78,9 @@ def add_bias(y: Array, b: Array, geom: Geometry) -> Array:
 def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto", *,
              exact: bool = False) -> tuple[Array, Array, Array] | None:
     """``(input_grad(g, w), weight_grad(g, x), bias_grad(g))`` in one pass where the compiled depthwise kernels
-    take both gradients and :func:`convgrad.engine.jit.backward_fuses`, or in one piece where the small route
-    takes both (:func:`convgrad.engine.small.small_backward`), for NumPy arrays of real floats; else ``None``,
-    and the caller computes the three one by one."""
+    take both gradients and :func:`convgrad.engine.jit.backward_fuses`, or the two gradients in one piece where
+    the small route takes both (:func:`convgrad.engine.small.small_backward`), for NumPy arrays of real floats;
+    else ``None``, and the caller computes the three one by one."""
     if exact or geom.dilates_input or not (type(g) is type(x) is type(w) is _NDARRAY):
         return None
     dtype = np.result_type(g, x, w)
@@ -89,7 +89,8 @@ def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto",
     if (small.applies(geom) and dispatch.route(geom, dtype, method, "input") == "small"
             and dispatch.route(geom, dtype, method, "weight") == "small"):
         with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch
-            return small.small_backward(g, x, w, geom)
+            gx, gw = small.small_backward(g, x, w, geom)
+        return gx, gw, bias_grad(g, blas=bias_by_blas(g, geom, method))  # the same bits as conv_bias_grad
     if not is_depthwise(geom) or not jit.backward_fuses(geom, dtype.itemsize):
         return None
     if dispatch.route(geom, dtype, method, "input") != "jit_depthwise":

@@ -89,12 +89,10 @@ def _weight(rows: Array, x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Arra
     return gw.reshape(geom.weight_shape)
 
 
-def small_backward(g: Array, x: Array, w: Array, geom: Geometry) -> tuple[Array, Array, Array]:
-    """``(small_input_grad(g, w), small_weight_grad(g, x), Σ_{n,q} g[n, o, q])`` from one copy of ``g``'s channel
-    rows: a backward pass of a small layer is mostly Python per call (the 5×5 image with a 3×3 kernel,
-    ``conv_backward`` in a warm loop: 56–61 µs with the three gradients one by one, each through the dispatcher,
-    47–51 µs this way). The bias gradient is the sum of those rows (real floats: :func:`convgrad.engine.backward`
-    takes this route for them only)."""
+def small_backward(g: Array, x: Array, w: Array, geom: Geometry) -> tuple[Array, Array]:
+    """``(small_input_grad(g, w), small_weight_grad(g, x))`` from one copy of ``g``'s channel rows: a backward
+    pass of a small layer is mostly Python per call (the 5×5 image with a 3×3 kernel, ``conv_backward`` in a warm
+    loop: 56–61 µs with the three gradients one by one, each through the dispatcher, 44–54 µs with these two in
+    one piece and the bias gradient beside them, :func:`convgrad.engine.backward`)."""
     rows = channel_rows(g, geom.groups)
-    gb: Array = rows.sum(axis=2).reshape(geom.c_out)
-    return _input(rows, w, geom, g.shape[0]), _weight(rows, x, geom, np.result_type(g, x)), gb
+    return _input(rows, w, geom, g.shape[0]), _weight(rows, x, geom, np.result_type(g, x))
