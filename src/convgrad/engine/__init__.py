@@ -86,8 +86,10 @@ def backward(g: Array, x: Array, w: Array, geom: Geometry, method: str = "auto",
     dtype = np.result_type(g, x, w)
     if dtype.kind != "f":
         return None
-    if (small.applies(geom) and dispatch.route(geom, dtype, method, "input") == "small"
-            and dispatch.route(geom, dtype, method, "weight") == "small"):
+    if (small.applies(geom) and dispatch.lookup(geom, dtype, method, "input") == "small"
+            and dispatch.lookup(geom, dtype, method, "weight") == "small"):
+        dispatch.route(geom, dtype, method, "input")  # the routes these two gradients take (asked as run() asks)
+        dispatch.route(geom, dtype, method, "weight")
         with np.errstate(invalid="ignore"):  # NaN from inf·0 or inf − inf is the answer, as in PyTorch
             gx, gw = small.small_backward(g, x, w, geom)
         return gx, gw, bias_grad(g, blas=bias_by_blas(g, geom, method))  # the same bits as conv_bias_grad
