@@ -466,11 +466,17 @@ def weight_transform(w: Array, dtype: np.dtype[Any], m: int = 2, *, flip: bool =
     def work(o0: int, o1: int) -> None:
         np.matmul(kron, flat[o0 * c : o1 * c].T, out=rows[:, o0 * c : o1 * c])
 
+    _by_output_channel(o, u.size, split, work)
+    return u
+
+
+def _by_output_channel(o: int, elements: int, split: bool, work: Callable[[int, int], None]) -> None:
+    """``work(o0, o1)`` over the output channels ``[0, o)``: with ``split`` one range per thread of the engine's
+    pool (:func:`convgrad.engine.state.split_run`), else all of them on the calling thread."""
     if split:
-        split_run(o, u.size, work)
+        split_run(o, elements, work)
     else:
         work(0, o)
-    return u
 
 
 def inverse_weight_transform(parts: list[Array], m: int, d: int, *, split: bool = False) -> Array:
@@ -498,10 +504,7 @@ def inverse_weight_transform(parts: list[Array], m: int, d: int, *, split: bool 
         for f in flats[1:]:
             gw[rows] += f[:, rows].T @ kron
 
-    if split:
-        split_run(o, parts[0].size, work)
-    else:
-        work(0, o)
+    _by_output_channel(o, parts[0].size, split, work)
     return gw.reshape((o, c) + (3,) * d)
 
 
