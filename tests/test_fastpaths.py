@@ -59,7 +59,7 @@ ROUTES = {
     "depthwise": (gemm.gemm_forward, depthwise.depthwise_input_grad, gemm.gemm_weight_grad),  # input grad only
     "fft": (fft.fft_forward, fft.fft_input_grad, fft.fft_weight_grad),
     "grid": (grid.grid_forward, grid.grid_input_grad, grid.grid_weight_grad),
-    "grid_depthwise": (grid.grid_forward, grid.grid_depthwise_input_grad, grid.grid_depthwise_weight_grad),
+    "grid_depthwise": (grid.grid_depthwise_forward, grid.grid_depthwise_input_grad, grid.grid_depthwise_weight_grad),
     "small": (small.small_forward, small.small_input_grad, small.small_weight_grad),
     "taps": (taps.taps_forward, taps.taps_input_grad, taps.taps_weight_grad),
 }
@@ -119,8 +119,8 @@ def pointwise(cfg: Config) -> Config:
 
 @given(cfg=conv_configs(max_kernel=2, max_channels_per_group=2, max_groups=3))
 def test_route_rule(cfg: Config) -> None:
-    """pointwise iff every kernel is 1 and nothing is padded; depthwise iff G == C == O > 1 (the input
-    gradient, and the weight gradient where the grid route applies)."""
+    """pointwise iff every kernel is 1 and nothing is padded; depthwise iff G == C == O > 1 (all three
+    contractions where the grid route applies, else the input gradient)."""
     geom = _geometry(cfg)
     f64 = np.dtype(np.float64)
     pointwise_ = all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
@@ -129,8 +129,8 @@ def test_route_rule(cfg: Config) -> None:
         expected = (
             "pointwise" if pointwise_
             else "small" if geom.n * geom.c_in * np.prod(geom.kernel) * np.prod(geom.out_size) <= 4096
-            else ("grid_depthwise" if use_grid(geom) else "depthwise") if depthwise and op == "input"
-            else "grid_depthwise" if depthwise and op == "weight" and use_grid(geom)
+            else "grid_depthwise" if depthwise and use_grid(geom)
+            else "depthwise" if depthwise and op == "input"
             else "grid" if use_grid(geom) and cfg.d >= 2 and op != "weight"  # dense: forward and input, 2-d and up
             else "gemm"
         )
@@ -197,6 +197,43 @@ def test_depthwise_matches_general_route(cfg: Config, seed: int) -> None:
 def test_grid_depthwise_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
     cfg = dataclasses.replace(cfg, stride=1)
     _against_general(cfg, "grid_depthwise", seed, np.complex128 if complex_ else np.float64)
+
+
+@given(
+    cfg=conv_configs(max_kernel=3, max_groups=6, max_channels_per_group=1),
+    seed=st.integers(0, 2**32 - 1),
+    block=st.sampled_from([1, 300, 1 << 20]),
+    bad=st.sampled_from([None, "x", "w"]),
+    value=st.sampled_from([np.nan, np.inf]),
+)
+def test_grid_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: str | None, value: float) -> None:
+    """Blocks of one channel, of a few and of all of them give the general route's results, on the pool's threads
+    too; a NaN or an infinity in one channel's input or kernel lands where the general route puts it."""
+    cfg = dataclasses.replace(cfg, stride=1)
+    rng = np.random.default_rng(seed)
+    geom = dataclasses.replace(_geometry(cfg), batched=True)
+    x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size)
+    w = rng.standard_normal(cfg.w_shape)
+    g = rng.standard_normal((cfg.n, cfg.c_out) + geom.out_size)
+    c = int(rng.integers(cfg.c_in))
+    if bad == "x":
+        x[(int(rng.integers(cfg.n)), c) + tuple(int(rng.integers(s)) for s in cfg.size)] = value
+    elif bad == "w":
+        w[(c, 0) + tuple(int(rng.integers(k)) for k in cfg.kernel)] = value
+    x0, w0, g0 = x.copy(), w.copy(), g.copy()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(depthwise, "BLOCK_BYTES", block)
+        mp.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)  # every call split over the threads
+        ours = (grid.grid_depthwise_forward(x, w, geom), grid.grid_depthwise_input_grad(g, w, geom),
+                grid.grid_depthwise_weight_grad(g, x, geom))
+    refs = (GENERAL[0](x, w, geom), GENERAL[1](g, w, geom), GENERAL[2](g, x, geom))
+    for got, ref in zip(ours, refs):
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-10, atol=1e-10)
+    assert np.array_equal(x, x0, equal_nan=True) and np.array_equal(w, w0, equal_nan=True) and np.array_equal(g, g0)
 
 
 @given(cfg=conv_configs(max_kernel=4, max_groups=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
@@ -275,7 +312,8 @@ def test_grid_matches_torch(cfg: Config, seed: int) -> None:
         mp.setattr(small, "SMALL_WINDOWS", -1)
         state.clear_caches()  # the route is remembered per geometry
         if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
-            assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == "grid"
+            depthwise = dispatch.is_depthwise(_geometry(cfg))
+            assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == ("grid_depthwise" if depthwise else "grid")
         _against_torch(cfg, seed, method="direct")
     state.clear_caches()
 

@@ -34,7 +34,7 @@ CASES: list[tuple[str, tuple[str, str, str], tuple[int, ...], tuple[int, ...], d
     ("pointwise", ("pointwise",) * 3, (2, 4, 6, 5), (3, 4, 1, 1), {"stride": 2}, "direct"),
     ("depthwise", ("gemm", "depthwise", "gemm"), (2, 3, 9, 9), (3, 1, 3, 3), {"groups": 3, "stride": 2,
                                                                              "padding": 1}, "direct"),
-    ("grid depthwise", ("grid", "grid_depthwise", "grid_depthwise"), (2, 3, 8, 8), (3, 1, 3, 3),
+    ("grid depthwise", ("grid_depthwise",) * 3, (2, 3, 8, 8), (3, 1, 3, 3),
      {"groups": 3, "padding": 1}, "direct"),
     ("fft requested", ("gemm", "gemm", "gemm"), (2, 2, 40), (3, 2, 11), {"padding": 3, "stride": 2}, "fft"),
     ("jit depthwise", ("gemm", "depthwise", "gemm"), (2, 3, 9, 9), (3, 1, 3, 3), {"groups": 3, "stride": 2, "padding": 1},

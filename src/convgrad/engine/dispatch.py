@@ -36,9 +36,9 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    ``"taps"`` — 1-d, stride 1, ``groups=1``, 2 or 3 taps, at least 256 outputs
    per sample: one GEMM per tap on shifted views, no im2col
    (:mod:`convgrad.engine.taps`).
-4. ``"depthwise"`` — ``groups == C == O > 1``: the input gradient always
-   (``"grid_depthwise"`` at stride 1 where the grid applies), the weight
-   gradient where the grid applies (as ``"grid_depthwise"``).
+4. ``"grid_depthwise"`` — ``groups == C == O > 1`` where the grid applies
+   (see 5): all three contractions as multiply-adds of whole grid rows.
+   ``"depthwise"`` — the input gradient of the other depthwise layers.
 5. ``"grid"`` — the forward pass and input gradient of layers with two or
    more spatial dimensions: stride 1 in every dimension, a window matrix of at least
    :data:`~convgrad.engine.cost.GRID_MIN_ELEMENTS` entries, one sample's grid
@@ -70,7 +70,14 @@ from . import cost, implicit, jit, phases, s2d, small, taps, winograd
 from .depthwise import depthwise_input_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
-from .grid import grid_depthwise_input_grad, grid_depthwise_weight_grad, grid_forward, grid_input_grad, grid_weight_grad
+from .grid import (
+    grid_depthwise_forward,
+    grid_depthwise_input_grad,
+    grid_depthwise_weight_grad,
+    grid_forward,
+    grid_input_grad,
+    grid_weight_grad,
+)
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad
 from .small import small_forward, small_input_grad, small_weight_grad
 from .state import cache, get_workspace_budget
@@ -83,7 +90,7 @@ Contraction = Callable[[Array, Array, Geometry], Array]
 ROUTES: dict[str, dict[str, Contraction]] = {
     "forward": {
         "fft": fft_forward, "pointwise": pointwise_forward, "small": small_forward, "taps": taps_forward,
-        "grid": grid_forward, "gemm": gemm_forward,
+        "grid_depthwise": grid_depthwise_forward, "grid": grid_forward, "gemm": gemm_forward,
     },
     "input": {
         "fft": fft_input_grad, "pointwise": pointwise_input_grad, "small": small_input_grad,
@@ -167,10 +174,10 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
     if taps.applies(geom):
         return "taps"
     grid = grid_applies(geom, itemsize, budget)
-    if is_depthwise(geom) and op == "input":
-        return "grid_depthwise" if grid else "depthwise"
-    if is_depthwise(geom) and op == "weight" and grid:
+    if is_depthwise(geom) and grid:
         return "grid_depthwise"
+    if is_depthwise(geom) and op == "input":
+        return "depthwise"
     return "grid" if grid and grid_op(geom, op) else "gemm"
 
 
