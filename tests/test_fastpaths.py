@@ -56,10 +56,9 @@ def _numpy_routes(monkeypatch: pytest.MonkeyPatch) -> Any:
 GENERAL = (gemm.gemm_forward, gemm.gemm_input_grad, gemm.gemm_weight_grad)
 ROUTES = {
     "pointwise": (pointwise.pointwise_forward, pointwise.pointwise_input_grad, pointwise.pointwise_weight_grad),
-    "depthwise": (gemm.gemm_forward, depthwise.depthwise_input_grad, gemm.gemm_weight_grad),  # input grad only
+    "depthwise": (depthwise.depthwise_forward, depthwise.depthwise_input_grad, depthwise.depthwise_weight_grad),
     "fft": (fft.fft_forward, fft.fft_input_grad, fft.fft_weight_grad),
     "grid": (grid.grid_forward, grid.grid_input_grad, grid.grid_weight_grad),
-    "grid_depthwise": (grid.grid_depthwise_forward, grid.grid_depthwise_input_grad, grid.grid_depthwise_weight_grad),
     "small": (small.small_forward, small.small_input_grad, small.small_weight_grad),
     "taps": (taps.taps_forward, taps.taps_input_grad, taps.taps_weight_grad),
 }
@@ -120,17 +119,16 @@ def pointwise(cfg: Config) -> Config:
 @given(cfg=conv_configs(max_kernel=2, max_channels_per_group=2, max_groups=3))
 def test_route_rule(cfg: Config) -> None:
     """pointwise iff every kernel is 1 and nothing is padded; depthwise iff G == C == O > 1 (all three
-    contractions where the grid route applies, else the input gradient)."""
+    contractions, any stride, where its phase grids are not mostly junk)."""
     geom = _geometry(cfg)
     f64 = np.dtype(np.float64)
     pointwise_ = all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
-    depthwise = cfg.c_in == cfg.c_out == cfg.groups > 1
+    is_dw = cfg.c_in == cfg.c_out == cfg.groups > 1
     for op in ("forward", "input", "weight"):
         expected = (
             "pointwise" if pointwise_
             else "small" if geom.n * geom.c_in * np.prod(geom.kernel) * np.prod(geom.out_size) <= 4096
-            else "grid_depthwise" if depthwise and use_grid(geom)
-            else "depthwise" if depthwise and op == "input"
+            else "depthwise" if is_dw and depthwise.applies(geom)
             else "grid" if use_grid(geom) and cfg.d >= 2 and op != "weight"  # dense: forward and input, 2-d and up
             else "gemm"
         )
@@ -194,9 +192,29 @@ def test_depthwise_matches_general_route(cfg: Config, seed: int) -> None:
     seed=st.integers(0, 2**32 - 1),
     complex_=st.booleans(),
 )
-def test_grid_depthwise_matches_general_route(cfg: Config, seed: int, complex_: bool) -> None:
-    cfg = dataclasses.replace(cfg, stride=1)
-    _against_general(cfg, "grid_depthwise", seed, np.complex128 if complex_ else np.float64)
+def test_depthwise_matches_general_route_complex(cfg: Config, seed: int, complex_: bool) -> None:
+    _against_general(cfg, "depthwise", seed, np.complex128 if complex_ else np.float64)
+
+
+def test_depthwise_phase_plan() -> None:
+    """Stride 2: the four phases of the padded input, each offset's phase and shift on it; the layers whose phase
+    grids are mostly junk (a widely dilated kernel over a small input) are left to the gemm route."""
+    geom = geometry.conv_geometry((2, 4, 9, 9), (4, 1, 3, 3), stride=2, padding=1, groups=4)
+    p = depthwise.plan(geom)
+    assert p.size == (6, 6) and p.phases == ((0, 0), (0, 1), (1, 0), (1, 1))
+    # offset (kh, kw) reads phase (kh % 2, kw % 2) at (kh // 2, kw // 2)
+    assert p.phase_of == (0, 1, 0, 2, 3, 2, 0, 1, 0)
+    assert p.offset == (0, 0, 1, 0, 0, 1, 6, 6, 7)
+    assert p.shifts(72) == (0, 72, 1, 144, 216, 145, 6, 78, 7)
+    dilated = geometry.conv_geometry((2, 4, 9, 9), (4, 1, 3, 3), stride=2, dilation=2, padding=2, groups=4)
+    assert depthwise.plan(dilated).phases == ((0, 0),)  # 2·k is even: every offset reads the even positions
+    assert depthwise.applies(geom) and depthwise.applies(dilated)
+    padded = geometry.conv_geometry((2, 4, 3, 3), (4, 1, 3, 3), padding=4, groups=4)  # 11² grid for 9² outputs
+    assert depthwise.applies(padded)
+    sparse = geometry.conv_geometry((2, 64, 20, 20), (64, 1, 3, 3), dilation=8, groups=64)  # 20² grid, 4² outputs
+    assert not depthwise.applies(sparse)
+    assert [dispatch.route(sparse, np.dtype(np.float64), "direct", op) for op in ("forward", "input", "weight")] == \
+        ["gemm"] * 3
 
 
 @given(
@@ -206,10 +224,10 @@ def test_grid_depthwise_matches_general_route(cfg: Config, seed: int, complex_: 
     bad=st.sampled_from([None, "x", "w"]),
     value=st.sampled_from([np.nan, np.inf]),
 )
-def test_grid_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: str | None, value: float) -> None:
+def test_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: str | None, value: float) -> None:
     """Blocks of one channel, of a few and of all of them give the general route's results, on the pool's threads
-    too; a NaN or an infinity in one channel's input or kernel lands where the general route puts it."""
-    cfg = dataclasses.replace(cfg, stride=1)
+    too, at every stride; a NaN or an infinity in one channel's input or kernel lands where the general route puts
+    it."""
     rng = np.random.default_rng(seed)
     geom = dataclasses.replace(_geometry(cfg), batched=True)
     x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size)
@@ -224,8 +242,8 @@ def test_grid_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, b
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(depthwise, "BLOCK_BYTES", block)
         mp.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)  # every call split over the threads
-        ours = (grid.grid_depthwise_forward(x, w, geom), grid.grid_depthwise_input_grad(g, w, geom),
-                grid.grid_depthwise_weight_grad(g, x, geom))
+        ours = (depthwise.depthwise_forward(x, w, geom), depthwise.depthwise_input_grad(g, w, geom),
+                depthwise.depthwise_weight_grad(g, x, geom))
     refs = (GENERAL[0](x, w, geom), GENERAL[1](g, w, geom), GENERAL[2](g, x, geom))
     for got, ref in zip(ours, refs):
         assert got.shape == ref.shape and got.dtype == ref.dtype
@@ -312,8 +330,8 @@ def test_grid_matches_torch(cfg: Config, seed: int) -> None:
         mp.setattr(small, "SMALL_WINDOWS", -1)
         state.clear_caches()  # the route is remembered per geometry
         if not (all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))):
-            depthwise = dispatch.is_depthwise(_geometry(cfg))
-            assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == ("grid_depthwise" if depthwise else "grid")
+            dw = dispatch.is_depthwise(_geometry(cfg)) and depthwise.applies(_geometry(cfg))
+            assert dispatch.route(_geometry(cfg), np.dtype(np.float64)) == ("depthwise" if dw else "grid")
         _against_torch(cfg, seed, method="direct")
     state.clear_caches()
 

@@ -73,7 +73,7 @@ def test_many_filters_as_large_as_the_input_do_not_take_the_grid() -> None:
     """x (32,1,64,64), w (32,1,62,62): 9 outputs per plane over 4,096 padded positions."""
     geom = conv_geometry((32, 1, 64, 64), (32, 1, 62, 62))
     for op in ("forward", "input", "weight"):
-        assert dispatch.route(geom, np.dtype(np.float32), "auto", op) not in ("grid", "grid_depthwise")
+        assert dispatch.route(geom, np.dtype(np.float32), "auto", op) not in ("grid", "depthwise")
 
 
 @pytest.mark.parametrize("budget", [64 * 1024, MiB])

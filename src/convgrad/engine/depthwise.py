@@ -1,37 +1,60 @@
-"""The depthwise route's input gradient for layers the grid does not take (strided ones): ``groups == C == O > 1``.
+"""The depthwise route without Numba: one input and one output channel per group (``groups == C == O > 1``).
 
-A multiply-accumulate over the kernel offsets, plane by plane in cache-sized
-blocks; no GEMM and no fold. At stride 1 all three contractions take the same
-multiply-adds on whole rows of the flattened grid
-(:func:`convgrad.engine.grid.grid_depthwise_forward` and its two gradients).
-The forward pass of a strided layer takes the gemm route's batched GEMV over
-the window matrix: plane by plane, it measured 1.3–1.7× *slower* than that."""
+Each channel is its own convolution, and on the *phase grid* every kernel offset is a shift of whole rows.
+Output position ``q`` reads padded position ``s·q + δ·k`` for kernel offset ``k`` (stride ``s``, dilation
+``δ``, per dimension). Write ``δ·k = s·a + r`` with ``0 ≤ r < s``: that is position ``q + a`` of the
+padded input's phase ``r``, the positions ``s·t + r``. So each channel's padded input is laid out as the
+phases some offset reads, one after another, each a grid of ``⌈P/s⌉`` positions per sample, samples one
+after another (:class:`Plan`); then offset ``k`` is one shift ``shift(k)`` of the flattened row, and
+
+* the forward pass is ``y[c, q] = Σ_k w[c, k] · src[c, q + shift(k)]``, a multiply-add of whole rows per
+  offset (:func:`correlate_rows`);
+* the input gradient is its adjoint, phase by phase: the same correlation of ``g``'s rows with the shifts
+  reversed, over the offsets that read that phase, then each phase put back in place;
+* the weight gradient is one dot product of whole rows per channel and offset.
+
+At stride 1 there is one phase, the padded grid itself. Positions with some ``q_i ≥ Q_i`` are junk: computed
+and dropped in the forward pass, zero in ``g``. A valid ``q`` never reads past its own sample's phase grid,
+because ``s·q + δ·k`` is a padded position.
+
+Rows are taken in blocks of channels of about :data:`BLOCK_BYTES`, so that the rows a block reads and writes
+stay in the cache for all its offsets (one Python call per block and offset, not per channel and offset: 512
+channels at 14² spent most of their time in the calls), and the blocks are split over the threads. Measured
+against the routes these replaced (the gemm route's batched GEMV over the window matrix for the forward pass
+and the weight gradient; multiply-adds over planes, or channel by channel at stride 1, for the input
+gradient), float32, 2 threads, N=8, 3×3, forward / input / weight gradient, ms, old and new code in
+alternating processes: 128 channels at 56², 20.8–21.7 / 15.5–15.9 / 10.7–12.0 → 8.9–9.6 / 9.1–9.5 / 8.0–8.9;
+512 channels at 14², 6.1–6.3 / 12.9–14.8 / 8.1–8.9 → 4.0–4.2 / 4.1 / 2.8–3.1.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from .padding import pad_adjoint
-from .state import split_run
-from .windows import taps
+from .padding import pad, pad_adjoint
+from .state import cache, split_run
+from .windows import kernel_offsets
 
 Array = npt.NDArray[Any]
 
 BLOCK_BYTES = 1536 * 1024
-"""Target size of one depthwise block: the rows it reads and writes and its temporary, about three-quarters of a
-core's 2 MiB L2 cache. Measured (float32, 2 threads, N=8, 3×3; ms for 0.5 / 1 / 1.5 / 2 MiB): the stride-2 input
-gradient of 128 channels at 56², 9.8 / 8.0 / 7.7 / 8.2 (15.3–16.6 with the 256 KiB blocks used before); the
-forward pass on the grid of 128 channels at 56², 22.6 / 16.5 / 15.9 / 16.7, and of 256 channels at 28², 6.8 / 5.0 /
-4.5 / 4.8."""
+"""Target size of one block: the rows it reads and writes and its temporary, about three-quarters of a core's
+2 MiB L2 cache. Measured (float32, 2 threads, N=8, 3×3; ms for 0.5 / 1 / 1.5 / 2 MiB): the forward pass of 128
+channels at 56², 22.6 / 16.5 / 15.9 / 16.7, and of 256 channels at 28², 6.8 / 5.0 / 4.5 / 4.8 (256 KiB, the
+size used before, was slower still)."""
+
+MAX_JUNK = 4
+"""The route takes a layer whose phase grid holds at most this many positions per output position (more junk:
+heavy padding or dilation on a small input; the gemm route computes the outputs only)."""
 
 
 def row_blocks(r0: int, r1: int, row_bytes: int) -> Iterator[tuple[int, int]]:
-    """``[a, b)`` ranges of rows ``[r0, r1)`` (planes, or channels of the grid) of about :data:`BLOCK_BYTES` each."""
+    """``[a, b)`` ranges of rows ``[r0, r1)`` of about :data:`BLOCK_BYTES` each."""
     step = block_rows(row_bytes)
     for a in range(r0, r1, step):
         yield a, min(r1, a + step)
@@ -42,27 +65,221 @@ def block_rows(row_bytes: int) -> int:
     return max(1, BLOCK_BYTES // max(1, row_bytes))
 
 
-def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``groups == C == O``: ``gx = pad_adjoint(Σ_k scatter_k(w[c, k] · g))``, one offset at a time.
+class Plan(NamedTuple):
+    """Where each kernel offset reads on the phase grid of a depthwise layer."""
 
-    At stride 1 the dispatcher takes :func:`convgrad.engine.grid.grid_depthwise_input_grad` instead:
-    the same multiply-adds on whole contiguous rows of the flattened grid (N=8 128ch 56² k3: 72 -> 43 ms).
+    size: tuple[int, ...]
+    """One phase's grid per sample, ``⌈P_i / s_i⌉`` positions along dimension ``i``."""
+    phases: tuple[tuple[int, ...], ...]
+    """The residues ``r`` (per dimension) of the padded positions some kernel offset reads, in order."""
+    phase_of: tuple[int, ...]
+    """Per kernel offset (C order): the index of its phase in :attr:`phases`."""
+    offset: tuple[int, ...]
+    """Per kernel offset: its flat shift ``Σ_i a_i · size_{i+1}·…·size_d`` within its phase's grid."""
+
+    def shifts(self, m: int) -> tuple[int, ...]:
+        """Each offset's shift on the stacked rows, phases of ``m`` positions each."""
+        return tuple(p * m + off for p, off in zip(self.phase_of, self.offset))
+
+
+@cache(maxsize=128)
+def plan(geom: Geometry) -> Plan:
+    """The :class:`Plan` of ``geom`` (computed once per geometry).
+
+    Examples
+    --------
+    >>> from convgrad._geometry import conv_geometry
+    >>> p = plan(conv_geometry((1, 4, 9, 9), (4, 1, 3, 3), stride=2, padding=1, groups=4))
+    >>> p.size, p.phases
+    ((6, 6), ((0, 0), (0, 1), (1, 0), (1, 1)))
+    >>> p.phase_of[:3], p.offset[:3]
+    ((0, 1, 0), (0, 0, 1))
     """
-    n, d = g.shape[0], geom.d
-    dtype = np.result_type(g, w)
-    planes = n * geom.c_in
-    gp = g.reshape((planes,) + geom.out_size)
-    wp = np.tile(w.reshape(geom.c_out, -1), (n, 1))  # (nb·C, K): each plane's kernel
-    gxp = np.zeros((planes,) + geom.padded_size, dtype=dtype)
-    plane_bytes = (prod(geom.padded_size) + 2 * prod(geom.out_size)) * dtype.itemsize
+    size = tuple(-(-p // s) for p, s in zip(geom.padded_size, geom.stride))
+    flat = [prod(size[i + 1 :]) for i in range(geom.d)]
+    reads = [tuple(divmod(k * dl, s) for k, dl, s in zip(ks, geom.dilation, geom.stride))
+             for ks in kernel_offsets(geom)]
+    phases = tuple(sorted({tuple(r for _, r in read) for read in reads}))
+    phase_of = tuple(phases.index(tuple(r for _, r in read)) for read in reads)
+    offset = tuple(sum(a * f for (a, _), f in zip(read, flat)) for read in reads)
+    return Plan(size, phases, phase_of, offset)
 
-    def work(a: int, b: int) -> None:
-        tmp = np.empty((min(b - a, block_rows(plane_bytes)),) + geom.out_size, dtype=dtype)
-        for p0, p1 in row_blocks(a, b, plane_bytes):
-            tb = tmp[: p1 - p0]
-            for i, (_, sl) in enumerate(taps(geom)):
-                np.multiply(gp[p0:p1], wp[p0:p1, i].reshape((p1 - p0,) + (1,) * d), out=tb)
-                gxp[(slice(p0, p1),) + sl] += tb
 
-    split_run(planes, planes * prod(geom.kernel) * prod(geom.out_size), work)
-    return np.ascontiguousarray(pad_adjoint(gxp.reshape((n, geom.c_in) + geom.padded_size), geom))
+def applies(geom: Geometry) -> bool:
+    """A phase grid of at most :data:`MAX_JUNK` positions per output position (each offset's products run over one
+    phase grid)."""
+    return prod(plan(geom).size) <= MAX_JUNK * prod(geom.out_size)
+
+
+def _phase_slices(p: Plan, r: tuple[int, ...], geom: Geometry, lo: tuple[int, ...],
+                  extent: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """Where phase ``r``'s grid and an array whose position ``j`` is padded position ``lo + j`` (``extent``
+    positions) meet: ``(grid slices, array slices)``, or ``None`` where they do not."""
+    grid, array = [], []
+    for ri, s, lo_i, n_i, size in zip(r, geom.stride, lo, extent, p.size):
+        r_minus = ri - lo_i
+        t0 = max(0, -(r_minus // s))  # the first t with s·t + r ≥ lo
+        t1 = min(size - 1, (n_i - 1 - r_minus) // s)  # the last t with s·t + r − lo < extent
+        if t1 < t0:
+            return None
+        j0 = s * t0 + r_minus
+        grid.append(slice(t0, t1 + 1))
+        array.append(slice(j0, j0 + s * (t1 - t0) + 1, s))
+    return tuple(grid), tuple(array)
+
+
+def _placement(x: Array, geom: Geometry) -> tuple[Array, tuple[int, ...]]:
+    """The array whose positions the phases are copied from, and the padded position of its first one: ``x``
+    itself with zero padding (no padded copy), else its padded copy."""
+    if geom.padding_mode == "zeros" and geom.plain_padding:
+        return x, geom.pad_lo
+    return pad(x, geom), (0,) * geom.d
+
+
+def _source(x: Array, geom: Geometry, p: Plan, dtype: np.dtype[Any]) -> Array:
+    """The padded input on the stacked phase grids, ``(C, phases·m + tail)`` (``m = N·Π size``), the tail zero."""
+    n = x.shape[0]
+    m = n * prod(p.size)
+    src = np.zeros((geom.c_in, len(p.phases) * m + max(p.offset)), dtype=dtype)
+    a, lo = _placement(x, geom)
+    places = [(i, where) for i, r in enumerate(p.phases) if (where := _phase_slices(p, r, geom, lo, a.shape[2:]))]
+
+    def copy(c0: int, c1: int) -> None:
+        for i, (grid, array) in places:
+            block = src[c0:c1, i * m : (i + 1) * m].reshape((c1 - c0, n) + p.size)
+            block[(slice(None), slice(None)) + grid] = a[(slice(None), slice(c0, c1)) + array].swapaxes(0, 1)
+
+    split_run(geom.c_in, src.size, copy)
+    return src
+
+
+def _valid(geom: Geometry) -> tuple[slice, ...]:
+    """The phase grid positions that are outputs: ``q_i < Q_i``."""
+    return tuple(slice(0, q) for q in geom.out_size)
+
+
+def _junk_mask(geom: Geometry, p: Plan, n: int) -> npt.NDArray[np.bool_]:
+    """``True`` at the junk positions of ``n`` samples' phase grid, flattened."""
+    mask = np.ones((n,) + p.size, dtype=bool)
+    mask[(slice(None),) + _valid(geom)] = False
+    return mask.reshape(-1)
+
+
+def _grad_rows(g: Array, geom: Geometry, p: Plan, front: int, length: int) -> Array:
+    """``g`` on one phase grid, ``(C, front + length)``: after ``front`` zeros, zero at the junk positions and
+    after the grid."""
+    n = g.shape[0]
+    rows = np.zeros((geom.c_out, front + length), dtype=g.dtype)
+    body = rows[:, front : front + n * prod(p.size)].reshape((geom.c_out, n) + p.size)
+    body[(slice(None), slice(None)) + _valid(geom)] = g.swapaxes(0, 1)
+    return rows
+
+
+def correlate_rows(src: Array, w: Array, shifts: tuple[int, ...], m: int,
+                   drop: tuple[Array, Array] | None = None) -> Array:
+    """``out[c, q] = Σ_k w[c, k] · src[c, q + shifts[k]]`` for ``q < m``, a block of channels at a time, the blocks
+    split over the threads.
+
+    ``drop``: ``(channels, mask)``; for those channels a product whose ``src`` position ``j`` has ``mask[j]`` is
+    left out of the sum (where a non-finite weight meets a zero that only stands in for nothing).
+    """
+    c, dtype = w.shape[0], src.dtype
+    out = np.empty((c, m), dtype=dtype)
+    row_bytes = 3 * m * dtype.itemsize  # a block's rows written, its temporary and the rows read
+
+    def work(c0: int, c1: int) -> None:
+        tmp = np.empty((min(c1 - c0, block_rows(row_bytes)), m), dtype=dtype)
+        for b0, b1 in row_blocks(c0, c1, row_bytes):
+            rows, t = out[b0:b1], tmp[: b1 - b0]
+            bad = () if drop is None else drop[0][(drop[0] >= b0) & (drop[0] < b1)] - b0
+            for i, shift in enumerate(shifts):
+                np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=rows if i == 0 else t)
+                if drop is not None:
+                    for r in bad:
+                        (rows if i == 0 else t)[r, drop[1][shift : shift + m]] = 0
+                if i:
+                    rows += t
+
+    split_run(c, c * m * len(shifts), work)
+    return out
+
+
+def _taps(w: Array, dtype: np.dtype[Any]) -> Array:
+    """A depthwise kernel as ``(C, K)``: channel ``c``'s weight for each kernel offset."""
+    return w.reshape(w.shape[0], -1).astype(dtype, copy=False)
+
+
+def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
+    """``y[c, q] = Σ_k w[c, k] · src[c, q + shift(k)]`` on the phase grid; the junk positions dropped.
+
+    Every value the direct route multiplies is multiplied here too (the padding's zeros included), so a NaN or an
+    infinity lands where it does there.
+    """
+    n, dtype = x.shape[0], np.result_type(x, w)
+    p = plan(geom)
+    m = n * prod(p.size)
+    y_grid = correlate_rows(_source(x, geom, p, dtype), _taps(w, dtype), p.shifts(m), m)
+    y_valid = y_grid.reshape((geom.c_out, n) + p.size)[(slice(None), slice(None)) + _valid(geom)]
+    return np.ascontiguousarray(y_valid.swapaxes(0, 1))
+
+
+def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
+    """The adjoint of :func:`depthwise_forward`, phase by phase: ``src_r[c, t] = Σ_{k reads r} w[c, k] ·
+    g[c, t − offset(k)]``, then each phase put back at its padded positions and the padding's adjoint applied.
+
+    ``g`` lies on its grid after ``max offset`` zeros. A channel whose kernel holds a NaN or an infinity leaves out
+    the products with those zeros (``inf · 0`` would be NaN where the direct route adds nothing).
+    """
+    n, dtype = g.shape[0], np.result_type(g, w)
+    p = plan(geom)
+    m, top = n * prod(p.size), max(p.offset)
+    g_rows = _grad_rows(g.astype(dtype, copy=False), geom, p, top, m)
+    w_taps = _taps(w, dtype)
+    bad = np.flatnonzero(~np.isfinite(w_taps).all(axis=1))
+    drop = (bad, np.concatenate([np.ones(top, dtype=bool), _junk_mask(geom, p, n)])) if bad.size else None
+    plain = geom.padding_mode == "zeros" and geom.plain_padding
+    lo, extent = (geom.pad_lo, geom.in_size) if plain else ((0,) * geom.d, geom.padded_size)
+    # (every position gets a value where the phases cover the array; else the positions no offset reads stay zero)
+    target = (np.empty if len(p.phases) == prod(geom.stride) else np.zeros)((n, geom.c_in) + extent, dtype=dtype)
+    for i, r in enumerate(p.phases):
+        ks = [k for k, ph in enumerate(p.phase_of) if ph == i]
+        rows = correlate_rows(g_rows, w_taps[:, ks], tuple(top - p.offset[k] for k in ks), m, drop)
+        where = _phase_slices(p, r, geom, lo, extent)
+        if where is not None:
+            phase = rows.reshape((geom.c_in, n) + p.size)[(slice(None), slice(None)) + where[0]]
+
+            def put(c0: int, c1: int, phase: Array = phase, array: tuple[slice, ...] = where[1]) -> None:
+                target[(slice(None), slice(c0, c1)) + array] = phase[c0:c1].swapaxes(0, 1)
+
+            split_run(geom.c_in, rows.size, put)
+    return target if plain else np.ascontiguousarray(pad_adjoint(target, geom))
+
+
+def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
+    """``gw[c, k] = Σ_q g[c, q] · src[c, q + shift(k)]``, one dot product of whole rows per (c, k).
+
+    A block of channels per call. A channel whose sums come out non-finite and whose rows hold a NaN or an
+    infinity takes its dots again over the output positions only: its junk positions hold inputs that met
+    ``g``'s zeros there.
+    """
+    n, dtype = x.shape[0], np.result_type(g, x)
+    p = plan(geom)
+    m = n * prod(p.size)
+    shifts = p.shifts(m)
+    src = _source(x, geom, p, dtype)
+    g_rows = _grad_rows(g.astype(dtype, copy=False), geom, p, 0, m)
+    gw = np.empty((geom.c_out, len(shifts)), dtype=dtype)
+
+    def work(c0: int, c1: int) -> None:
+        for b0, b1 in row_blocks(c0, c1, 2 * m * dtype.itemsize):
+            rows = g_rows[b0:b1, None, :]  # (b, 1, m) @ (b, m, 1): one dot per channel of the block
+            for i, shift in enumerate(shifts):
+                np.matmul(rows, src[b0:b1, shift : shift + m, None], out=gw[b0:b1, i : i + 1, None])
+
+    split_run(geom.c_in, geom.c_in * m * len(shifts), work)
+    valid = None
+    for c in np.flatnonzero(~np.isfinite(gw).all(axis=1)):
+        if not np.isfinite(src[c]).all():
+            valid = ~_junk_mask(geom, p, n) if valid is None else valid
+            gw[c] = [np.dot(src[c, shift : shift + m][valid], g_rows[c][valid]) for shift in shifts]
+    return gw.reshape(geom.weight_shape)

@@ -36,9 +36,10 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    ``"taps"`` — 1-d, stride 1, ``groups=1``, 2 or 3 taps, at least 256 outputs
    per sample: one GEMM per tap on shifted views, no im2col
    (:mod:`convgrad.engine.taps`).
-4. ``"grid_depthwise"`` — ``groups == C == O > 1`` where the grid applies
-   (see 5): all three contractions as multiply-adds of whole grid rows.
-   ``"depthwise"`` — the input gradient of the other depthwise layers.
+4. ``"depthwise"`` — ``groups == C == O > 1``, all three contractions, any
+   stride, where the phase grids of :mod:`convgrad.engine.depthwise` hold at
+   most :data:`~convgrad.engine.depthwise.MAX_JUNK` positions per output:
+   multiply-adds of whole rows, one per kernel offset.
 5. ``"grid"`` — the forward pass and input gradient of layers with two or
    more spatial dimensions: stride 1 in every dimension, a window matrix of at least
    :data:`~convgrad.engine.cost.GRID_MIN_ELEMENTS` entries, one sample's grid
@@ -66,18 +67,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
-from . import cost, implicit, jit, phases, s2d, small, taps, winograd
-from .depthwise import depthwise_input_grad
+from . import cost, depthwise, implicit, jit, phases, s2d, small, taps, winograd
+from .depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
 from .fft import fft_forward, fft_input_grad, fft_weight_grad
 from .gemm import gemm_forward, gemm_input_grad, gemm_weight_grad
-from .grid import (
-    grid_depthwise_forward,
-    grid_depthwise_input_grad,
-    grid_depthwise_weight_grad,
-    grid_forward,
-    grid_input_grad,
-    grid_weight_grad,
-)
+from .grid import grid_forward, grid_input_grad, grid_weight_grad
 from .pointwise import pointwise_forward, pointwise_input_grad, pointwise_weight_grad
 from .small import small_forward, small_input_grad, small_weight_grad
 from .state import cache, get_workspace_budget
@@ -90,16 +84,15 @@ Contraction = Callable[[Array, Array, Geometry], Array]
 ROUTES: dict[str, dict[str, Contraction]] = {
     "forward": {
         "fft": fft_forward, "pointwise": pointwise_forward, "small": small_forward, "taps": taps_forward,
-        "grid_depthwise": grid_depthwise_forward, "grid": grid_forward, "gemm": gemm_forward,
+        "depthwise": depthwise_forward, "grid": grid_forward, "gemm": gemm_forward,
     },
     "input": {
         "fft": fft_input_grad, "pointwise": pointwise_input_grad, "small": small_input_grad,
-        "taps": taps_input_grad, "depthwise": depthwise_input_grad, "grid_depthwise": grid_depthwise_input_grad,
-        "grid": grid_input_grad, "gemm": gemm_input_grad,
+        "taps": taps_input_grad, "depthwise": depthwise_input_grad, "grid": grid_input_grad, "gemm": gemm_input_grad,
     },
     "weight": {
         "fft": fft_weight_grad, "pointwise": pointwise_weight_grad, "small": small_weight_grad,
-        "taps": taps_weight_grad, "grid_depthwise": grid_depthwise_weight_grad, "grid": grid_weight_grad,
+        "taps": taps_weight_grad, "depthwise": depthwise_weight_grad, "grid": grid_weight_grad,
         "gemm": gemm_weight_grad,
     },
 }
@@ -173,12 +166,9 @@ def _route(geom: Geometry, itemsize: int, method: str, op: str, fft_ok: bool, bu
         return "small"
     if taps.applies(geom):
         return "taps"
-    grid = grid_applies(geom, itemsize, budget)
-    if is_depthwise(geom) and grid:
-        return "grid_depthwise"
-    if is_depthwise(geom) and op == "input":
+    if is_depthwise(geom) and depthwise.applies(geom):
         return "depthwise"
-    return "grid" if grid and grid_op(geom, op) else "gemm"
+    return "grid" if grid_op(geom, op) and grid_applies(geom, itemsize, budget) else "gemm"
 
 
 def grid_op(geom: Geometry, op: str) -> bool:
