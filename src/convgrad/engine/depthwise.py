@@ -19,12 +19,11 @@ because ``s·q + δ·k`` is a padded position.
 
 Rows are taken in blocks of channels of about :data:`BLOCK_BYTES`, so that the rows a block reads and writes
 stay in the cache for all its offsets (one Python call per block and offset, not per channel and offset: 512
-channels at 14² spent most of their time in the calls), and the blocks are split over the threads. Measured
-against the routes these replaced (the gemm route's batched GEMV over the window matrix for the forward pass
-and the weight gradient; multiply-adds over planes, or channel by channel at stride 1, for the input
-gradient), float32, 2 threads, N=8, 3×3, forward / input / weight gradient, ms, old and new code in
-alternating processes: 128 channels at 56², 20.8–21.7 / 15.5–15.9 / 10.7–12.0 → 8.9–9.6 / 9.1–9.5 / 8.0–8.9;
-512 channels at 14², 6.1–6.3 / 12.9–14.8 / 8.1–8.9 → 4.0–4.2 / 4.1 / 2.8–3.1.
+channels at 14² spent most of their time in the calls), and the blocks and the copies are split over the
+threads. The measurements against the routes these replaced (the gemm route's batched GEMV over the window
+matrix; multiply-adds over planes for the input gradient): docs/performance.md, "Depthwise layers without
+Numba" (for example 128 channels at 56², float32, 2 threads: 20 / 15 / 11 → 10 / 10 / 8 ms for the forward
+pass / input gradient / weight gradient).
 """
 
 from __future__ import annotations
