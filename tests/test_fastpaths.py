@@ -187,13 +187,39 @@ def test_depthwise_matches_general_route(cfg: Config, seed: int) -> None:
     _against_general(cfg, "depthwise", seed, np.float64)
 
 
-@given(
-    cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1),
-    seed=st.integers(0, 2**32 - 1),
-    complex_=st.booleans(),
-)
-def test_depthwise_matches_general_route_complex(cfg: Config, seed: int, complex_: bool) -> None:
-    _against_general(cfg, "depthwise", seed, np.complex128 if complex_ else np.float64)
+@given(cfg=conv_configs(max_kernel=4, max_groups=5, max_channels_per_group=1), seed=st.integers(0, 2**32 - 1))
+def test_depthwise_matches_general_route_complex(cfg: Config, seed: int) -> None:
+    _against_general(cfg, "depthwise", seed, np.complex128)
+
+
+@pytest.mark.parametrize(("x_shape", "kernel", "kw"), [
+    ((2, 3, 9, 8), (3, 3), {"stride": (2, 3), "dilation": (2, 1), "padding": ((-1, 2), (1, -1))}),  # crops
+    ((0, 3, 9, 8), (3, 3), {"stride": 2, "padding": 1}),  # no samples
+    ((2, 3, 17), (3,), {"stride": 3, "dilation": 2, "padding": 2, "padding_mode": "reflect"}),
+    ((1, 2, 7, 6, 9), (2, 3, 3), {"stride": (2, 1, 3), "padding": 1, "padding_mode": "circular"}),
+    ((2, 3, 11, 11), (2, 2), {"stride": 4, "padding": 1}),  # half the phases read by no offset
+    ((2, 3, 5, 5), (3, 3), {"stride": 2, "padding": 3}),  # phases that miss the input
+])
+def test_depthwise_edge_geometries(x_shape: tuple[int, ...], kernel: tuple[int, ...], kw: dict[str, Any]) -> None:
+    """Crops, an empty batch, 1-d and 3-d with other padding modes, offsets that read only some of the phases:
+    the three contractions equal the general route's, NaN and infinity included."""
+    c = x_shape[1]
+    geom = geometry.conv_geometry(x_shape, (c, 1) + kernel, groups=c, **kw)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal((c, 1) + kernel)
+    g = rng.standard_normal(geom.output_shape)
+    for bad in (None, "nonfinite"):
+        if bad and x.size:
+            x.flat[x.size // 2], w.flat[0] = np.nan, np.inf
+        ours = (depthwise.depthwise_forward(x, w, geom), depthwise.depthwise_input_grad(g, w, geom),
+                depthwise.depthwise_weight_grad(g, x, geom))
+        refs = (GENERAL[0](x, w, geom), GENERAL[1](g, w, geom), GENERAL[2](g, x, geom))
+        for got, ref in zip(ours, refs):
+            assert got.shape == ref.shape
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+            np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+            finite = np.isfinite(ref)
+            np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
 
 
 def test_depthwise_phase_plan() -> None:

@@ -70,10 +70,13 @@ def test_a_3d_layer_with_a_kernel_as_large_as_its_input(method: str) -> None:
 
 
 def test_many_filters_as_large_as_the_input_do_not_take_the_grid() -> None:
-    """x (32,1,64,64), w (32,1,62,62): 9 outputs per plane over 4,096 padded positions."""
-    geom = conv_geometry((32, 1, 64, 64), (32, 1, 62, 62))
-    for op in ("forward", "input", "weight"):
-        assert dispatch.route(geom, np.dtype(np.float32), "auto", op) not in ("grid", "depthwise")
+    """x (32,1,64,64), w (32,1,62,62): 9 outputs per plane over 4,096 padded positions; and the same filters
+    depthwise, over 32 channels, do not take the depthwise route's phase grid either."""
+    dense = conv_geometry((32, 1, 64, 64), (32, 1, 62, 62))
+    depthwise = conv_geometry((32, 32, 64, 64), (32, 1, 62, 62), groups=32)
+    for geom in (dense, depthwise):
+        for op in ("forward", "input", "weight"):
+            assert dispatch.route(geom, np.dtype(np.float32), "auto", op) not in ("grid", "depthwise")
 
 
 @pytest.mark.parametrize("budget", [64 * 1024, MiB])

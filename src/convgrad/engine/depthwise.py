@@ -140,16 +140,25 @@ def _source(x: Array, geom: Geometry, p: Plan, dtype: np.dtype[Any]) -> Array:
     n = x.shape[0]
     m = n * prod(p.size)
     src = np.zeros((geom.c_in, len(p.phases) * m + max(p.offset)), dtype=dtype)
+    blocks = _split_rows(src, len(p.phases) * m, (len(p.phases), n) + p.size)  # (C, phases, N, *size) view
     a, lo = _placement(x, geom)
     places = [(i, where) for i, r in enumerate(p.phases) if (where := _phase_slices(p, r, geom, lo, a.shape[2:]))]
 
     def copy(c0: int, c1: int) -> None:
         for i, (grid, array) in places:
-            block = src[c0:c1, i * m : (i + 1) * m].reshape((c1 - c0, n) + p.size)
+            block = blocks[c0:c1, i]
             block[(slice(None), slice(None)) + grid] = a[(slice(None), slice(c0, c1)) + array].swapaxes(0, 1)
 
     split_run(geom.c_in, src.size, copy)
     return src
+
+
+def _split_rows(rows: Array, length: int, shape: tuple[int, ...]) -> Array:
+    """The first ``length`` entries of each row of ``rows (C, L)`` as a ``(C, *shape)`` view, for writing into.
+
+    (A view always: only the last axis is split, and NumPy splits an axis of any stride without a copy.)
+    """
+    return rows[:, :length].reshape((rows.shape[0],) + shape)
 
 
 def _valid(geom: Geometry) -> tuple[slice, ...]:
@@ -169,7 +178,7 @@ def _grad_rows(g: Array, geom: Geometry, p: Plan, front: int, length: int) -> Ar
     after the grid."""
     n = g.shape[0]
     rows = np.zeros((geom.c_out, front + length), dtype=g.dtype)
-    body = rows[:, front : front + n * prod(p.size)].reshape((geom.c_out, n) + p.size)
+    body = _split_rows(rows[:, front:], n * prod(p.size), (n,) + p.size)
     body[(slice(None), slice(None)) + _valid(geom)] = g.swapaxes(0, 1)
     return rows
 
@@ -241,16 +250,18 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     # (every position gets a value where the phases cover the array; else the positions no offset reads stay zero)
     target = (np.empty if len(p.phases) == prod(geom.stride) else np.zeros)((n, geom.c_in) + extent, dtype=dtype)
     for i, r in enumerate(p.phases):
+        where = _phase_slices(p, r, geom, lo, extent)
+        if where is None:  # (no position of this phase lies in the array: its gradient goes nowhere)
+            continue
         ks = [k for k, ph in enumerate(p.phase_of) if ph == i]
         rows = correlate_rows(g_rows, w_taps[:, ks], tuple(top - p.offset[k] for k in ks), m, drop)
-        where = _phase_slices(p, r, geom, lo, extent)
-        if where is not None:
-            phase = rows.reshape((geom.c_in, n) + p.size)[(slice(None), slice(None)) + where[0]]
+        phase = rows.reshape((geom.c_in, n) + p.size)[(slice(None), slice(None)) + where[0]]
 
-            def put(c0: int, c1: int, phase: Array = phase, array: tuple[slice, ...] = where[1]) -> None:
-                target[(slice(None), slice(c0, c1)) + array] = phase[c0:c1].swapaxes(0, 1)
+        def put(c0: int, c1: int, phase: Array = phase, array: tuple[slice, ...] = where[1]) -> None:
+            target[(slice(None), slice(c0, c1)) + array] = phase[c0:c1].swapaxes(0, 1)
 
-            split_run(geom.c_in, rows.size, put)
+        split_run(geom.c_in, rows.size, put)
+        del rows, phase  # (before the next phase's rows)
     return target if plain else np.ascontiguousarray(pad_adjoint(target, geom))
 
 

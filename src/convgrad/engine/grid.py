@@ -97,14 +97,12 @@ def _grid_input(x: Array, geom: Geometry, dtype: np.dtype[Any]) -> Array:
     return grid
 
 
-def _grid_grad(g: Array, geom: Geometry, front: int = 0) -> Array:
-    """``g`` on the grid, zero at the junk positions: ``(G, O/G, front + nb·P)``, each row after ``front`` zeros."""
+def _grid_grad(g: Array, geom: Geometry) -> Array:
+    """``g`` on the grid, zero at the junk positions: ``(G, O/G, nb·P)``."""
     nb = g.shape[0]
-    m = nb * prod(geom.padded_size)
-    rows = np.zeros((geom.c_out, front + m), dtype=g.dtype)
-    body = rows[:, front:].reshape((geom.c_out, nb) + geom.padded_size)
-    body[(slice(None), slice(None)) + _valid(geom)] = g.swapaxes(0, 1)
-    return rows.reshape(geom.groups, geom.c_out // geom.groups, -1)
+    grid = np.zeros((geom.c_out, nb) + geom.padded_size, dtype=g.dtype)
+    grid[(slice(None), slice(None)) + _valid(geom)] = g.swapaxes(0, 1)
+    return grid.reshape(geom.groups, geom.c_out // geom.groups, -1)
 
 
 def _cols(grid: Array, geom: Geometry, m0: int, m1: int) -> Array:
