@@ -48,8 +48,8 @@ channels at 56², 22.6 / 16.5 / 15.9 / 16.7, and of 256 channels at 28², 6.8 / 
 size used before, was slower still)."""
 
 MAX_JUNK = 4
-"""The route takes a layer whose phase grid holds at most this many positions per output position (more junk:
-heavy padding or dilation on a small input; the gemm route computes the outputs only)."""
+"""The route takes a layer whose phase grid holds at most this many positions per output position (more junk: a
+widely dilated or large kernel on a small input, which the dense rules, ``grid`` or ``gemm``, take instead)."""
 
 
 def row_blocks(r0: int, r1: int, row_bytes: int) -> Iterator[tuple[int, int]]:
