@@ -20,10 +20,11 @@ because ``s·q + δ·k`` is a padded position.
 Rows are taken in blocks of channels of about :data:`BLOCK_BYTES`, so that the rows a block reads and writes
 stay in the cache for all its offsets (one Python call per block and offset, not per channel and offset: 512
 channels at 14² spent most of their time in the calls), and the blocks and the copies are split over the
-threads. The measurements against the routes these replaced (the gemm route's batched GEMV over the window
-matrix; multiply-adds over planes for the input gradient): docs/performance.md, "Depthwise layers without
-Numba" (for example 128 channels at 56², float32, 2 threads: 20 / 15 / 11 → 10 / 10 / 8 ms for the forward
-pass / input gradient / weight gradient).
+threads. The measurements against the routes these replaced (at stride 1 the grid route's window matrix for
+the forward pass and channel-by-channel row multiply-adds and dots for the gradients; strided, the gemm route's
+window matrix and multiply-adds over planes): docs/performance.md, "Depthwise layers without Numba" (for
+example 128 channels at 56², float32, 2 threads: 20 / 15 / 11 → 10 / 10 / 8 ms for the forward pass / input
+gradient / weight gradient).
 """
 
 from __future__ import annotations
@@ -235,8 +236,9 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     """The adjoint of :func:`depthwise_forward`, phase by phase: ``src_r[c, t] = Σ_{k reads r} w[c, k] ·
     g[c, t − offset(k)]``, then each phase put back at its padded positions and the padding's adjoint applied.
 
-    ``g`` lies on its grid after ``max offset`` zeros. A channel whose kernel holds a NaN or an infinity leaves out
-    the products with those zeros (``inf · 0`` would be NaN where the direct route adds nothing).
+    ``g`` lies on its grid after ``max offset`` zeros, and is zero at its junk positions. A channel whose kernel holds
+    a NaN or an infinity leaves out the products with those zeros and junk positions (``inf · 0`` would be NaN where
+    the direct route adds nothing).
     """
     n, dtype = g.shape[0], np.result_type(g, w)
     p = plan(geom)

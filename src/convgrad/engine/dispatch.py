@@ -39,7 +39,8 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
 4. ``"depthwise"`` — ``groups == C == O > 1``, all three contractions, any
    stride, where the phase grids of :mod:`convgrad.engine.depthwise` hold at
    most :data:`~convgrad.engine.depthwise.MAX_JUNK` positions per output:
-   multiply-adds of whole rows, one per kernel offset.
+   multiply-adds of whole rows, one per kernel offset (the weight gradient:
+   dot products of whole rows).
 5. ``"grid"`` — the forward pass and input gradient of layers with two or
    more spatial dimensions: stride 1 in every dimension, a window matrix of at least
    :data:`~convgrad.engine.cost.GRID_MIN_ELEMENTS` entries, one sample's grid
