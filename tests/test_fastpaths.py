@@ -192,6 +192,24 @@ def test_depthwise_matches_general_route_complex(cfg: Config, seed: int) -> None
     _against_general(cfg, "depthwise", seed, np.complex128)
 
 
+@given(cfg=conv_configs(max_kernel=4, max_stride=3, max_groups=6, max_channels_per_group=1),
+       seed=st.integers(0, 2**32 - 1))
+def test_depthwise_route_matches_torch(cfg: Config, seed: int) -> None:
+    """The public API on the depthwise route (the small route's threshold lifted so that these small layers take
+    it): forward pass and all three gradients against PyTorch float64 autograd, every stride, dilation, padding
+    form and mode."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(small, "SMALL_WINDOWS", -1)
+        state.clear_caches()
+        geom = _geometry(cfg)
+        pointwise_ = all(k == 1 for k in cfg.kernel) and not (any(cfg.lo) or any(cfg.hi))
+        if dispatch.is_depthwise(geom) and not pointwise_ and depthwise.applies(geom):
+            assert {dispatch.route(geom, np.dtype(np.float64), "auto", op) for op in ("forward", "input", "weight")} \
+                == {"depthwise"}
+        _against_torch(cfg, seed)
+    state.clear_caches()
+
+
 @pytest.mark.parametrize(("x_shape", "kernel", "kw"), [
     ((2, 3, 9, 8), (3, 3), {"stride": (2, 3), "dilation": (2, 1), "padding": ((-1, 2), (1, -1))}),  # crops
     ((0, 3, 9, 8), (3, 3), {"stride": 2, "padding": 1}),  # no samples
