@@ -79,6 +79,25 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-10) -> None:
     np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
 
 
+def _same_values(got: np.ndarray, ref: np.ndarray, tol: float) -> None:
+    """The same shape, dtype, NaN and infinity pattern, and the finite entries within ``tol``."""
+    assert got.shape == ref.shape and got.dtype == ref.dtype, (got.shape, ref.shape, got.dtype, ref.dtype)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=tol, atol=tol)
+
+
+def _depthwise_against_general(x: np.ndarray, w: np.ndarray, g: np.ndarray, geom: geometry.Geometry,
+                               tol: float) -> None:
+    """The depthwise route's three contractions against the general route's, NaN and infinity included."""
+    ours = (depthwise.depthwise_forward(x, w, geom), depthwise.depthwise_input_grad(g, w, geom),
+            depthwise.depthwise_weight_grad(g, x, geom))
+    refs = (GENERAL[0](x, w, geom), GENERAL[1](g, w, geom), GENERAL[2](g, x, geom))
+    for got, ref in zip(ours, refs):
+        _same_values(got, ref, tol)
+
+
 def _against_general(cfg: Config, name: str, seed: int, dtype: Any) -> None:
     """The route's three contractions equal the general route's on the batched geometry."""
     rng = np.random.default_rng(seed)
@@ -229,15 +248,7 @@ def test_depthwise_edge_geometries(x_shape: tuple[int, ...], kernel: tuple[int, 
     for bad in (None, "nonfinite"):
         if bad and x.size:
             x.flat[x.size // 2], w.flat[0] = np.nan, np.inf
-        ours = (depthwise.depthwise_forward(x, w, geom), depthwise.depthwise_input_grad(g, w, geom),
-                depthwise.depthwise_weight_grad(g, x, geom))
-        refs = (GENERAL[0](x, w, geom), GENERAL[1](g, w, geom), GENERAL[2](g, x, geom))
-        for got, ref in zip(ours, refs):
-            assert got.shape == ref.shape
-            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
-            np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
-            finite = np.isfinite(ref)
-            np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
+        _depthwise_against_general(x, w, g, geom, 1e-12)
 
 
 def test_depthwise_phase_plan() -> None:
@@ -286,15 +297,7 @@ def test_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: s
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(depthwise, "BLOCK_BYTES", block)
         mp.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)  # every call split over the threads
-        ours = (depthwise.depthwise_forward(x, w, geom), depthwise.depthwise_input_grad(g, w, geom),
-                depthwise.depthwise_weight_grad(g, x, geom))
-    refs = (GENERAL[0](x, w, geom), GENERAL[1](g, w, geom), GENERAL[2](g, x, geom))
-    for got, ref in zip(ours, refs):
-        assert got.shape == ref.shape and got.dtype == ref.dtype
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
-        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
-        finite = np.isfinite(ref)
-        np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-10, atol=1e-10)
+        _depthwise_against_general(x, w, g, geom, 1e-10)
     assert np.array_equal(x, x0, equal_nan=True) and np.array_equal(w, w0, equal_nan=True) and np.array_equal(g, g0)
 
 
@@ -729,7 +732,4 @@ def test_small_backward_with_nan_and_inf_matches_the_separate_routes() -> None:
         want = (small.small_input_grad(g, w, geom), small.small_weight_grad(g, x, geom),
                 g.sum(axis=(0, 2, 3)))
     for got, ref in zip(grads, want):
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
-        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
-        finite = np.isfinite(ref)
-        np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
+        _same_values(got, ref, 1e-12)

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._geometry import Geometry, prod
+from .grid import _valid  # the first Q_i positions along each dimension are the outputs, on a phase grid too
 from .padding import pad, pad_adjoint
 from .state import cache, split_run
 from .windows import kernel_offsets
@@ -162,11 +163,6 @@ def _split_rows(rows: Array, length: int, shape: tuple[int, ...]) -> Array:
     return rows[:, :length].reshape((rows.shape[0],) + shape)
 
 
-def _valid(geom: Geometry) -> tuple[slice, ...]:
-    """The phase grid positions that are outputs: ``q_i < Q_i``."""
-    return tuple(slice(0, q) for q in geom.out_size)
-
-
 def _junk_mask(geom: Geometry, p: Plan, n: int) -> npt.NDArray[np.bool_]:
     """``True`` at the junk positions of ``n`` samples' phase grid, flattened."""
     mask = np.ones((n,) + p.size, dtype=bool)
@@ -195,17 +191,18 @@ def correlate_rows(src: Array, w: Array, shifts: tuple[int, ...], m: int,
     c, dtype = w.shape[0], src.dtype
     out = np.empty((c, m), dtype=dtype)
     row_bytes = 3 * m * dtype.itemsize  # a block's rows written, its temporary and the rows read
+    channels, mask = drop if drop is not None else (np.empty(0, dtype=np.intp), np.empty(0, dtype=bool))
 
     def work(c0: int, c1: int) -> None:
         tmp = np.empty((min(c1 - c0, block_rows(row_bytes)), m), dtype=dtype)
         for b0, b1 in row_blocks(c0, c1, row_bytes):
             rows, t = out[b0:b1], tmp[: b1 - b0]
-            bad = () if drop is None else drop[0][(drop[0] >= b0) & (drop[0] < b1)] - b0
+            bad = channels[(channels >= b0) & (channels < b1)] - b0
             for i, shift in enumerate(shifts):
-                np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=rows if i == 0 else t)
-                if drop is not None:
-                    for r in bad:
-                        (rows if i == 0 else t)[r, drop[1][shift : shift + m]] = 0
+                product = rows if i == 0 else t
+                np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=product)
+                for r in bad:
+                    product[r, mask[shift : shift + m]] = 0
                 if i:
                     rows += t
 
