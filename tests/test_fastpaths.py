@@ -278,11 +278,13 @@ def test_depthwise_phase_plan() -> None:
     block=st.sampled_from([1, 300, 1 << 20]),
     bad=st.sampled_from([None, "x", "w"]),
     value=st.sampled_from([np.nan, np.inf]),
+    band_row=st.sampled_from([0, 1 << 20]),
 )
-def test_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: str | None, value: float) -> None:
+def test_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: str | None, value: float,
+                                      band_row: int) -> None:
     """Blocks of one channel, of a few and of all of them give the general route's results, on the pool's threads
-    too, at every stride; a NaN or an infinity in one channel's input or kernel lands where the general route puts
-    it."""
+    too, at every stride, with the rows' multiply-adds and with banded matrices wherever they apply; a NaN or an
+    infinity in one channel's input or kernel lands where the general route puts it."""
     rng = np.random.default_rng(seed)
     geom = dataclasses.replace(_geometry(cfg), batched=True)
     x = rng.standard_normal((cfg.n, cfg.c_in) + cfg.size)
@@ -296,9 +298,51 @@ def test_depthwise_blocks_of_channels(cfg: Config, seed: int, block: int, bad: s
     x0, w0, g0 = x.copy(), w.copy(), g.copy()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(depthwise, "BLOCK_BYTES", block)
+        mp.setattr(depthwise, "BAND_ROW", band_row)
         mp.setattr(state, "PARALLEL_MIN_ELEMENTS", 0)  # every call split over the threads
         _depthwise_against_general(x, w, g, geom, 1e-10)
     assert np.array_equal(x, x0, equal_nan=True) and np.array_equal(w, w0, equal_nan=True) and np.array_equal(g, g0)
+
+
+def test_depthwise_banded_rule() -> None:
+    """Banded matrices for short rows of a stride-1 last dimension with two or more taps, float32/float64 only."""
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+
+    def geom(size: int, kernel: tuple[int, ...] = (3, 3), **kw: Any) -> geometry.Geometry:
+        return geometry.conv_geometry((8, 16, size, size), (16, 1) + kernel, groups=16, padding=1, **kw)
+
+    assert depthwise.banded(geom(14), f32) and depthwise.banded(geom(34), f64)  # 16 and 36 positions a row
+    assert not depthwise.banded(geom(35), f32)  # 37 positions: more than 12 per tap
+    assert depthwise.banded(geom(56, (5, 5)), f32)  # 58 positions, 5 taps
+    assert depthwise.banded(geom(14, stride=(2, 1)), f32)  # the leading dimension's phases: shifts of rows
+    assert not depthwise.banded(geom(14, stride=(1, 2)), f32)
+    assert not depthwise.banded(geom(14, (3, 1)), f32)  # one tap along the rows
+    for dtype in (np.float16, np.complex64, np.complex128, np.int64):
+        assert not depthwise.banded(geom(14), np.dtype(dtype))
+
+
+@pytest.mark.parametrize("bad", [None, "x", "w", "g"])
+def test_depthwise_banded_only_for_finite_data(monkeypatch: pytest.MonkeyPatch, bad: str | None) -> None:
+    """The forward pass and the input gradient take the banded products for finite data (and give the general
+    route's results); a NaN or an infinity in an operand sends that contraction to the rows' multiply-adds, since
+    a band's zeros would meet it (``inf · 0``)."""
+    calls: list[int] = []
+    multiply = depthwise.multiply_bands
+
+    def spy(*args: Any) -> np.ndarray:
+        calls.append(1)
+        return multiply(*args)
+
+    monkeypatch.setattr(depthwise, "multiply_bands", spy)
+    geom = geometry.conv_geometry((2, 5, 8, 9), (5, 1, 3, 3), stride=(2, 1), padding=1, groups=5)
+    rng = np.random.default_rng(4)
+    x, w, g = rng.standard_normal(geom.input_shape), rng.standard_normal(geom.weight_shape), \
+        rng.standard_normal(geom.output_shape)
+    if bad:
+        {"x": x, "w": w, "g": g}[bad].flat[7] = np.inf
+    _depthwise_against_general(x, w, g, geom, 1e-12)
+    # one call per phase of the input gradient: the two row phases of stride 2
+    assert len(calls) == {None: 3, "x": 2, "w": 0, "g": 1}[bad]
 
 
 @given(cfg=conv_configs(max_kernel=4, max_groups=4), seed=st.integers(0, 2**32 - 1), complex_=st.booleans())
