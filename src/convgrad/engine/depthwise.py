@@ -58,15 +58,23 @@ MAX_JUNK = 4
 widely dilated or large kernel on a small input, which the dense rules, ``grid`` or ``gemm``, take instead)."""
 
 
-BAND_ROW = 12
-"""Rows (along the last dimension, per tap of the kernel there) up to which the products take banded matrices
-(:func:`banded`): ``P_d ≤ 12·K_d``, 36 positions for a 3-tap kernel, 60 for a 5-tap one. Measured (float32, 2
-threads, N=8, ms for the forward pass / input gradient, multiply-adds of rows → banded matrices, one process):
-3×3 kernels, 1024 channels at 7², 2.5 / 3.1 → 1.9 / 3.1; 512 at 14², 4.1 / 3.7 → 2.5 / 3.1; 256 at 28², 5.5 / 5.2
-→ 4.3 / 5.1; 192 at 42² (44 positions a row), 9.1 / 8.3 → 7.2 / 13.1; 144 at 56², 13.8 / 13.5 → 15.1 / 17.8;
-5×5 kernels, 480 channels at 14², 11.1 / 9.0 → 3.9 / 5.4; 240 at 28², 13.4 / 11.8 → 6.6 / 7.4. The weight
-gradient keeps its dots: as a banded product (``gᵀ`` times the rows, the band summed) it was 10% faster at 14² and
-slower from 21² on."""
+BAND_ROW = 7
+"""Rows (along the last dimension, per tap of the kernel there) up to which the forward pass and the input gradient
+take banded matrices (:func:`banded`): ``P_d ≤ 7·K_d``, 21 positions for a 3-tap kernel, 35 for a 5-tap one.
+Measured (float32, 2 threads, N=8, ms for ``conv`` with a bias / ``conv_input_grad`` / ``conv_backward``; the
+multiply-adds of rows → banded matrices; called back to back, then after a 0.2 s pause each as the benchmarks
+call them): 3×3 kernels, 1024 channels at 7², 2.9 / 2.6 / 5.0 → 1.9 / 3.0 / 5.2 and 5.1 / 5.1 / 7.8 → 4.0 /
+5.3 / 7.6; 512 at 14², 3.3–3.9 / 3.2–3.6 / 6.1 → 2.5 / 2.8 / 5.6 and 7.4 / 6.8 / 10.4 → 6.0 / 6.4–6.7 / 10.1;
+384 at 21² (23 positions a row), 5.4–5.8 / 5.0–5.3 / 8.4–9.2 → 4.2–4.3 / 4.6–4.7 / 8.5–9.2, but after a pause
+9.6–10.0 / 9.0–9.5 / 14.3–14.7 → 9.6–10.3 / 10.6 / 15.4–16.3; 5×5 kernels, 480 channels at 14², 7.6–9.9 /
+6.4–7.5 / 11.8–12.5 → 3.7–3.9 / 5.0–5.1 / 10.2–10.6; 240 at 28² (32 positions), 11.2–12.6 / 11.4–11.6 /
+19.7–20.5 → 6.7 / 7.3–7.6 / 15.2–16.1. The weight gradient keeps its dots: as a banded product (``gᵀ`` times the
+rows, the band summed) it was 10% faster at 14² and slower from 21² on."""
+
+
+BAND_MIN_ROWS = 1
+"""Rows per column of the bands below which :func:`banded` leaves a layer to the multiply-adds (the bands would
+outweigh the data: few samples)."""
 
 
 def row_blocks(r0: int, r1: int, row_bytes: int) -> Iterator[tuple[int, int]]:
@@ -229,21 +237,20 @@ def correlate_rows(src: Array, w: Array, shifts: tuple[int, ...], m: int,
 def banded(geom: Geometry, dtype: np.dtype[Any]) -> bool:
     """Whether the products along the last dimension take banded matrices, one BLAS product per channel and offset
     of the other dimensions: stride 1 and at least 2 taps there, rows of at most :data:`BAND_ROW` positions per
-    tap, float32 or float64.
+    tap, at least :data:`BAND_MIN_ROWS` times as many rows as the bands have columns (``N·Π_{i<d} ⌈P_i/s_i⌉ ≥
+    Π_{i<d} K_i · Q_d``: the bands no larger than the data; 512 channels at 14², N=1: input gradient 0.7 ms on
+    rows, 1.0–1.3 banded), float32 or float64.
 
     Along a row, output ``j`` reads positions ``j + δ·b``: a ``(P_d × Q_d)`` matrix ``T[j + δ·b, j] = w[.., b]``
     takes all ``K_d`` taps at once. It does ``P_d / K_d`` times the products of the multiply-adds (every position of
     the row times every output), at BLAS speed instead of a pass over memory per tap; with short rows that is less
-    time. Its zeros meet every value of the row, so the data must be finite (the callers check).
+    time. Its zeros meet every value of the row, so a NaN or an infinity would spread along it: the products
+    return ``None`` for a result that is not finite, and the callers then take the rows' multiply-adds.
     """
+    size = plan(geom).size
     return (dtype in (np.float32, np.float64) and geom.stride[-1] == 1 and geom.kernel[-1] > 1
-            and plan(geom).size[-1] <= BAND_ROW * geom.kernel[-1])
-
-
-def _finite(*arrays: Array) -> bool:
-    """No NaN nor infinity in ``arrays`` (a sum that overflows counts as one: the caller then takes the other
-    form, which computes the same values)."""
-    return all(bool(np.isfinite(np.sum(a))) for a in arrays)
+            and size[-1] <= BAND_ROW * geom.kernel[-1]
+            and geom.n * prod(size[:-1]) >= BAND_MIN_ROWS * prod(geom.kernel[:-1]) * geom.out_size[-1])
 
 
 def _bands(w: Array, geom: Geometry, width: int) -> Array:
@@ -252,9 +259,9 @@ def _bands(w: Array, geom: Geometry, width: int) -> Array:
     kd, dil, q = geom.kernel[-1], geom.dilation[-1], geom.out_size[-1]
     taps = w.reshape(w.shape[0], -1, kd).swapaxes(0, 1)  # (A, C, K_d)
     bands = np.zeros(taps.shape[:2] + (width, q), dtype=w.dtype)
-    j = np.arange(q)
-    for b in range(kd):
-        bands[:, :, j + dil * b, j] = taps[:, :, b, None]
+    flat = bands.reshape(taps.shape[:2] + (width * q,))
+    for b in range(kd):  # T[j + δ·b, j] is flat entry δ·b·q + j·(q + 1)
+        flat[:, :, dil * b * q :: q + 1][:, :, :q] = taps[:, :, b, None]
     return bands
 
 
@@ -263,14 +270,21 @@ def _lead_shifts(shifts: tuple[int, ...], geom: Geometry) -> tuple[int, ...]:
     return shifts[:: geom.kernel[-1]]
 
 
-def multiply_bands(src: Array, bands: Array, shifts: tuple[int, ...], m: int, width: int, cols: int) -> Array:
+def multiply_bands(src: Array, bands: Array, shifts: tuple[int, ...], m: int, width: int,
+                   cols: int) -> Array | None:
     """``out[c, r] = Σ_a src[c, shifts[a] + r·width :][:cols] @ bands[a, c]``, ``(C, m / width, bands' columns)``: the
     rows of ``width`` positions from each shift (their first ``cols``) times the banded matrices, a block of
-    channels per ``matmul`` call, the blocks split over the threads."""
+    channels per ``matmul`` call, the blocks split over the threads.
+
+    ``None`` where the result holds a NaN or an infinity (each block's sum checked while it is in the cache; a sum
+    that overflows counts too): every value of ``src``'s rows and of the bands meets every column or row of the
+    other, so any non-finite operand shows there, also one the multiply-adds would not have met.
+    """
     c, dtype = src.shape[0], src.dtype
     rows, out_cols = m // width, bands.shape[-1]
     out = np.empty((c, rows, out_cols), dtype=dtype)
     row_bytes = (m + 2 * rows * out_cols) * dtype.itemsize  # a channel's rows read, written and its temporary
+    finite: list[bool] = []
 
     def work(c0: int, c1: int) -> None:
         tmp = np.empty((min(c1 - c0, block_rows(row_bytes)), rows, out_cols), dtype=dtype)
@@ -281,9 +295,11 @@ def multiply_bands(src: Array, bands: Array, shifts: tuple[int, ...], m: int, wi
                 np.matmul(view, bands[a, b0:b1], out=block if a == 0 else t)
                 if a:
                     block += t
+            finite.append(bool(np.isfinite(block.sum())))
 
-    split_run(c, c * rows * cols * out_cols * len(shifts), work)
-    return out
+    with np.errstate(invalid="ignore", over="ignore"):  # (a non-finite result is not returned)
+        split_run(c, c * rows * cols * out_cols * len(shifts), work)
+    return out if all(finite) else None
 
 
 def _taps(w: Array, dtype: np.dtype[Any]) -> Array:
@@ -301,11 +317,11 @@ def depthwise_forward(x: Array, w: Array, geom: Geometry) -> Array:
     p = plan(geom)
     m = n * prod(p.size)
     src, taps = _source(x, geom, p, dtype), _taps(w, dtype)
-    if banded(geom, dtype) and _finite(x, w):
-        width = p.size[-1]
-        y_grid = multiply_bands(src, _bands(taps, geom, width), _lead_shifts(p.shifts(m), geom), m, width, width)
-        grid_size = p.size[:-1] + geom.out_size[-1:]  # (each row's outputs only)
-    else:
+    width = p.size[-1]
+    y_grid = multiply_bands(src, _bands(taps, geom, width), _lead_shifts(p.shifts(m), geom), m, width, width) \
+        if banded(geom, dtype) else None
+    grid_size = p.size[:-1] + geom.out_size[-1:]  # (the bands give each row's outputs only)
+    if y_grid is None:
         y_grid, grid_size = correlate_rows(src, taps, p.shifts(m), m), p.size
     y_valid = y_grid.reshape((geom.c_out, n) + grid_size)[(slice(None), slice(None)) + _valid(geom)]
     return np.ascontiguousarray(y_valid.swapaxes(0, 1))
@@ -324,7 +340,7 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
     m, top = n * prod(p.size), max(p.offset)
     g_rows = _grad_rows(g.astype(dtype, copy=False), geom, p, top, m)
     w_taps = _taps(w, dtype)
-    bands = _bands(w_taps, geom, p.size[-1]).swapaxes(2, 3) if banded(geom, dtype) and _finite(g, w) else None
+    bands = _bands(w_taps, geom, p.size[-1]).swapaxes(2, 3) if banded(geom, dtype) else None
     bad = np.flatnonzero(~np.isfinite(w_taps).all(axis=1))
     drop = (bad, np.concatenate([np.ones(top, dtype=bool), _junk_mask(geom, p, n)])) if bad.size else None
     plain = geom.padding_mode == "zeros" and geom.plain_padding
@@ -337,10 +353,12 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
             continue
         ks = [k for k, ph in enumerate(p.phase_of) if ph == i]
         shifts = tuple(top - p.offset[k] for k in ks)
+        rows = None
         if bands is not None:  # (a phase holds whole rows of taps: the last dimension has stride 1)
             lead = [k // geom.kernel[-1] for k in ks[:: geom.kernel[-1]]]
             rows = multiply_bands(g_rows, bands[lead], _lead_shifts(shifts, geom), m, p.size[-1], geom.out_size[-1])
-        else:
+        if rows is None:  # (not banded, or a NaN or an infinity met a band's zeros: the multiply-adds from here on)
+            bands = None
             rows = correlate_rows(g_rows, w_taps[:, ks], shifts, m, drop)
         phase = rows.reshape((geom.c_in, n) + p.size)[(slice(None), slice(None)) + where[0]]
 
