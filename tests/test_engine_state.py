@@ -233,41 +233,6 @@ def test_ranges_run_under_the_callers_numpy_error_settings(monkeypatch: pytest.M
     assert calls == ["invalid value", "invalid value"]
 
 
-def test_long_rows_sets_a_short_buffer_for_its_block_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows of at least ``LONG_ROWS`` elements: NumPy's ufunc buffer is ``LONG_ROWS`` inside the block, and the
-    caller's comes back after it, also when the block raises; shorter rows keep the caller's; on the pool's threads
-    each range sets and restores its own, and the results are the same as buffered."""
-    before = np.getbufsize()
-    with state.long_rows(state.LONG_ROWS):
-        assert np.getbufsize() == state.LONG_ROWS
-    assert np.getbufsize() == before
-    with state.long_rows(state.LONG_ROWS - 1):
-        assert np.getbufsize() == before
-    with pytest.raises(KeyError), state.long_rows(10**6):
-        raise KeyError("inside")
-    assert np.getbufsize() == before
-
-    monkeypatch.setattr(state, "copy_threads", lambda: 2)
-    rng = np.random.default_rng(5)
-    a, w = rng.standard_normal((64, 300)), rng.standard_normal((64, 1))
-    want = a[:, 1:257] * w
-    out = np.empty_like(want)
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def work(r0: int, r1: int) -> None:
-        with state.long_rows(256):
-            with lock:
-                seen.append(np.getbufsize())
-            np.multiply(a[r0:r1, 1:257], w[r0:r1], out=out[r0:r1])
-
-    state.split_run(64, 1 << 30, work)
-    assert seen == [state.LONG_ROWS] * 2 and np.array_equal(out, want)
-    assert np.getbufsize() == before
-    pool = state._get_pool()
-    assert pool is not None and all(pool.submit(np.getbufsize).result() == before for _ in range(4))
-
-
 LINUX_AFFINITY = hasattr(os, "sched_setaffinity") and state.current_cpu() is not None
 
 

@@ -33,7 +33,6 @@ import numpy.typing as npt
 from .._geometry import Geometry, prod
 from . import dispatch, jit, pointwise, small, winograd
 from .dispatch import is_depthwise
-from .state import long_rows
 
 Array = npt.NDArray[Any]
 _NDARRAY = np.ndarray
@@ -72,8 +71,7 @@ def add_bias(y: Array, b: Array, geom: Geometry) -> Array:
     shape = (-1,) + (1,) * geom.d
     if b.dtype != y.dtype:
         return y + b.reshape(shape)  # type: ignore[no-any-return]
-    with long_rows(prod(geom.out_size)):
-        y += b.reshape(shape)
+    y += b.reshape(shape)
     return y
 
 

@@ -42,7 +42,7 @@ import numpy.typing as npt
 from .._geometry import Geometry, prod
 from .grid import _valid  # the first Q_i positions along each dimension are the outputs, on a phase grid too
 from .padding import pad, pad_adjoint
-from .state import cache, long_rows, split_run
+from .state import cache, split_run
 from .windows import kernel_offsets
 
 Array = npt.NDArray[Any]
@@ -218,17 +218,16 @@ def correlate_rows(src: Array, w: Array, shifts: tuple[int, ...], m: int,
 
     def work(c0: int, c1: int) -> None:
         tmp = np.empty((min(c1 - c0, block_rows(row_bytes)), m), dtype=dtype)
-        with long_rows(m):
-            for b0, b1 in row_blocks(c0, c1, row_bytes):
-                rows, t = out[b0:b1], tmp[: b1 - b0]
-                bad = channels[(channels >= b0) & (channels < b1)] - b0
-                for i, shift in enumerate(shifts):
-                    product = rows if i == 0 else t
-                    np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=product)
-                    for r in bad:
-                        product[r, mask[shift : shift + m]] = 0
-                    if i:
-                        rows += t
+        for b0, b1 in row_blocks(c0, c1, row_bytes):
+            rows, t = out[b0:b1], tmp[: b1 - b0]
+            bad = channels[(channels >= b0) & (channels < b1)] - b0
+            for i, shift in enumerate(shifts):
+                product = rows if i == 0 else t
+                np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=product)
+                for r in bad:
+                    product[r, mask[shift : shift + m]] = 0
+                if i:
+                    rows += t
 
     split_run(c, c * m * len(shifts), work)
     return out

@@ -37,7 +37,7 @@ from .._geometry import Geometry, prod
 from .cost import block_positions, grid_sample_bytes
 from .gemm import WeightSum
 from .padding import pad, pad_adjoint
-from .state import batch_chunks, cache, get_workspace_budget, long_rows, scratch, split_run
+from .state import batch_chunks, cache, get_workspace_budget, scratch, split_run
 from .windows import kernel_offsets
 
 Array = npt.NDArray[Any]
@@ -185,9 +185,8 @@ def grid_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
                 _zero_junk_range(z, geom, m0, m1)
 
             def add(c0: int, c1: int, z: Array = z, folded: Array = folded, m0: int = m0, m1: int = m1) -> None:
-                with long_rows(m1 - m0):
-                    for i, off in enumerate(offsets):
-                        folded[c0:c1, m0 + off : m1 + off] += z[c0:c1, i]
+                for i, off in enumerate(offsets):
+                    folded[c0:c1, m0 + off : m1 + off] += z[c0:c1, i]
 
             split_run(geom.c_in, z.size, add)
         gxp = folded[:, :m].reshape((geom.c_in, nb) + geom.padded_size).swapaxes(0, 1)

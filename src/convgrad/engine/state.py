@@ -508,37 +508,6 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None]) -> No
         future.result()
 
 
-# ----------------------------------------------------------------------------- elementwise passes over rows
-
-LONG_ROWS = 128
-"""Rows at least this long take NumPy's elementwise operations unbuffered (:func:`long_rows`)."""
-
-
-@contextlib.contextmanager
-def long_rows(length: int) -> Iterator[None]:
-    """NumPy's elementwise operations inside the block run unbuffered when their rows are at least
-    :data:`LONG_ROWS` long (``length``: the shortest row the block's operations run over).
-
-    An operation whose operands cannot be flattened into one run (a shifted view of longer rows, a weight
-    broadcast along each row) is iterated row by row; where a row is shorter than NumPy's ufunc buffer (8192
-    elements), NumPy copies the operands through that buffer to make longer runs, and with long rows that copy
-    costs more than it saves. A buffer no longer than a row skips it. Measured (float32, NumPy 2.4, one
-    thread, µs; default buffer → 128 elements): a ``(64, 2048)`` shifted view times a per-row weight 40 → 15,
-    ``(256, 512)`` 42 → 18, ``(1024, 128)`` 42 → 35, but ``(4096, 32)`` 46 → 78, hence the threshold; a bias
-    added to ``(8, 64, 56, 56)`` 400 → 240, to ``(8, 512, 7, 7)`` 45 → 104 (rows of 49: left buffered).
-
-    The setting is NumPy's per thread (``np.setbufsize``), restored on leaving; results are the same either way.
-    """
-    if length < LONG_ROWS:
-        yield
-        return
-    old = np.setbufsize(LONG_ROWS)
-    try:
-        yield
-    finally:
-        np.setbufsize(old)
-
-
 # ----------------------------------------------------------------------------- caches
 
 _CACHES: list[Any] = []
