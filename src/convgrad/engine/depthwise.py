@@ -61,15 +61,22 @@ widely dilated or large kernel on a small input, which the dense rules, ``grid``
 BAND_ROW = 7
 """Rows (along the last dimension, per tap of the kernel there) up to which the forward pass and the input gradient
 take banded matrices (:func:`banded`): ``P_d ≤ 7·K_d``, 21 positions for a 3-tap kernel, 35 for a 5-tap one.
-Measured (float32, 2 threads, N=8, ms for ``conv`` with a bias / ``conv_input_grad`` / ``conv_backward``; the
-multiply-adds of rows → banded matrices; called back to back, then after a 0.2 s pause each as the benchmarks
-call them): 3×3 kernels, 1024 channels at 7², 2.9 / 2.6 / 5.0 → 1.9 / 3.0 / 5.2 and 5.1 / 5.1 / 7.8 → 4.0 /
-5.3 / 7.6; 512 at 14², 3.3–3.9 / 3.2–3.6 / 6.1 → 2.5 / 2.8 / 5.6 and 7.4 / 6.8 / 10.4 → 6.0 / 6.4–6.7 / 10.1;
-384 at 21² (23 positions a row), 5.4–5.8 / 5.0–5.3 / 8.4–9.2 → 4.2–4.3 / 4.6–4.7 / 8.5–9.2, but after a pause
-9.6–10.0 / 9.0–9.5 / 14.3–14.7 → 9.6–10.3 / 10.6 / 15.4–16.3; 5×5 kernels, 480 channels at 14², 7.6–9.9 /
-6.4–7.5 / 11.8–12.5 → 3.7–3.9 / 5.0–5.1 / 10.2–10.6; 240 at 28² (32 positions), 11.2–12.6 / 11.4–11.6 /
-19.7–20.5 → 6.7 / 7.3–7.6 / 15.2–16.1. The weight gradient keeps its dots: as a banded product (``gᵀ`` times the
-rows, the band summed) it was 10% faster at 14² and slower from 21² on."""
+Measured (float32, 2 threads, N=8, ms for ``conv`` with a bias / ``conv_input_grad`` / ``conv_backward``, the
+multiply-adds of rows → banded matrices, alternating in one process; called back to back, and after a 0.2 s pause
+each as the benchmarks call them):
+
+* 3×3, 1024 channels at 7²: 3.1–4.2 / 3.0–4.0 / 5.3–5.5 → 1.9–2.1 / 2.9 / 5.1–5.3; after a pause 6.9–7.8 / 7.3–7.5
+  / 9.1–9.4 → 4.0–4.4 / 5.6–7.3 / 9.6–9.7;
+* 3×3, 512 channels at 14²: 4.0–6.3 / 3.9–4.2 / 6.7–6.8 → 2.5–2.6 / 2.9 / 5.7; after a pause 10.0–10.8 / 9.9 /
+  12.4–12.8 → 6.0–6.1 / 6.6–6.9 / 10.1–10.2 (N=4: 2.6–3.5 / 2.4–3.2 / 4.0–4.4 → 1.9–2.1 / 2.2–2.4 / 4.0–4.2);
+* 3×3, 384 channels at 21² (23 positions a row, left to the multiply-adds): back to back 5.4–5.8 / 5.0–5.3 → 4.2–4.3
+  / 4.6–4.7, but after a pause 9.6–10.0 / 9.0–9.5 → 9.6–10.3 / 10.6;
+* 5×5, 480 channels at 14²: 10.4–12.7 / 9.8–10.0 / 14.8–14.9 → 3.5–3.7 / 4.5–4.8 / 9.8–10.0;
+* 5×5, 240 channels at 28² (32 positions): 11.3–12.4 / 10.0–10.1 / 17.9–18.5 → 6.9 / 7.3–7.7 / 14.9–15.8; after a
+  pause 18.0–18.1 / 17.9–18.3 / 26.0–27.0 → 14.2–14.3 / 16.1–16.3 / 25.7–27.2.
+
+The weight gradient keeps its dots: as a banded product (``gᵀ`` times the rows, the band summed) it was 10% faster
+at 14² and slower from 21² on."""
 
 
 BAND_MIN_ROWS = 1
