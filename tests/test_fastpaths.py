@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -236,12 +237,27 @@ def test_depthwise_route_matches_torch(cfg: Config, seed: int) -> None:
     ((1, 2, 7, 6, 9), (2, 3, 3), {"stride": (2, 1, 3), "padding": 1, "padding_mode": "circular"}),
     ((2, 3, 11, 11), (2, 2), {"stride": 4, "padding": 1}),  # half the phases read by no offset
     ((2, 3, 5, 5), (3, 3), {"stride": 2, "padding": 3}),  # phases that miss the input
+    # stride 1 along the last dimension: banded where forced
+    ((2, 3, 9, 8), (3, 3), {"stride": (2, 1), "dilation": 2, "padding": ((-1, 2), (1, -1))}),  # crops
+    ((3, 2, 8, 9), (3, 3), {"padding": ((0, -1), (-1, 0))}),
+    ((0, 3, 9, 8), (3, 3), {"padding": 1}),  # no samples
+    ((2, 3, 17), (3,), {"dilation": 3, "padding": 3, "padding_mode": "reflect"}),
+    ((1, 2, 7, 6, 9), (2, 3, 3), {"stride": (2, 3, 1), "dilation": (1, 1, 2), "padding": 2,
+                                  "padding_mode": "circular"}),
+    ((2, 3, 6, 7), (3, 3), {"dilation": (1, 2), "padding": 1, "padding_mode": "replicate"}),
+    ((2, 3, 9), (2,), {"dilation": 4, "padding": 1}),  # one output per row
 ])
-def test_depthwise_edge_geometries(x_shape: tuple[int, ...], kernel: tuple[int, ...], kw: dict[str, Any]) -> None:
-    """Crops, an empty batch, 1-d and 3-d with other padding modes, offsets that read only some of the phases:
-    the three contractions equal the general route's, NaN and infinity included."""
+@pytest.mark.parametrize("form", ["rows", "banded wherever it applies"])
+def test_depthwise_edge_geometries(x_shape: tuple[int, ...], kernel: tuple[int, ...], kw: dict[str, Any], form: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crops, an empty batch, 1-d and 3-d with other padding modes, dilation along the rows, one output per row,
+    offsets that read only some of the phases: the three contractions equal the general route's, NaN and infinity
+    included, on the rows' multiply-adds and with banded matrices wherever the last dimension has stride 1."""
+    monkeypatch.setattr(depthwise, "BAND_ROW", 0 if form == "rows" else 1 << 20)
+    monkeypatch.setattr(depthwise, "BAND_MIN_ROWS", 0)
     c = x_shape[1]
     geom = geometry.conv_geometry(x_shape, (c, 1) + kernel, groups=c, **kw)
+    assert depthwise.banded(geom, np.dtype(np.float64)) == (form != "rows" and geom.stride[-1] == 1 and kernel[-1] > 1)
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal(x_shape), rng.standard_normal((c, 1) + kernel)
     g = rng.standard_normal(geom.output_shape)
@@ -249,6 +265,21 @@ def test_depthwise_edge_geometries(x_shape: tuple[int, ...], kernel: tuple[int, 
         if bad and x.size:
             x.flat[x.size // 2], w.flat[0] = np.nan, np.inf
         _depthwise_against_general(x, w, g, geom, 1e-12)
+
+
+def test_depthwise_banded_fallback_warns_as_the_rows_do() -> None:
+    """An infinity in ``x`` meets a band's zeros (``inf · 0``: NaN, an "invalid value" warning); that product is not
+    returned and warns nowhere, and the multiply-adds give ``inf`` where the direct route does, with no warning."""
+    geom = geometry.conv_geometry((8, 4, 6, 7), (4, 1, 3, 3), padding=1, groups=4)
+    assert depthwise.banded(geom, np.dtype(np.float64))
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal(geom.input_shape), rng.uniform(0.5, 1.0, geom.weight_shape)
+    x[1, 2, 3, 4] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = depthwise.depthwise_forward(x, w, geom)
+    assert np.isposinf(y[1, 2, 2:5, 3:6]).all() and np.isfinite(np.delete(y, 2, axis=1)).all()
+    _same_values(y, GENERAL[0](x, w, geom), 1e-12)
 
 
 def test_depthwise_phase_plan() -> None:

@@ -15,7 +15,8 @@ after another (:class:`Plan`); then offset ``k`` is one shift ``shift(k)`` of th
 
 With short rows along the last dimension (stride 1 there, :func:`banded`), the forward pass and the input gradient
 take each row's taps at once instead: the rows from each offset of the other dimensions times a banded matrix per
-channel (:func:`multiply_bands`), one BLAS product per block of channels, for finite data.
+channel (:func:`multiply_bands`), one ``matmul`` call per block of channels and offset (a BLAS product per channel),
+for finite data.
 
 At stride 1 there is one phase, the padded grid itself. Positions with some ``q_i ≥ Q_i`` are junk: computed
 and dropped in the forward pass, zero in ``g``. A valid ``q`` never reads past its own sample's phase grid,
@@ -248,10 +249,11 @@ def banded(geom: Geometry, dtype: np.dtype[Any]) -> bool:
     rows, 1.0–1.3 banded), float32 or float64.
 
     Along a row, output ``j`` reads positions ``j + δ·b``: a ``(P_d × Q_d)`` matrix ``T[j + δ·b, j] = w[.., b]``
-    takes all ``K_d`` taps at once. It does ``P_d / K_d`` times the products of the multiply-adds (every position of
-    the row times every output), at BLAS speed instead of a pass over memory per tap; with short rows that is less
-    time. Its zeros meet every value of the row, so a NaN or an infinity would spread along it: the products
-    return ``None`` for a result that is not finite, and the callers then take the rows' multiply-adds.
+    takes all ``K_d`` taps at once. It does ``Q_d / K_d`` times the products of the multiply-adds (every one of a
+    row's ``P_d`` positions times every one of its ``Q_d`` outputs, against ``K_d`` taps per position), at BLAS speed
+    instead of a pass over memory per tap; with short rows that is less time. Its zeros meet every value of the
+    row, so a NaN or an infinity would spread along it: the products return ``None`` for a result that is not
+    finite, and the callers then take the rows' multiply-adds.
     """
     size = plan(geom).size
     return (dtype in (np.float32, np.float64) and geom.stride[-1] == 1 and geom.kernel[-1] > 1
@@ -362,7 +364,8 @@ def depthwise_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
         rows = None
         if bands is not None:  # (a phase holds whole rows of taps: the last dimension has stride 1)
             lead = [k // geom.kernel[-1] for k in ks[:: geom.kernel[-1]]]
-            rows = multiply_bands(g_rows, bands[lead], _lead_shifts(shifts, geom), m, p.size[-1], geom.out_size[-1])
+            phase_bands = bands if len(lead) == bands.shape[0] else bands[lead]  # (one phase: all of them, no copy)
+            rows = multiply_bands(g_rows, phase_bands, _lead_shifts(shifts, geom), m, p.size[-1], geom.out_size[-1])
         if rows is None:  # (not banded, or a NaN or an infinity met a band's zeros: the multiply-adds from here on)
             bands = None
             rows = correlate_rows(g_rows, w_taps[:, ks], shifts, m, drop)
