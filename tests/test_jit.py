@@ -127,6 +127,27 @@ def test_crops_and_input_dilation_match_the_numpy_routes(kw: dict[str, Any]) -> 
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_planes_take_the_bias_in_place_to_the_bit(dtype: Any) -> None:
+    """Planes of 4096 entries or more are not stacked: the row kernel writes each straight into ``y`` and adds the
+    bias there, ``y + b`` to the bit (a NaN and an infinity included), and the three contractions match the NumPy
+    routes."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 66, 64)).astype(dtype)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(dtype)
+    x[1, 2, 5, 6], x[0, 1, 60, 63] = np.nan, np.inf
+    geom = conv_geometry(x.shape, w.shape, padding=1, groups=3)
+    assert jit.row_applies(geom) and int(jit._row_plan(geom).forward[11]) == 1  # one plane per buffer
+    g = rng.standard_normal(geom.output_shape).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        ours = _jit_routes(geom, x, w, g)
+        for got, want in zip(ours, _numpy_routes(geom, x, w, g)):
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            finite = np.isfinite(want)
+            np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5)
+    _check_fused(geom, x, w, g, ours)
+
+
 def test_float32_and_nonfinite_values_land_where_the_gemm_route_puts_them() -> None:
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 4, 12, 11)).astype(np.float32)

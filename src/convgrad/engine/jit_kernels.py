@@ -557,6 +557,14 @@ def copy_add(dst: Array, d0: int, src: Array, s0: int, m: int, b: Any) -> None: 
 
 
 @_njit  # type: ignore[misc, unused-ignore]
+def add_scalar(dst: Array, d0: int, m: int, b: Any) -> None:  # pragma: no cover - compiled
+    """``dst[d0:d0 + m] += b`` (the same sum as :func:`copy_add` from a copy, in place)."""
+    ud = np.uint64(d0)
+    for j in range(np.uint64(m)):
+        dst[ud + j] += b
+
+
+@_njit  # type: ignore[misc, unused-ignore]
 def row_forward(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs: Array, ev: Array, bias: Array, i0: int,
                 i1: int) -> None:  # pragma: no cover - compiled
     """Stride-1 same-width correlation over work items ``[i0, i1)`` (as :func:`dw_forward`) on the row-padded
@@ -593,9 +601,11 @@ def row_forward_items(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs
             continue
         for j in range(m):
             row_fill(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
-        if nb == 1 and not bias.shape[0]:  # large planes: straight into the output (the grid has its row width)
+        if nb == 1:  # large planes: straight into the output (the grid has its row width), the bias added in cache
             yo = (n0 * c_count + c) * nout
             gather(buf, y[yo:yo + nout], nout, w, c * kk, taps, offs)
+            if bias.shape[0]:
+                add_scalar(y, yo, nout, bias[c])
             continue
         gather(buf, grid, (m - 1) * pstride + nout, w, c * kk, taps, offs)
         for j in range(m):
