@@ -407,4 +407,3 @@ def depthwise_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
             valid = ~_junk_mask(geom, p, n) if valid is None else valid
             gw[c] = [np.dot(src[c, shift : shift + m][valid], g_rows[c][valid]) for shift in shifts]
     return gw.reshape(geom.weight_shape)
-
