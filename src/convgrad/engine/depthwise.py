@@ -34,7 +34,7 @@ gradient / weight gradient).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -221,24 +221,45 @@ def correlate_rows(src: Array, w: Array, shifts: tuple[int, ...], m: int,
     """
     c, dtype = w.shape[0], src.dtype
     out = np.empty((c, m), dtype=dtype)
-    row_bytes = 3 * m * dtype.itemsize  # a block's rows written, its temporary and the rows read
     channels, mask = drop if drop is not None else (np.empty(0, dtype=np.intp), np.empty(0, dtype=bool))
 
-    def work(c0: int, c1: int) -> None:
-        tmp = np.empty((min(c1 - c0, block_rows(row_bytes)), m), dtype=dtype)
-        for b0, b1 in row_blocks(c0, c1, row_bytes):
-            rows, t = out[b0:b1], tmp[: b1 - b0]
-            bad = channels[(channels >= b0) & (channels < b1)] - b0
-            for i, shift in enumerate(shifts):
-                product = rows if i == 0 else t
-                np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=product)
-                for r in bad:
-                    product[r, mask[shift : shift + m]] = 0
-                if i:
-                    rows += t
+    def term(i: int, b0: int, b1: int, product: Array) -> None:
+        shift = shifts[i]
+        np.multiply(src[b0:b1, shift : shift + m], w[b0:b1, i : i + 1], out=product)
+        if channels.size:
+            for r in channels[(channels >= b0) & (channels < b1)] - b0:
+                product[r, mask[shift : shift + m]] = 0
 
-    split_run(c, c * m * len(shifts), work)
+    # (a block's rows written, its temporary and the rows read)
+    sum_in_blocks(out, len(shifts), 3 * m * dtype.itemsize, c * m * len(shifts), term)
     return out
+
+
+def sum_in_blocks(out: Array, count: int, row_bytes: int, elements: int,
+                  term: Callable[[int, int, int, Array], None], check: bool = False) -> bool:
+    """``out[c] = Σ_i term_i[c]`` over ``i < count``, a block of channels of about :data:`BLOCK_BYTES` (``row_bytes``
+    per channel) at a time, so that the block stays in the cache over the terms; the blocks split over the threads
+    (``elements``: the work, for :func:`~convgrad.engine.state.split_run`).
+
+    ``term(i, b0, b1, dest)`` writes term ``i`` of channels ``[b0, b1)`` into ``dest``: the block of ``out`` for the
+    first term, a temporary added into it after. ``check``: whether every block's sum came out finite (checked while
+    the block is in the cache); ``True`` without it.
+    """
+    finite: list[bool] = []
+
+    def work(c0: int, c1: int) -> None:
+        tmp = np.empty((min(c1 - c0, block_rows(row_bytes)),) + out.shape[1:], dtype=out.dtype)
+        for b0, b1 in row_blocks(c0, c1, row_bytes):
+            block, t = out[b0:b1], tmp[: b1 - b0]
+            for i in range(count):
+                term(i, b0, b1, block if i == 0 else t)
+                if i:
+                    block += t
+            if check:
+                finite.append(bool(np.isfinite(block.sum())))
+
+    split_run(out.shape[0], elements, work)
+    return all(finite)
 
 
 def banded(geom: Geometry, dtype: np.dtype[Any]) -> bool:
@@ -291,23 +312,16 @@ def multiply_bands(src: Array, bands: Array, shifts: tuple[int, ...], m: int, wi
     c, dtype = src.shape[0], src.dtype
     rows, out_cols = m // width, bands.shape[-1]
     out = np.empty((c, rows, out_cols), dtype=dtype)
-    row_bytes = (m + 2 * rows * out_cols) * dtype.itemsize  # a channel's rows read, written and its temporary
-    finite: list[bool] = []
 
-    def work(c0: int, c1: int) -> None:
-        tmp = np.empty((min(c1 - c0, block_rows(row_bytes)), rows, out_cols), dtype=dtype)
-        for b0, b1 in row_blocks(c0, c1, row_bytes):
-            block, t = out[b0:b1], tmp[: b1 - b0]
-            for a, shift in enumerate(shifts):
-                view = src[b0:b1, shift : shift + m].reshape(b1 - b0, rows, width)[:, :, :cols]
-                np.matmul(view, bands[a, b0:b1], out=block if a == 0 else t)
-                if a:
-                    block += t
-            finite.append(bool(np.isfinite(block.sum())))
+    def term(a: int, b0: int, b1: int, product: Array) -> None:
+        view = src[b0:b1, shifts[a] : shifts[a] + m].reshape(b1 - b0, rows, width)[:, :, :cols]
+        np.matmul(view, bands[a, b0:b1], out=product)
 
     with np.errstate(invalid="ignore", over="ignore"):  # (a non-finite result is not returned)
-        split_run(c, c * rows * cols * out_cols * len(shifts), work)
-    return out if all(finite) else None
+        # (a channel's rows read, written and its temporary)
+        finite = sum_in_blocks(out, len(shifts), (m + 2 * rows * out_cols) * dtype.itemsize,
+                               c * rows * cols * out_cols * len(shifts), term, check=True)
+    return out if finite else None
 
 
 def _taps(w: Array, dtype: np.dtype[Any]) -> Array:
