@@ -113,3 +113,26 @@ def test_errors_are_raised_before_any_work(monkeypatch: pytest.MonkeyPatch) -> N
         cg.conv(X, W, np.zeros(5), groups=2)
     with pytest.raises(ValueError, match=r"grad_output\.shape"):
         cg.conv_backward(np.zeros((2, 6, 3, 3)), X, W, groups=2)
+
+
+def test_a_remembered_call_does_not_excuse_a_wrong_one() -> None:
+    """The checks' conclusions are remembered only for valid calls of NumPy arrays and plain arguments, keyed by
+    the arrays' names, shapes and dtypes and the arguments' exact types: a call that differs in any of these (a
+    bool for an int, a float for an int, another dtype, an object array, a list) is checked in full, and one that
+    was invalid raises every time."""
+    x, w = np.ones((1, 4, 6, 6)), np.ones((6, 2, 3, 3))
+    for _ in range(2):
+        assert cg.conv(x, w, groups=2, stride=1).shape == (1, 6, 4, 4)
+        _raises(TypeError, "stride must be an integer; got True of type bool", cg.conv, x, w, groups=2, stride=True)
+        _raises(TypeError, "groups must be an integer; got 2.0 of type float", cg.conv, x, w, groups=2.0)
+        _raises(ValueError, "groups=3 does not divide in_channels=4", cg.conv, x, w, groups=3)
+        _raises(TypeError, "x must have a numeric dtype", cg.conv, x.astype(object), w, groups=2)
+        _raises(ValueError, r"b must have shape \(out_channels,\) = \(6,\); got shape \(5,\)", cg.conv, x, w,
+                np.ones(5), groups=2)
+        _raises(ValueError, "grad_output.shape", cg.conv_backward, np.ones((1, 6, 3, 3)), x, w, groups=2)
+    assert cg.conv(x.astype(np.int64), w.astype(np.int64), groups=2).dtype == np.float64  # integers: float64
+    assert cg.conv(x.astype(np.float32), w.astype(np.float32), groups=2).dtype == np.float32
+    assert cg.conv(x.astype(np.float16), w.astype(np.float16), groups=2).dtype == np.float16
+    assert cg.conv(x.tolist(), w, groups=2).shape == (1, 6, 4, 4)  # a list: read as an array, same answer
+    assert cg.conv(x, w, groups=np.int64(2), stride=[1, 1]).shape == (1, 6, 4, 4)
+    assert cg.conv(x[0], w, groups=2).shape == (6, 4, 4)  # unbatched: its own key

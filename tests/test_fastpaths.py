@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import tracemalloc
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,6 +34,7 @@ from convgrad.engine import (
     grid,
     implicit,
     jit,
+    padding,
     pointwise,
     small,
     state,
@@ -815,3 +817,55 @@ def test_small_backward_with_nan_and_inf_matches_the_separate_routes() -> None:
                 g.sum(axis=(0, 2, 3)))
     for got, ref in zip(grads, want):
         _same_values(got, ref, 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kw"),
+    [
+        ((2, 3, 6, 5), (4, 3, 3, 2), {"padding": 1, "stride": (2, 1)}),
+        ((1, 2, 7), (2, 1, 3), {"padding": ((2, -1),), "dilation": 2, "groups": 2}),  # a crop on one side
+        ((1, 1, 5, 4), (1, 1, 3, 3), {"padding": 2, "padding_mode": "reflect"}),
+        ((2, 2, 4, 5), (3, 2, 2, 3), {"padding": (1, 3), "padding_mode": "circular", "stride": 2}),
+        ((1, 2, 3, 4, 3), (2, 2, 2, 3, 2), {"padding": 1, "padding_mode": "replicate", "dilation": (1, 2, 1)}),
+    ],
+)
+def test_small_route_gathers_the_windows_of_the_padded_input(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                                                             kw: dict[str, Any]) -> None:
+    """The small route's one ``take`` reads what the window map of the padded input holds, bit for bit, in every
+    padding mode and crop; its adjoint adds the windows back where ``pad_adjoint(fold(·))`` does; the index is
+    read-only and remembered."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(x_shape)
+    geom = geometry.conv_geometry(x_shape, w_shape, **kw)
+    assert small.applies(geom)
+    cols = np.empty((geom.c_in,) + geom.kernel + (geom.n,) + geom.out_size)
+    windows.im2col(padding.pad(x, geom), geom, cols)
+    taken = small.gather(x, geom, x.dtype)
+    np.testing.assert_array_equal(taken.reshape(cols.shape), cols)
+    index = small.window_index(geom, geom.n)
+    assert small.window_index(geom, geom.n) is index
+    assert not any(a.flags.writeable for a in index if a is not None)
+    z = rng.standard_normal(cols.shape)
+    np.testing.assert_allclose(small.scatter(z.reshape(taken.shape), geom, geom.n),
+                               padding.pad_adjoint(windows.fold(z, geom), geom), rtol=1e-13, atol=1e-13)
+
+
+def test_small_route_index_is_the_size_of_the_windows_not_of_the_input() -> None:
+    """A large input read by a few windows (stride 999): the index and the work space hold the windows only, never
+    an array of the input's size, and the result is PyTorch's."""
+    x = np.random.default_rng(6).standard_normal((1, 1, 2000, 2000)).astype(np.float32)
+    w = np.ones((1, 1, 2, 2), dtype=np.float32)
+    geom = geometry.conv_geometry(x.shape, w.shape, stride=999, padding=1)
+    assert small.applies(geom) and dispatch.route(geom, np.dtype(np.float32)) == "small"
+    state.clear_caches()
+    tracemalloc.start()
+    try:
+        y = cg.conv(x, w, stride=999, padding=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024, peak  # x is 16 MB
+    assert small.window_index(geom, 1).read.size == 4 * 9
+    xt = torch.from_numpy(x.astype(np.float64))
+    want = torch.nn.functional.conv2d(xt, torch.ones(1, 1, 2, 2, dtype=torch.float64), stride=999, padding=1)
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-5)

@@ -5,7 +5,12 @@ backward, the torch bridge, the TensorFlow and SciPy conventions through the
 core) makes before handing work to :mod:`convgrad.engine`. It checks every
 argument before any work, builds the geometry (remembered for plain
 arguments), settles the dtypes and adds the batch axis of unbatched calls.
-Errors are raised here and nowhere else.
+Errors are raised here and nowhere else. What the checks concluded for a
+valid call of NumPy arrays and plain arguments is remembered by the arrays'
+names, shapes and dtypes and the arguments' exact values and types
+(:func:`_call_key`), which takes a call of the 5×5 image with a 3×3 kernel
+from 4.7 to 2.7 µs here; any other call, and every invalid one, is checked in
+full.
 
 Array roles go by argument name: ``x``/``ggx`` have the forward input's shape,
 ``grad_output`` the forward output's, ``w``/``ggw`` the weight's, ``b``/``ggb``
@@ -68,6 +73,14 @@ def _exact_key(value: object) -> object:
     raise TypeError(value)
 
 
+def _plain_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A key for argument values that tells ``2`` from ``2.0`` and ``True``; TypeError for anything but ints,
+    strs, None, tuples and lists."""
+    if _PLAIN.issuperset(map(type, values)):  # ints and strings: their types tell them apart already
+        return values
+    return tuple([_exact_key(v) for v in values])
+
+
 def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], *, transposed: bool = False,
                      **kwargs: Any) -> Geometry:
     """:func:`conv_geometry` (or :func:`transpose_geometry`), remembered for plain arguments (~15 µs a call).
@@ -77,12 +90,8 @@ def checked_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], *, tran
     checks; arguments of other types are checked every time.
     """
     build = transpose_geometry if transposed else conv_geometry
-    values = tuple(kwargs.values())
     try:
-        if _PLAIN.issuperset(map(type, values)):  # ints and strings: their types tell them apart already
-            key: tuple[Any, ...] = (transposed, x_shape, w_shape, tuple(kwargs), values)
-        else:
-            key = (transposed, x_shape, w_shape, tuple(kwargs), tuple([_exact_key(v) for v in values]))
+        key = (transposed, x_shape, w_shape, tuple(kwargs), _plain_key(tuple(kwargs.values())))
     except TypeError:
         return build(x_shape, w_shape, **kwargs)
     geom = _GEOMETRIES.get(key)
@@ -175,6 +184,11 @@ def prepare(
     (array type in = array type out); without it every array is read as a
     NumPy array (torch tensors detached and copied to the CPU).
     """
+    key = _call_key(arrays, transposed, input_shape, weight_shape, method, geometry)
+    if key is not None:
+        known = _CALLS.get(key)
+        if known is not None:
+            return _ready(arrays, *known)
     checked = {}
     for name, a in arrays.items():
         if a is not None:
@@ -204,14 +218,50 @@ def prepare(
             if name in checked and checked[name].shape != like:
                 raise ValueError(f"{name}.shape {checked[name].shape} must equal {rule} {like}")
     dtype = result_dtype(*checked.values())
-    work = compute_dtype(dtype)
-    ready: dict[str, Optional[Array]] = {name: None for name in arrays}
-    for name, a in checked.items():
-        batched = name in _BATCHED_LIKE_INPUT or name == "grad_output"
-        if batched and not geom.batched:
-            a = a[np.newaxis]
-        ready[name] = a.astype(work, copy=False)
-    return Prepared(geom, dtype, work, is_exact(*checked.values()), method_s, ready)
+    known = (geom, dtype, compute_dtype(dtype), is_exact(*checked.values()), method_s)
+    if key is not None:
+        _CALLS.put(key, known)
+    return _ready({name: checked.get(name) for name in arrays}, *known)
+
+
+_CALLS: Memo[tuple[Any, ...], tuple[Geometry, np.dtype[Any], np.dtype[Any], bool, str]] = Memo(512)
+"""What :func:`prepare` concluded from a call of NumPy arrays and plain arguments, by :func:`_call_key`."""
+
+
+def _call_key(arrays: Mapping[str, object], transposed: bool, input_shape: object, weight_shape: object,
+              method: object, geometry: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The key of a call whose checks depend only on its arrays' names, shapes and dtypes and its plain arguments
+    (every array a NumPy array or ``None``, no shapes given instead, ints/strs/tuples/lists/None for the rest);
+    ``None`` for any other call, which is checked in full. Only calls that passed the checks are remembered, so
+    an invalid call always raises from them."""
+    if input_shape is not None or weight_shape is not None or type(method) is not str:
+        return None
+    described: list[Any] = [transposed, method, tuple(geometry)]
+    for name, a in arrays.items():
+        if a is None:
+            described.append(name)
+        elif type(a) is _NDARRAY:
+            described.append((name, a.shape, a.dtype))  # type: ignore[attr-defined]
+        else:
+            return None
+    try:
+        described.append(_plain_key(tuple(geometry.values())))
+    except TypeError:
+        return None
+    return tuple(described)
+
+
+def _ready(arrays: Mapping[str, object], geom: Geometry, dtype: np.dtype[Any], work: np.dtype[Any], exact: bool,
+           method: str) -> Prepared:
+    """The :class:`Prepared` call: the (checked NumPy) arrays batched and in the compute dtype."""
+    ready: dict[str, Optional[Array]] = {}
+    for name, a in arrays.items():
+        if a is not None:
+            if not geom.batched and (name in _BATCHED_LIKE_INPUT or name == "grad_output"):
+                a = a[np.newaxis]  # type: ignore[index]
+            a = a.astype(work, copy=False)  # type: ignore[attr-defined]
+        ready[name] = a  # type: ignore[assignment]
+    return Prepared(geom, dtype, work, exact, method, ready)
 
 
 # ----------------------------------------------------------------------------- arrays of another library

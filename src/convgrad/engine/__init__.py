@@ -52,14 +52,16 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
     compiled depthwise route and by Winograd's compiled output transform, else added in place."""
     if not exact and not geom.dilates_input:
         dtype = np.result_type(x, w, b)
-        if pointwise.bias_fuses(geom, dtype) and dispatch.route(geom, dtype, method, "forward") == "pointwise":
+        name = dispatch.lookup(geom, dtype, method, "forward")
+        if name == "pointwise" and pointwise.bias_fuses(geom, dtype):
+            dispatch.route(geom, dtype, method, "forward")  # the route this call takes (asked as run() asks)
             return pointwise.pointwise_forward_bias(x, w, b, geom)
-        if (is_depthwise(geom) and b.dtype == np.result_type(x, w)
-                and dispatch.route(geom, dtype, method, "forward") == "jit_depthwise"):
+        if name == "jit_depthwise" and b.dtype == np.result_type(x, w):
+            dispatch.route(geom, dtype, method, "forward")
             return jit.depthwise_forward(x, w, geom, b)
-        if (type(x) is _NDARRAY and b.dtype == np.result_type(x, w) and winograd.use_compiled(geom.d)
-                and dispatch.route(geom, dtype, method, "forward") == "winograd"
-                and dispatch.checked_route("forward", x, w, geom, method, name="winograd") == "winograd"):
+        if (name == "winograd" and type(x) is _NDARRAY and b.dtype == np.result_type(x, w)
+                and winograd.use_compiled(geom.d)
+                and dispatch.checked_route("forward", x, w, geom, method) == "winograd"):
             with np.errstate(invalid="ignore"):
                 return winograd.winograd_forward(x, w, geom, bias=b)  # the bias added as each plane is written
     return add_bias(forward(x, w, geom, method, exact=exact), b, geom)
