@@ -319,9 +319,9 @@ def test_current_cpu_is_one_this_thread_may_use_or_none(monkeypatch: pytest.Monk
                     reason="needs sched_getcpu, sched_setaffinity and two CPUs")
 def test_pool_threads_step_aside_only_beside_a_one_thread_blas(monkeypatch: pytest.MonkeyPatch) -> None:
     """split_run has its pool thread step off the caller's CPU only while the BLAS is held to one thread (next
-    to the multi-threaded BLAS its spinning threads hold the other CPUs): with ``current_cpu`` reporting one CPU
-    for every thread, the pool thread's range runs without that CPU, and afterwards every thread's affinity is
-    what it was."""
+    to the multi-threaded BLAS its spinning threads hold the other CPUs), or for compiled kernels, which call no
+    BLAS (``compiled=True``): with ``current_cpu`` reporting one CPU for every thread, the pool thread's range runs
+    without that CPU, and afterwards every thread's affinity is what it was."""
     controller = state.blas_controller()
     if controller is None:
         pytest.skip("threadpoolctl is not installed")
@@ -349,6 +349,12 @@ def test_pool_threads_step_aside_only_beside_a_one_thread_blas(monkeypatch: pyte
     assert seen[1] == {frozenset(before), frozenset(before - {cpu})}  # the pool thread's range, stepped aside
     assert seen[0] == {frozenset(before)}  # the caller is never moved
     assert os.sched_getaffinity(0) == before
+    assert pool_masks() == {frozenset(before)}
+    seen[1].clear()
+    for _ in range(5):
+        state.split_run(2, 1 << 30, work, compiled=True)  # a compiled kernel's ranges: stepped aside as well
+    assert seen[1] == {frozenset(before - {cpu})}
+    assert seen[0] == {frozenset(before)}
     assert pool_masks() == {frozenset(before)}
 
 

@@ -376,7 +376,7 @@ def _run(name: str, args: tuple[Any, ...], total: int, elements: int) -> None:
     def work(a: int, b: int) -> None:
         kernel(*args, a, b)
 
-    split_run(total, elements, work)
+    split_run(total, elements, work, compiled=True)
 
 
 def _direct_padding(geom: Geometry) -> bool:
@@ -562,7 +562,7 @@ def _run_range(name: str, args: tuple[Any, ...], total: int, elements: int) -> N
     def work(a: int, b: int) -> None:
         kernel(*args, a, b)
 
-    split_run(total, elements, work)
+    split_run(total, elements, work, compiled=True)
 
 
 def _dense_blocks(geom: Geometry, dtype: np.dtype[Any]) -> list[tuple[int, int]]:

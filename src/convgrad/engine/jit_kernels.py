@@ -533,14 +533,30 @@ def dw_weight_channels(g: Array, x: Array, gw: Array, v: Array, offs: Array, c0:
 
 @_njit  # type: ignore[misc, unused-ignore]
 def row_fill(src: Array, so: int, buf: Array, j: int, rv: Array) -> None:  # pragma: no cover - compiled
-    """Copy the plane ``src[so:so + n1·n2]`` into slot ``j`` of every region, zeroing in region ``b`` the columns
-    that only the wrapped reads of shift ``b·δ2 − l2`` reach."""
+    """Copy the plane ``src[so:so + n1·n2]`` into slot ``j`` of every region (:func:`row_copy`), then zero in
+    region ``b`` the columns that only the wrapped reads of shift ``b·δ2 − l2`` reach (:func:`row_zero`)."""
+    row_copy(src, so, buf, j, rv)
+    row_zero(buf, j, rv)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_copy(src: Array, so: int, buf: Array, j: int, rv: Array) -> None:  # pragma: no cover - compiled
+    """The copies of :func:`row_fill`: the plane ``src[so:so + n1·n2]`` into slot ``j`` of every region."""
+    l1, n1, n2, k2 = rv[0], rv[2], rv[3], rv[9]
+    margin, pstride, region = rv[12], rv[14], rv[16]
+    for b in range(k2):
+        copy(buf, b * region + margin + j * pstride + l1 * n2, src, so, n1 * n2)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_zero(buf: Array, j: int, rv: Array) -> None:  # pragma: no cover - compiled
+    """The zeros of :func:`row_fill`: in slot ``j`` of region ``b``, the columns that only the wrapped reads of
+    shift ``b·δ2 − l2`` reach. (Written after the copies of a whole block of planes, not after each plane's, these
+    stores took 0.08 instead of 0.18 ms per forward pass of 512 channels at 14², N = 8, one thread.)"""
     l1, l2, n1, n2, d2, k2 = rv[0], rv[1], rv[2], rv[3], rv[7], rv[9]
     margin, pstride, region = rv[12], rv[14], rv[16]
-    nin = n1 * n2
     for b in range(k2):
         at = b * region + margin + j * pstride + l1 * n2
-        copy(buf, at, src, so, nin)
         shift = b * d2 - l2
         lo, hi = (n2 + shift, n2) if shift < 0 else (0, shift)
         for r in range(n1):
@@ -599,8 +615,10 @@ def row_forward_items(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs
             for j in range(m):
                 input_plane_exact(x, w, y, ev, (n0 + j) * c_count + c)
             continue
+        for j in range(m):  # all the block's copies, then all its zeros (see row_zero)
+            row_copy(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
         for j in range(m):
-            row_fill(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
+            row_zero(buf, j, rv)
         if nb == 1:  # large planes: straight into the output (the grid has its row width), the bias added in cache
             yo = (n0 * c_count + c) * nout
             gather(buf, y[yo:yo + nout], nout, w, c * kk, taps, offs)
