@@ -555,14 +555,15 @@ def _compiled(name: str, args: tuple[Any, ...]) -> Any:
     return kernel
 
 
-def _run_range(name: str, args: tuple[Any, ...], total: int, elements: int) -> None:
-    """Like :func:`_run`, for kernels that add into their output: the first call compiles on an empty range."""
+def _run_range(name: str, args: tuple[Any, ...], total: int, elements: int, *, aside: bool = True) -> None:
+    """Like :func:`_run`, for kernels that add into their output: the first call compiles on an empty range.
+    ``aside=False`` for a kernel run between multi-threaded GEMMs (:func:`~convgrad.engine.state.split_run`)."""
     kernel = _compiled(name, args)
 
     def work(a: int, b: int) -> None:
         kernel(*args, a, b)
 
-    split_run(total, elements, work, compiled=True)
+    split_run(total, elements, work, compiled=aside)
 
 
 def _dense_blocks(geom: Geometry, dtype: np.dtype[Any]) -> list[tuple[int, int]]:
@@ -586,7 +587,7 @@ def dense_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
         for q0, q1 in _dense_blocks(geom, dtype):
             z = scratch((rows, q1 - q0), dtype)
             np.matmul(w_t, g_n[:, :, q0:q1], out=z.reshape(geom.groups, -1, q1 - q0))
-            _run_range("dense_fold", (z.reshape(-1), gxf, v, n0, q0, q1), geom.c_in, z.size)
+            _run_range("dense_fold", (z.reshape(-1), gxf, v, n0, q0, q1), geom.c_in, z.size, aside=False)
     return gx
 
 
@@ -769,7 +770,7 @@ def direct_weight_grad(g: Array, x: Array, geom: Geometry) -> Array:
                  parts: dict[int, Array] = parts) -> None:
             parts[a] = kernel(*args, a, b)
 
-        split_run(len(grid_args[1]), (n1 - n0) * per_sample, work)
+        split_run(len(grid_args[1]), (n1 - n0) * per_sample, work, compiled=True)
         for a in sorted(parts):  # in the blocks' order, whichever thread finished first: the same sum each call
             total += parts[a]
     return total[:o, : geom.c_in * kk].astype(dtype).reshape(geom.weight_shape)
