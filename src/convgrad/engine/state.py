@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -364,21 +364,36 @@ def _get_pool() -> ThreadPoolExecutor | None:
         return _pool
 
 
-def _wait_all(futures: list[Future[None]], cancel: bool) -> None:
-    """Wait until every future has finished (with ``cancel``, those not started never start), whatever
-    interrupts the wait; then re-raise an interruption that came while waiting."""
-    from concurrent.futures import wait
+class _Range:
+    """One range of a :func:`split_run` on the pool: the pool thread flags its end (and any error), then releases
+    ``done``, which the caller holds from the start."""
 
+    __slots__ = ("done", "ended", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.ended = False
+        self.error: BaseException | None = None
+
+
+def _wait_all(ranges: list[_Range]) -> None:
+    """Wait until every range has ended, whatever interrupts the wait; then re-raise an interruption that came
+    while waiting.
+
+    Only the flag and one plain lock per range are involved, released by the pool thread: an interruption (a
+    signal handler raising ``KeyboardInterrupt`` in the caller) can land anywhere in the wait and leave nothing
+    held that a pool thread needs. (``concurrent.futures.wait`` takes each future's condition in turn, and an
+    interruption between those steps had left one taken: the pool thread then blocked in ``set_result`` and the
+    caller waited for it forever.)
+    """
     interrupted: BaseException | None = None
-    if cancel:
-        for future in futures:
-            future.cancel()
-    while True:
-        try:
-            wait(futures)
-            break
-        except BaseException as err:  # a second Ctrl-C while waiting: keep waiting, re-raise after
-            interrupted = interrupted or err
+    for r in ranges:
+        while not r.ended:
+            try:
+                r.done.acquire(timeout=0.05)
+            except BaseException as err:  # a second Ctrl-C while waiting: keep waiting, re-raise after
+                interrupted = interrupted or err
     if interrupted is not None:
         raise interrupted
 
@@ -474,7 +489,7 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None], *, co
     pool = _get_pool()
     bounds = [total * i // threads for i in range(threads + 1)]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-    futures: list[Future[None]] = []
+    running: list[_Range] = []
     errors: dict[str, Any] = dict(np.geterr())  # NumPy's error settings are per thread: ranges run under the caller's
     if np.geterrcall() is not None:
         errors["call"] = np.geterrcall()
@@ -498,23 +513,40 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None], *, co
             if mask is not None:
                 _set_affinity(mask)
 
+    stopped = [False]  # the caller stopped early: ranges that have not started yet never start
+
+    def pooled(a: int, b: int, r: _Range) -> None:
+        try:
+            if not stopped[0]:
+                marked(a, b, True)
+        except BaseException as err:
+            r.error = err
+        finally:
+            r.ended = True
+            r.done.release()
+
     try:
         for a, b in ranges[1:]:
             if pool is None:
                 marked(a, b)
                 continue
+            r = _Range()
             try:
-                futures.append(pool.submit(marked, a, b, True))
+                pool.submit(pooled, a, b, r)
             except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
                 pool = None
                 marked(a, b)
+                continue
+            running.append(r)
         marked(*ranges[0])
     except BaseException:
-        _wait_all(futures, cancel=True)
+        stopped[0] = True
+        _wait_all(running)
         raise
-    _wait_all(futures, cancel=False)
-    for future in futures:
-        future.result()
+    _wait_all(running)
+    for r in running:
+        if r.error is not None:
+            raise r.error
 
 
 # ----------------------------------------------------------------------------- caches
