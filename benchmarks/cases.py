@@ -82,7 +82,7 @@ CASES: tuple[Case, ...] = (
          tags=("large_kernel",)),
     Case("transpose2d_128_64", "conv_transpose2d N=8 128→64 28² k4 s2 p1", (8, 128, 28, 28), (128, 64, 4, 4),
          stride=2, padding=1, transposed=True),
-    Case("tiny_5x5", "seed: conv2d 1×1×5×5 k3", (1, 1, 5, 5), (1, 1, 3, 3), tags=("tiny",)),
+    Case("tiny_5x5", "the 5×5 image, 3×3 kernel (conv2d 1×1×5×5 k3)", (1, 1, 5, 5), (1, 1, 3, 3), tags=("tiny",)),
     Case("conv2d_64_56_f64", "conv2d N=8 64→64 56² k3 p1, float64", (8, 64, 56, 56), (64, 64, 3, 3), padding=1,
          dtype="float64"),
 )

@@ -494,9 +494,9 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None], *, co
     if np.geterrcall() is not None:
         errors["call"] = np.geterrcall()
 
-    # (only where the BLAS is held to one thread: beside the multi-threaded BLAS, whose worker threads spin on
-    # the other CPUs after each call, a thread moved there shared its core with one: the ResNet-50 stem's
-    # forward pass, im2col split between GEMMs, took 46 ms instead of 26)
+    # (only where the BLAS is held to one thread, or for compiled kernels: beside the multi-threaded BLAS, whose
+    # worker threads spin on the other CPUs after each call, a thread moved there shared its core with one: the
+    # ResNet-50 stem's forward pass, im2col split between GEMMs, took 46 ms instead of 26)
     aside = pool is not None and (_blas_users > 0 or compiled) and hasattr(os, "sched_setaffinity")
     caller_cpu = current_cpu() if aside else None
 
