@@ -43,7 +43,7 @@ def test_one_tiny_case_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
             "--threads", str(torch.get_num_threads()), "--json", str(out)]
     assert suite.main(args) == 0
     text = capsys.readouterr().out
-    assert "seed: conv2d 1×1×5×5 k3" in text and "fwd+bwd ratio: median" in text
+    assert "the 5×5 image, 3×3 kernel (conv2d 1×1×5×5 k3)" in text and "fwd+bwd ratio: median" in text
     results = json.loads(out.read_text())
     assert set(results) == {"machine", "settings", "gemm_gflops", "import_first_call_ms", "cases", "summary",
                             "networks"}
