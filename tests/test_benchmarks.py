@@ -63,7 +63,7 @@ def test_one_tiny_case_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     # the saved result renders as Markdown without running anything
     assert suite.main(["--from-json", str(out), "--markdown"]) == 0
     markdown = capsys.readouterr().out
-    assert "| case | fwd × |" in markdown and "| seed: conv2d 1×1×5×5 k3 |" in markdown
+    assert "| case | fwd × |" in markdown and "| the 5×5 image, 3×3 kernel (conv2d 1×1×5×5 k3) |" in markdown
 
 
 def test_wrong_answers_are_reported_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
