@@ -869,3 +869,56 @@ def test_small_route_index_is_the_size_of_the_windows_not_of_the_input() -> None
     xt = torch.from_numpy(x.astype(np.float64))
     want = torch.nn.functional.conv2d(xt, torch.ones(1, 1, 2, 2, dtype=torch.float64), stride=999, padding=1)
     np.testing.assert_allclose(y, want.numpy(), rtol=1e-5)
+
+
+def test_small_route_reads_any_layout_and_leaves_it_alone() -> None:
+    """The small route's ``take`` reads Fortran-ordered, strided, read-only and broadcast inputs as their values (the
+    index is into the C-order flattening), never writes them, and returns new arrays: the same numbers as the
+    contiguous copies, for the forward pass and all three gradients."""
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((4, 3, 3, 2))
+    layouts = {
+        "fortran": np.asfortranarray(base[:, :, :5, :6]),
+        "strided": base[:, :, ::2, ::2],
+        "read-only": base[:, :, :5, :4].copy(),
+        "broadcast": np.broadcast_to(base[:1, :, :5, :4], (2, 3, 5, 4)),
+    }
+    layouts["read-only"].flags.writeable = False
+    for name, x in layouts.items():
+        before = x.copy()
+        kw = {"padding": 1, "stride": (1, 2), "padding_mode": "reflect"}
+        geom = geometry.conv_geometry(x.shape, w.shape, **kw)
+        assert small.applies(geom), name
+        y = cg.conv(x, w, **kw)
+        g = rng.standard_normal(y.shape)
+        grads = cg.conv_backward(g, x, w, **kw)
+        contiguous = np.ascontiguousarray(x)
+        np.testing.assert_array_equal(y, cg.conv(contiguous, w, **kw))
+        for got, want in zip(grads, cg.conv_backward(g, contiguous, w, **kw)):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(x, before)
+        for result in (y, *grads):
+            assert not np.shares_memory(result, x) and not np.shares_memory(result, w)
+
+
+def test_tiny_calls_from_many_threads_agree() -> None:
+    """Tiny layers of many geometries called from eight threads at once (the remembered checks and window indices
+    filled and read concurrently): every result is the one a single thread computes."""
+    rng = np.random.default_rng(9)
+    cases = []
+    for i in range(24):
+        x = rng.standard_normal((1 + i % 2, 2, 5 + i % 4, 6))
+        w = rng.standard_normal((3, 2, 3, 3))
+        kw = {"padding": i % 3, "stride": 1 + i % 2, "dilation": 1 + (i // 12)}
+        cases.append((x, w, kw))
+    state.clear_caches()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda c: (cg.conv(c[0], c[1], **c[2]),
+                                           cg.conv_backward(np.ones(cg.conv_output_shape(c[0].shape, c[1].shape,
+                                                                                         **c[2])), c[0], c[1], **c[2])),
+                                 cases * 4))
+    for (x, w, kw), (y, grads) in zip(cases * 4, results):
+        np.testing.assert_array_equal(y, cg.conv(x, w, **kw))
+        for got, want in zip(grads, cg.conv_backward(np.ones(y.shape), x, w, **kw)):
+            np.testing.assert_array_equal(got, want)
