@@ -452,6 +452,60 @@ def test_interrupts_while_waiting_for_the_pool_never_leave_it_blocked(monkeypatc
     assert sorted(seen) == [(0, 2), (2, 4)]
 
 
+def test_a_range_no_pool_thread_started_never_runs_once_the_caller_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's own range raises while the pool's range is still queued: split_run raises at once (it does
+    not wait for the busy pool), and the queued range never runs, not even later."""
+    ran: list[int] = []
+    monkeypatch.setattr(state, "copy_threads", lambda: 2)
+    pool = state._get_pool()
+    assert pool is not None
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 10) for _ in range(state._pool_size)]  # every pool thread busy
+
+    def work(a: int, b: int) -> None:
+        if a == 0:
+            raise ValueError("the caller's range failed")
+        ran.append(a)
+
+    try:
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match="the caller's range failed"):
+            state.split_run(2, 1 << 30, work)
+        assert time.perf_counter() - start < 5
+    finally:
+        release.set()
+        for b in blockers:
+            b.result(timeout=10)
+    pool.submit(lambda: None).result(timeout=10)  # the queue has drained
+    assert ran == []
+
+
+def test_a_range_queued_when_submit_fails_runs_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``submit`` may queue the range and then raise (no thread could be started): the caller runs it itself, and
+    the pool thread that reaches it later skips it, so it runs once."""
+    ran: list[int] = []
+    monkeypatch.setattr(state, "copy_threads", lambda: 2)
+    pool = state._get_pool()
+    assert pool is not None
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 10) for _ in range(state._pool_size)]
+
+    class Failing:
+        def submit(self, fn: Any, *args: Any) -> Any:
+            pool.submit(fn, *args)  # queued behind the blockers
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(state, "_get_pool", lambda: Failing())
+    try:
+        state.split_run(2, 1 << 30, lambda a, b: ran.append(a))
+    finally:
+        release.set()
+        for b in blockers:
+            b.result(timeout=10)
+    pool.submit(lambda: None).result(timeout=10)
+    assert sorted(ran) == [0, 1]
+
+
 def _busy(thread: threading.Thread) -> bool:
     frame = sys._current_frames().get(thread.ident or -1)
     return frame is not None and "convgrad" in (frame.f_code.co_filename or "") and "concurrent" not in frame.f_code.co_filename

@@ -52,12 +52,10 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
     compiled depthwise route and by Winograd's compiled output transform, else added in place."""
     if not exact and not geom.dilates_input:
         dtype = np.result_type(x, w, b)
-        name = dispatch.lookup(geom, dtype, method, "forward")
+        name = dispatch.route(geom, dtype, method, "forward")
         if name == "pointwise" and pointwise.bias_fuses(geom, dtype):
-            dispatch.route(geom, dtype, method, "forward")  # the route this call takes (asked as run() asks)
             return pointwise.pointwise_forward_bias(x, w, b, geom)
         if name == "jit_depthwise" and b.dtype == np.result_type(x, w):
-            dispatch.route(geom, dtype, method, "forward")
             return jit.depthwise_forward(x, w, geom, b)
         if (name == "winograd" and type(x) is _NDARRAY and b.dtype == np.result_type(x, w)
                 and winograd.use_compiled(geom.d)

@@ -31,8 +31,9 @@ The rule (:func:`route`), in order, for one contraction ``op`` (``"forward"``,
    cache-sized blocks, compiled fold; both :mod:`convgrad.engine.jit`).
 3. ``"pointwise"`` — every kernel size is 1 and there is no padding.
    ``"small"`` — ``method`` ``"auto"`` or ``"direct"`` and a window matrix of
-   at most :data:`~convgrad.engine.small.SMALL_WINDOWS` entries: one im2col and
-   one GEMM, without the chunking of the routes below.
+   at most :data:`~convgrad.engine.small.SMALL_WINDOWS` entries: one gather of
+   the windows through a remembered index and one GEMM, without the chunking of
+   the routes below.
    ``"taps"`` — 1-d, stride 1, ``groups=1``, 2 or 3 taps, at least 256 outputs
    per sample: one GEMM per tap on shifted views, no im2col
    (:mod:`convgrad.engine.taps`).

@@ -136,7 +136,7 @@ def small_forward(x: Array, w: Array, geom: Geometry) -> Array:
 
 
 def small_input_grad(g: Array, w: Array, geom: Geometry) -> Array:
-    """``gx = pad_adjoint(fold(wᵀ g))``, one GEMM per group."""
+    """``gx``: ``wᵀ g``, one GEMM per group, added back through the windows' index (:func:`scatter`)."""
     return _input(channel_rows(g, geom.groups), w, geom, g.shape[0])
 
 

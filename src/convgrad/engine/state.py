@@ -365,16 +365,32 @@ def _get_pool() -> ThreadPoolExecutor | None:
 
 
 class _Range:
-    """One range of a :func:`split_run` on the pool: the pool thread flags its end (and any error), then releases
-    ``done``, which the caller holds from the start."""
+    """One range of a :func:`split_run` on the pool.
 
-    __slots__ = ("done", "ended", "error")
+    Its one-element ``token`` goes to whichever thread pops it first (:func:`_claim`; ``list.pop`` is one atomic
+    step): the pool thread, which then runs the range, or the caller taking it back, after which the pool thread
+    skips it. The pool thread flags the end of a range it ran (and any error), then releases ``done``,
+    which the caller holds from the start.
+    """
+
+    __slots__ = ("done", "ended", "error", "token")
 
     def __init__(self) -> None:
         self.done = threading.Lock()
         self.done.acquire()
         self.ended = False
         self.error: BaseException | None = None
+        self.token: list[None] = [None]
+
+
+def _claim(r: _Range) -> bool:
+    """Pop range ``r``'s token: ``True`` for the first thread to ask — the pool thread, which then runs the range, or
+    the caller, which takes it back before any pool thread started it (none ever will) —, ``False`` for the other."""
+    try:
+        r.token.pop()
+    except IndexError:
+        return False
+    return True
 
 
 def _wait_all(ranges: list[_Range]) -> None:
@@ -388,12 +404,16 @@ def _wait_all(ranges: list[_Range]) -> None:
     caller waited for it forever.)
     """
     interrupted: BaseException | None = None
-    for r in ranges:
-        while not r.ended:
-            try:
-                r.done.acquire(timeout=0.05)
-            except BaseException as err:  # a second Ctrl-C while waiting: keep waiting, re-raise after
-                interrupted = interrupted or err
+    pending = list(ranges)
+    while pending:
+        try:
+            while pending:
+                if pending[-1].ended:
+                    pending.pop()
+                else:
+                    pending[-1].done.acquire(timeout=0.05)
+        except BaseException as err:  # a second Ctrl-C while waiting: keep waiting, re-raise after
+            interrupted = interrupted or err
     if interrupted is not None:
         raise interrupted
 
@@ -513,12 +533,11 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None], *, co
             if mask is not None:
                 _set_affinity(mask)
 
-    stopped = [False]  # the caller stopped early: ranges that have not started yet never start
-
     def pooled(a: int, b: int, r: _Range) -> None:
+        if not _claim(r):  # the caller took it back: it does not run
+            return
         try:
-            if not stopped[0]:
-                marked(a, b, True)
+            marked(a, b, True)
         except BaseException as err:
             r.error = err
         finally:
@@ -531,19 +550,19 @@ def split_run(total: int, elements: int, work: Callable[[int, int], None], *, co
                 marked(a, b)
                 continue
             r = _Range()
+            running.append(r)  # (before it is queued: an interruption inside submit() still finds it here)
             try:
                 pool.submit(pooled, a, b, r)
-            except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown", or no thread to start
                 pool = None
-                marked(a, b)
-                continue
-            running.append(r)
+                if _claim(r):  # not queued, or queued but not started: run it here, the pool thread skips it
+                    running.pop()
+                    marked(a, b)
         marked(*ranges[0])
-    except BaseException:
-        stopped[0] = True
         _wait_all(running)
+    except BaseException:
+        _wait_all([r for r in running if not _claim(r)])  # those no pool thread has started never start
         raise
-    _wait_all(running)
     for r in running:
         if r.error is not None:
             raise r.error
