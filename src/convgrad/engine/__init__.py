@@ -59,7 +59,7 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
             return jit.depthwise_forward(x, w, geom, b)
         if (name == "winograd" and type(x) is _NDARRAY and b.dtype == np.result_type(x, w)
                 and winograd.use_compiled(geom.d)
-                and dispatch.checked_route("forward", x, w, geom, method) == "winograd"):
+                and dispatch.checked_route("forward", x, w, geom, method, name=name) == "winograd"):
             with np.errstate(invalid="ignore"):
                 return winograd.winograd_forward(x, w, geom, bias=b)  # the bias added as each plane is written
     return add_bias(forward(x, w, geom, method, exact=exact), b, geom)
