@@ -62,8 +62,6 @@ def forward_bias(x: Array, w: Array, b: Array, geom: Geometry, method: str = "au
                 and dispatch.checked_route("forward", x, w, geom, method, name=name) == "winograd"):
             with np.errstate(invalid="ignore"):
                 return winograd.winograd_forward(x, w, geom, bias=b)  # the bias added as each plane is written
-        if np.result_type(x, w) == dtype:  # (the route asked above is the product's: not asked again)
-            return add_bias(dispatch.run("forward", x, w, geom, method, name=name), b, geom)
     return add_bias(forward(x, w, geom, method, exact=exact), b, geom)
 
 

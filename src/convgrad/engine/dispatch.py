@@ -203,14 +203,11 @@ def lookup(geom: Geometry, dtype: np.dtype[Any], method: str = "auto", op: str =
     return _route(geom, dtype.itemsize, method, op, fft_ok, get_workspace_budget(), dtype.kind, exact, finite)
 
 
-def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False,
-        name: str | None = None) -> Array:
+def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, exact: bool = False) -> Array:
     """Contraction ``op`` of ``a`` and ``b`` (batched, in the compute dtype) by the route :func:`route` picks.
 
     NumPy arrays take the tuned routes; arrays of any other library the
     generic route (:func:`convgrad.engine.generic.run`), in their own namespace.
-    ``name``: the route :func:`route` gave for finite data of this call's
-    dtype, when the caller asked already (the forward pass or input gradient).
     """
     if geom.dilates_input:  # the polyphase split: ordinary convolutions, no product on an inserted zero
         return _split_phases(op, a, b, geom, method, exact)
@@ -233,7 +230,7 @@ def run(op: str, a: Array, b: Array, geom: Geometry, method: str = "auto", *, ex
                     return result
                 name = route(geom, dtype, method, op, exact=exact, finite=False)
         else:
-            name = checked_route(op, a, b, geom, method, exact=exact, name=name)
+            name = checked_route(op, a, b, geom, method, exact=exact)
         return ROUTES[op][name](a, b, geom)  # type: ignore[no-any-return]
 
 
