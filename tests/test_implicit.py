@@ -15,6 +15,7 @@ which this module's skip does not reach.)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import multiprocessing
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -284,14 +285,16 @@ def test_one_sample_over_the_budget_is_not_routed_here() -> None:
 
 
 @given(cfg=conv_configs(max_kernel=4, max_groups=3, max_channels_per_group=3), seed=st.integers(0, 2**32 - 1),
-       expand=st.booleans())
-def test_matches_the_gemm_route(cfg: Config, seed: int, expand: bool) -> None:
-    """Every stride-1 geometry (padding modes, crops, dilation, groups), the grid expanded or not."""
+       expand=st.booleans(), block=st.sampled_from([8 << 20, 1, 100, 1000]))
+def test_matches_the_gemm_route(cfg: Config, seed: int, expand: bool, block: int) -> None:
+    """Every stride-1 geometry (padding modes, crops, dilation, groups), the grid expanded or not, in one column
+    block or in blocks down to a single column."""
     cfg = dataclasses.replace(cfg, stride=1)
     geom = _geometry(cfg)
     x, w, g = _arrays(cfg, geom, seed)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(implicit, "EXPAND_BELOW", 10**6 if expand else 0)
+        mp.setattr(implicit, "COLUMN_BLOCK_BYTES", block)
         _close(implicit.implicit_forward(x, w, geom), gemm.gemm_forward(x, w, geom))
         _close(implicit.implicit_input_grad(g, w, geom), gemm.gemm_input_grad(g, w, geom))
 
@@ -531,6 +534,50 @@ def test_chunks_stay_within_32_bit_blas_indices(forced: None, monkeypatch: pytes
     assert len(calls) == 4 * 3 and max(calls) <= 2 * per_sample  # 3 outer offsets per one-sample chunk
     monkeypatch.setattr(implicit, "MAX_CHUNK_ELEMENTS", 2 * per_sample - 1)
     assert not implicit.applies(geom, np.dtype(np.float64), "forward")
+
+
+@given(m=st.integers(0, 5000), column=st.integers(1, 4096), block=st.integers(-1, 1 << 16))
+def test_column_blocks_cover_the_chunk(m: int, column: int, block: int) -> None:
+    """Consecutive, non-empty blocks covering ``[0, m)``: one where the chunk holds at most two blocks' bytes (or
+    blocking is off), else blocks of at most about :data:`~convgrad.engine.implicit.COLUMN_BLOCK_BYTES` and
+    lengths within one of each other."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(implicit, "COLUMN_BLOCK_BYTES", block)
+        blocks = implicit.column_blocks(m, column)
+    assert blocks[0][0] == 0 and blocks[-1][1] == m
+    assert all(b[1] == c[0] for b, c in itertools.pairwise(blocks))
+    if block <= 0 or m * column <= 2 * block:
+        assert blocks == [(0, m)]
+        return
+    lengths = [b1 - b0 for b0, b1 in blocks]
+    assert min(lengths) >= 1 and max(lengths[:-1]) - lengths[-1] >= 0 and max(lengths) - min(lengths[:-1]) == 0
+    assert max(lengths) <= max(1, -(-block // column) + 1) * 2  # about one block's bytes, never a whole chunk
+    assert len(blocks) >= 2
+
+
+def test_column_blocks_sum_each_block_over_every_offset(forced: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk over two blocks' bytes is summed block by block (every offset's GEMM over one block, then the
+    next), with groups and the expanded grid, and gives the one-block result."""
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((3, 8, 40, 9)), rng.standard_normal((6, 4, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, padding=1, groups=2)
+    g = rng.standard_normal(geom.output_shape)
+    expected = (gemm.gemm_forward(x, w, geom), gemm.gemm_input_grad(g, w, geom))
+    calls: list[tuple[int, int]] = []
+    original = blas.gemm
+
+    def spy(a: np.ndarray, b: np.ndarray, ldb: int, c: np.ndarray, beta: float, **kwargs: Any) -> None:
+        calls.append((kwargs["c_start"], kwargs["n"]))
+        original(a, b, ldb, c, beta, **kwargs)
+
+    monkeypatch.setattr(blas, "gemm", spy)
+    m = 3 * 42 * 11
+    monkeypatch.setattr(implicit, "COLUMN_BLOCK_BYTES", m * (6 + 8 * 3) * 8 // 5)  # five blocks of the forward
+    _close(implicit.implicit_forward(x, w, geom), expected[0])
+    assert len(calls) == 5 * 2 * 3  # blocks × groups × outer offsets (the grid expanded: 4 channels per group)
+    assert sum(n for _, n in calls) == 2 * 3 * m and len({n for _, n in calls}) <= 2
+    assert [start % m for start, _ in calls[:6]] == [0] * 6  # the first block's six GEMMs come first
+    _close(implicit.implicit_input_grad(g, w, geom), expected[1])
 
 
 def test_threads_share_the_route(forced: None) -> None:
