@@ -245,10 +245,14 @@ def test_rule_on_the_benchmark_layers() -> None:
         geom = geometry.conv_geometry(xs, ws, **kw)
         for op in ("forward", "input"):
             assert implicit.choose(geom, f32, "auto", op, exact=False, finite=True) is None, (xs, op)
-    # strided dense layers: the input gradient by the phases of its full correlation (not with a 1×1 phase, as
-    # 3×3 at stride 2 has), the forward pass not here
+    # strided dense layers: the input gradient by the phases of its full correlation (with 1×1 phases, as 3×3 at
+    # stride 2 has, from 64 input channels per group), the forward pass not here
     s2 = geometry.conv_geometry((8, 64, 56, 56), (128, 64, 3, 3), padding=1, stride=2)
-    assert implicit.choose(s2, f32, "auto", "input", exact=False, finite=True) is None
+    assert implicit.choose(s2, f32, "auto", "input", exact=False, finite=True) == "implicit"
+    s2_thin = geometry.conv_geometry((8, 32, 112, 112), (64, 32, 3, 3), padding=1, stride=2)
+    assert implicit.choose(s2_thin, f32, "auto", "input", exact=False, finite=True) is None
+    s3 = geometry.conv_geometry((8, 64, 57, 57), (128, 64, 3, 3), stride=3)  # every phase 1×1: none here
+    assert implicit.choose(s3, f32, "auto", "input", exact=False, finite=True) is None
     for xs, ws, kw in [((8, 64, 56, 56), (128, 64, 4, 4), {"padding": 1, "stride": 2}),
                        ((8, 32, 30, 30), (64, 32, 3, 5), {"padding": 1, "stride": (1, 2)})]:
         geom = geometry.conv_geometry(xs, ws, **kw)
@@ -315,6 +319,10 @@ def test_strided_input_grad_matches_the_gemm_route(cfg: Config, seed: int, strid
     with pytest.MonkeyPatch.context() as mp:
         _force(mp)
         _close(implicit.implicit_input_grad(g, w, geom), want)
+        mp.setattr(implicit, "ONE_TAP_PHASE_CHANNELS", 1)  # 1×1 phases allowed: the rule may route them here
+        state.clear_caches()
+        if implicit.choose(geom, np.dtype(np.float64), "auto", "input", exact=False, finite=True) == "implicit":
+            _close(dispatch.run("input", g, w, geom), want)
     state.clear_caches()
 
 
@@ -355,6 +363,37 @@ def test_strided_layers_through_the_api_against_torch(forced: None) -> None:
                 np.testing.assert_array_equal(test(got), test(ref))
             finite = np.isfinite(ref)
             np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
+
+
+def test_strided_layer_with_one_tap_phases_against_torch() -> None:
+    """3×3 at stride 2 (one 1×1 phase, two 2×1 and a 2×2): the input gradient by the phases under the rule's own
+    settings, against PyTorch's autograd, float64 and float32, the 1×1 phase a plain product; NaN and infinity in
+    ``g`` land where the gemm route puts them."""
+    import torch
+
+    from convgrad.engine import phases as phase_split
+
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal((4, 64, 45, 46)), rng.standard_normal((16, 64, 3, 3))
+    geom = geometry.conv_geometry(x.shape, w.shape, stride=2, padding=1)
+    assert dispatch.route(geom, np.dtype(np.float64), "auto", "input") == "implicit"
+    parts = phase_split.phases(implicit.full_geometry(geom))
+    assert sorted(part.geom.kernel for part in parts) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    g = rng.standard_normal(geom.output_shape)
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    yt = torch.nn.functional.conv2d(xt, wt, stride=2, padding=1)
+    (gx_ref,) = torch.autograd.grad(yt, (xt,), torch.tensor(g))
+    _close(cg.conv_input_grad(g, w, input_shape=x.shape, stride=2, padding=1), gx_ref.numpy())
+    got32 = cg.conv_backward(g.astype(np.float32), x.astype(np.float32), w.astype(np.float32), stride=2,
+                             padding=1)[0]
+    _close(got32.astype(np.float64), gx_ref.numpy(), rtol=1e-5)
+    g[0, 1, 2, 2], g[1, 4, 0, 0] = np.nan, np.inf
+    with np.errstate(invalid="ignore"):
+        got, ref = dispatch.run("input", g, w, geom), gemm.gemm_input_grad(g, w, geom)
+    for test in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(test(got), test(ref))
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("padding", [((-1, 2), (3, -2)), ((0, -3), (-1, 0)), ((-4, 1), (2, 2))])
@@ -550,9 +589,9 @@ def test_column_blocks_cover_the_chunk(m: int, column: int, block: int) -> None:
         assert blocks == [(0, m)]
         return
     lengths = [b1 - b0 for b0, b1 in blocks]
-    assert min(lengths) >= 1 and max(lengths[:-1]) - lengths[-1] >= 0 and max(lengths) - min(lengths[:-1]) == 0
-    assert max(lengths) <= max(1, -(-block // column) + 1) * 2  # about one block's bytes, never a whole chunk
-    assert len(blocks) >= 2
+    assert min(lengths) >= 1 and all(n == lengths[0] for n in lengths[:-1]) and lengths[-1] <= lengths[0]
+    assert lengths[0] <= -(-block // column) + 1  # about one block's bytes (at least one column), never a chunk
+    assert len(blocks) >= min(m, 2)
 
 
 def test_column_blocks_sum_each_block_over_every_offset(forced: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,8 +34,8 @@ input-dilated by ``s``; the dispatcher's polyphase split
 (:mod:`convgrad.engine.phases`) makes it at most ``s^d`` stride-1
 correlations, one per residue class of the kernel's taps (a class without
 taps leaves its positions zero), each routed by the rules — this
-route for a dense layer's input gradient where every phase takes it
-(:func:`phases_apply`), so neither the window matrix nor the strided fold of
+route for a dense layer's input gradient where its phases take it
+(:func:`phases_apply`; 1×1 phases are plain products), so neither the window matrix nor the strided fold of
 the gemm route is formed. The weight gradient has
 no such form that is faster (its GEMMs would be ``O × C`` with one long sum)
 and is not on this route.
@@ -141,6 +141,11 @@ def applies(geom: Geometry, dtype: np.dtype[Any], op: str) -> bool:
     return sample_bytes(work, np.dtype(dtype).itemsize) <= get_workspace_budget()
 
 
+ONE_TAP_PHASE_CHANNELS = 64
+"""Fewest input channels per group for which a strided layer's input gradient takes the phases when some of them
+are 1×1 (:func:`phases_apply`)."""
+
+
 def phases_apply(geom: Geometry, dtype: np.dtype[Any]) -> bool:
     """Whether the input gradient of a strided layer takes this route: a dense layer (not depthwise, not 1×1) with
     zero padding, no input dilation, and every phase of its :func:`full_geometry` — ordinary stride-1
@@ -148,10 +153,14 @@ def phases_apply(geom: Geometry, dtype: np.dtype[Any]) -> bool:
 
     There the phases' in-place GEMMs replace the gemm route's window matrix of ``C·K`` rows and its strided fold
     (float32, 2 threads: 64→128 at 56², 4×4 stride 2 — a transposed layer's forward pass — 18.5 → 14.0 ms). A
-    kernel with a 1×1 phase (3×3 at stride 2) stays on the gemm route: alone its input gradient was faster by
-    the phases (12.3 → 10.3 ms), but inside ``conv_backward`` the weight gradient that follows lost as much
-    (22.2 against 22.3 ms); a layer with few input channels (the phases' outputs), such as a first layer, stays
-    there too, whose single GEMM the phases' thin ones would not beat.
+    kernel with 1×1 phases (3×3 at stride 2) takes the phases where at least one phase is on this route and the
+    layer has at least :data:`ONE_TAP_PHASE_CHANNELS` input channels per group; its 1×1 phases are then plain
+    products (the pointwise route). Measured inside ``conv_backward`` (float32, 2 threads, N = 8 or 4, the
+    weight gradient included, medians of 9 alternating rounds), gemm → phases: 64→128 at 56² 11.8 → 10.1 ms,
+    64→64 at 57² 4.6 → 3.4, 128→256 at 28² 8.9 → 8.6; but 32→64 at 112² 15.7 → 17.7 (and on the slower machine
+    of an earlier measurement 64→128 at 56² had been even: 22.2 against 22.3). A layer with few input channels
+    (the phases' outputs), such as a first layer, stays on the gemm route, whose single GEMM the phases' thin
+    ones would not beat.
     """
     if geom.n == 0 or geom.dilates_input or geom.padding_mode != "zeros" or all(k == 1 for k in geom.kernel):
         return False
@@ -159,8 +168,12 @@ def phases_apply(geom: Geometry, dtype: np.dtype[Any]) -> bool:
         return False
     parts = [part.geom for part in phases.phases(full_geometry(geom))]
     f = np.dtype(dtype)
-    return bool(parts) and all(choose(part, f, "auto", "forward", exact=False, finite=True) == "implicit"
-                               for part in parts)
+    here = [choose(part, f, "auto", "forward", exact=False, finite=True) == "implicit" for part in parts]
+    if all(here):
+        return bool(parts)
+    if not any(here) or geom.c_in // geom.groups < ONE_TAP_PHASE_CHANNELS:
+        return False
+    return all(on or all(k == 1 for k in part.kernel) for on, part in zip(here, parts, strict=True))
 
 
 def op_cost(geom: Geometry, op: str) -> float:
@@ -355,6 +368,6 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 """This module's routes, per contraction, with the signature of :data:`convgrad.engine.dispatch.ROUTES`' entries."""
 
-__all__ = ["COLUMN_BLOCK_BYTES", "EXPAND_BELOW", "MAX_CHUNK_ELEMENTS", "MIN_CHANNELS", "MIN_POSITIONS", "ROUTES",
-           "applies", "choose", "column_blocks", "full_geometry", "implicit_forward", "implicit_input_grad", "op_cost",
-           "phases_apply", "sample_bytes"]
+__all__ = ["COLUMN_BLOCK_BYTES", "EXPAND_BELOW", "MAX_CHUNK_ELEMENTS", "MIN_CHANNELS", "MIN_POSITIONS",
+           "ONE_TAP_PHASE_CHANNELS", "ROUTES", "applies", "choose", "column_blocks", "full_geometry",
+           "implicit_forward", "implicit_input_grad", "op_cost", "phases_apply", "sample_bytes"]
