@@ -282,6 +282,32 @@ def test_row_kernels_match_torch_and_the_phase_buffer(x_shape: tuple[int, ...], 
             np.testing.assert_allclose(o, p, rtol=1e-10, atol=1e-10, err_msg=where)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("row", [0, 1, 13])
+def test_stacked_weight_gradient_meets_the_next_plane_only_where_torch_does(value: float, row: int) -> None:
+    """The row kernels' weight gradient stacks a channel's planes: the zero entries of ``g`` after one plane meet
+    the first row of the next. A NaN or an infinity there gives the taps PyTorch gives (the channel summed again
+    plane by plane), and the other channels keep the stacked sums (bit for bit those of one plane at a time up to
+    rounding); ``conv_backward``'s fused kernel likewise."""
+    rng = np.random.default_rng(21)
+    x, w = rng.standard_normal((5, 3, 14, 14)), rng.standard_normal((3, 1, 3, 3))
+    geom = conv_geometry(x.shape, w.shape, padding=1, groups=3)
+    assert jit.row_applies(geom) and int(jit._row_plan(geom).forward[11]) == 5  # five planes stacked
+    g = rng.standard_normal(geom.output_shape)
+    x[2, 1, row, 4] = value
+    full = {"groups": 3, "stride": (1, 1), "dilation": (1, 1), "padding": ((1, 1), (1, 1)), "padding_mode": "zeros"}
+    with np.errstate(invalid="ignore"):
+        gw = jit.depthwise_weight_grad(g, x, geom)
+        fused = jit.depthwise_backward(g, x, w, geom)[1]
+        ref = _torch_reference(x, w, g, full)[2]
+    np.testing.assert_array_equal(fused, gw)
+    for test in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(test(gw), test(ref), err_msg=test.__name__)
+    assert not np.isfinite(gw[1]).all() and np.isfinite(gw[[0, 2]]).all()
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(gw[finite], ref[finite], rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("width", [9, 10, 13])
 @pytest.mark.parametrize("pad", [0, 1, 2])
 def test_stride_two_input_grad_interleaves_the_column_phases(width: int, pad: int) -> None:

@@ -635,21 +635,54 @@ def row_forward_items(x: Array, w: Array, y: Array, rv: Array, taps: Array, offs
 
 @_njit  # type: ignore[misc, unused-ignore]
 def row_weight(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c1: int) -> None:  # pragma: no cover
-    """Stride-1 same-width depthwise weight gradient of channels ``[c0, c1)``: per plane,
-    :func:`weight_plane_grid` of ``g`` itself (no junk entries) against the row-padded regions of ``x``."""
-    row_weight_channels(g, x, gw, rv, offs, c0, c1, row_buffers(rv, x)[0], np.zeros(offs.shape[0], dtype=np.float64))
+    """Stride-1 same-width depthwise weight gradient of channels ``[c0, c1)``: :func:`weight_plane_grid` of ``g``
+    against the row-padded regions of ``x``, ``nb`` planes stacked per call (:func:`row_weight_channels`)."""
+    buf, gg = row_weight_buffers(rv, x)
+    row_weight_channels(g, x, gw, rv, offs, c0, c1, buf, np.zeros(offs.shape[0], dtype=np.float64), gg)
+
+
+@_njit  # type: ignore[misc, unused-ignore]
+def row_weight_buffers(rv: Array, like: Array) -> tuple[Array, Array]:  # pragma: no cover - compiled
+    """A thread's zeroed row-padded regions and its zeroed grid of ``g`` (``nb`` planes ``rv[14]`` apart, the
+    entries between them never written) for :func:`row_weight_channels`."""
+    return row_buffers(rv, like)[0], np.zeros((rv[11] - 1) * rv[14] + rv[4] * rv[3], dtype=like.dtype)
 
 
 @_njit  # type: ignore[misc, unused-ignore]
 def row_weight_channels(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c0: int, c1: int, buf: Array,
-                        acc: Array) -> None:  # pragma: no cover - compiled
-    """:func:`row_weight` in the caller's zeroed ``buf`` and its ``acc`` (float64, one entry per tap)."""
+                        acc: Array, gg: Array) -> None:  # pragma: no cover - compiled
+    """:func:`row_weight` in the caller's zeroed ``buf``, ``acc`` (float64, one entry per tap) and zeroed ``gg``.
+
+    Up to ``nb`` samples' planes of a channel are stacked as in :func:`row_forward_items` (their planes of ``g``
+    in ``gg``, one plane stride apart, zero in between), so that one pass of the nine taps runs over all of them:
+    planes of 14² alone left the vector loops short (512 channels at 14², N = 8, one thread: 0.81 → 0.44 ms).
+    The zero entries between the planes meet values of ``x`` that no output reads; where the channel's sums
+    then come out non-finite (a NaN or an infinity read, or an overflow), the channel is summed again plane by
+    plane over ``g`` itself, which meets exactly the products of the definition.
+    """
     n1, n2, q1n = rv[2], rv[3], rv[4]
-    c_count = rv[10]
+    c_count, nb, pstride = rv[10], rv[11], rv[14]
     nin, nout = n1 * n2, q1n * n2
     batch = g.shape[0] // (c_count * nout)
     for c in range(c0, c1):
         acc[:] = 0.0
+        if nb > 1:
+            for n0 in range(0, batch, nb):
+                m = min(nb, batch - n0)
+                for j in range(m):
+                    row_copy(x, ((n0 + j) * c_count + c) * nin, buf, j, rv)
+                    copy(gg, j * pstride, g, ((n0 + j) * c_count + c) * nout, nout)
+                for j in range(m):
+                    row_zero(buf, j, rv)
+                weight_plane_grid(gg, buf, (m - 1) * pstride + nout, offs, acc)
+            finite = True
+            for i in range(offs.shape[0]):
+                finite = finite and np.isfinite(acc[i])
+            if finite:
+                for i in range(offs.shape[0]):
+                    gw[c * offs.shape[0] + i] = acc[i]
+                continue
+            acc[:] = 0.0
         for n in range(batch):
             row_fill(x, (n * c_count + c) * nin, buf, 0, rv)
             go = (n * c_count + c) * nout
@@ -690,14 +723,14 @@ def row_backward(g: Array, x: Array, w: Array, gx: Array, gw: Array, gb: Array, 
     """Input, weight and bias gradients of channels ``[c0, c1)`` where the row-padded kernels apply
     (:func:`row_forward` with ``rvi``, :func:`row_weight` with ``rvf``), channel after channel."""
     bufi, gridi = row_buffers(rvi, gx)
-    bufw = row_buffers(rvf, gw)[0]
+    bufw, gg = row_weight_buffers(rvf, gw)
     acc = np.zeros(offs.shape[0], dtype=np.float64)
     nobias = np.empty(0, dtype=gx.dtype)
     c_count, nout = rvi[10], rvi[2] * rvi[3]
     blocks = cdiv(g.shape[0] // (c_count * nout), rvi[11])
     for c in range(c0, c1):
         row_forward_items(g, w, gx, rvi, itaps, ioffs, ev, nobias, c * blocks, (c + 1) * blocks, bufi, gridi)
-        row_weight_channels(g, x, gw, rvf, offs, c, c + 1, bufw, acc)
+        row_weight_channels(g, x, gw, rvf, offs, c, c + 1, bufw, acc, gg)
         gb[c] = channel_sum(g, c, c_count, nout)
 
 
