@@ -655,7 +655,7 @@ def row_weight_channels(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c
 
     Up to ``nb`` samples' planes of a channel are stacked as in :func:`row_forward_items` (their planes of ``g``
     in ``gg``, one plane stride apart, zero in between), so that one pass of the nine taps runs over all of them:
-    planes of 14² alone left the vector loops short (512 channels at 14², N = 8, one thread: 0.81 → 0.44 ms).
+    planes of 14² alone left the vector loops short (512 channels at 14², N = 8, one thread: 0.81 → 0.49 ms).
     The zero entries between the planes meet values of ``x`` that no output reads; where the channel's sums
     then come out non-finite (a NaN or an infinity read, or an overflow), the channel is summed again plane by
     plane over ``g`` itself, which meets exactly the products of the definition.
