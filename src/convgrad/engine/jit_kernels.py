@@ -664,6 +664,7 @@ def row_weight_channels(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c
     c_count, nb, pstride = rv[10], rv[11], rv[14]
     nin, nout = n1 * n2, q1n * n2
     batch = g.shape[0] // (c_count * nout)
+    kk = offs.shape[0]
     for c in range(c0, c1):
         acc[:] = 0.0
         if nb > 1:
@@ -675,20 +676,14 @@ def row_weight_channels(g: Array, x: Array, gw: Array, rv: Array, offs: Array, c
                 for j in range(m):
                     row_zero(buf, j, rv)
                 weight_plane_grid(gg, buf, (m - 1) * pstride + nout, offs, acc)
-            finite = True
-            for i in range(offs.shape[0]):
-                finite = finite and np.isfinite(acc[i])
-            if finite:
-                for i in range(offs.shape[0]):
-                    gw[c * offs.shape[0] + i] = acc[i]
-                continue
+        if nb == 1 or not taps_finite(acc, 0, kk):  # one plane at a time: over g itself, no zeros between planes
             acc[:] = 0.0
-        for n in range(batch):
-            row_fill(x, (n * c_count + c) * nin, buf, 0, rv)
-            go = (n * c_count + c) * nout
-            weight_plane_grid(g[go:go + nout], buf, nout, offs, acc)
-        for i in range(offs.shape[0]):
-            gw[c * offs.shape[0] + i] = acc[i]
+            for n in range(batch):
+                row_fill(x, (n * c_count + c) * nin, buf, 0, rv)
+                go = (n * c_count + c) * nout
+                weight_plane_grid(g[go:go + nout], buf, nout, offs, acc)
+        for i in range(kk):
+            gw[c * kk + i] = acc[i]
 
 
 # ----------------------------------------------------------------------------- the depthwise backward pass, fused
